@@ -1,0 +1,3 @@
+from mcp_fileserver.cli import main
+
+raise SystemExit(main())

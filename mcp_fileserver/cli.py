@@ -1,0 +1,147 @@
+"""Command line: `mcp-fileserver [serve]`, `check`, `--version`.
+
+With no subcommand the server speaks MCP over stdio. Every option has an environment
+twin (see config.py); the command line wins. Configuration errors print one line on
+stderr and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from mcp_fileserver import __version__
+from mcp_fileserver.config import CliOptions, Settings, load_settings
+from mcp_fileserver.errors import ConfigError
+
+PROG = "mcp-fileserver"
+
+
+def _add_config_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """The configuration options, accepted before or after the subcommand."""
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=default(None),
+        help="TOML configuration file (env MCP_FILESERVER_CONFIG)",
+    )
+    parser.add_argument(
+        "--allow",
+        metavar="DIR",
+        action="append",
+        default=default([]),
+        help="allow reading beneath DIR; repeatable; replaces configured dirs "
+        "(env MCP_FILESERVER_ALLOWED_DIRS, os.pathsep-separated)",
+    )
+    parser.add_argument(
+        "--db",
+        metavar="NAME=URL",
+        action="append",
+        default=default([]),
+        help="a database: sqlite:///file.db or postgresql://user@host/db; "
+        "repeatable (env MCP_FILESERVER_DB_<NAME>=URL)",
+    )
+    parser.add_argument(
+        "--log-dir",
+        metavar="DIR",
+        default=default(None),
+        help="audit log folder (env MCP_FILESERVER_LOG_DIR)",
+    )
+    parser.add_argument(
+        "--env-file",
+        metavar="FILE",
+        default=default(None),
+        help="dotenv file (env MCP_FILESERVER_ENV_FILE); default: .env beside the config file",
+    )
+    parser.add_argument(
+        "--sandbox",
+        choices=("off", "on", "require"),
+        default=default(None),
+        help="kernel sandbox after startup (env MCP_FILESERVER_SANDBOX)",
+    )
+    parser.add_argument(
+        "--allow-root",
+        action="store_true",
+        default=default(False),
+        help="permit running as root (not recommended; env MCP_FILESERVER_ALLOW_ROOT=1)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="A security-first, read-only MCP server for files and SQL databases. "
+        "With no command it serves MCP over stdio.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    _add_config_options(parser, suppress=False)
+    parser.set_defaults(handler=cmd_serve)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="serve MCP over stdio (the default)")
+    _add_config_options(serve, suppress=True)
+    serve.set_defaults(handler=cmd_serve)
+
+    check = sub.add_parser(
+        "check", help="validate the configuration and print the effective settings, secrets masked"
+    )
+    _add_config_options(check, suppress=True)
+    check.set_defaults(handler=cmd_check)
+    return parser
+
+
+def cli_options(args: argparse.Namespace) -> CliOptions:
+    return CliOptions(
+        config=args.config,
+        allow=tuple(args.allow),
+        db=tuple(args.db),
+        log_dir=args.log_dir,
+        env_file=args.env_file,
+        sandbox=args.sandbox,
+        allow_root=args.allow_root,
+    )
+
+
+def fail(message: str, code: int = 2) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def with_settings(
+    run: Callable[[argparse.Namespace, Settings], int],
+) -> Callable[[argparse.Namespace], int]:
+    """Load the settings or turn a `ConfigError` into one stderr line and exit code 2."""
+
+    def handler(args: argparse.Namespace) -> int:
+        try:
+            settings = load_settings(cli_options(args))
+        except ConfigError as exc:
+            return fail(str(exc), ConfigError.exit_code)
+        return run(args, settings)
+
+    return handler
+
+
+@with_settings
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from mcp_fileserver.runner import serve
+
+    return serve(settings)
+
+
+@with_settings
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    print(json.dumps(settings.describe(), indent=2))
+    print(f"{PROG}: configuration OK", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))

@@ -1,0 +1,535 @@
+"""One typed, validated, frozen `Settings` object, built once at startup.
+
+Sources, highest precedence first: command line > process environment > env file
+(python-dotenv; the explicit `--env-file`, else a `.env` beside the config file, never
+searched for upward) > TOML config file > defaults (the pydantic defaults below, mirrored
+in `config/defaults.toml`, which a test keeps in step).
+
+Validation fails closed: an unknown key anywhere in the TOML file, a literal password, a
+missing or non-directory allowed dir, `/` as a root, or nothing configured at all raises
+`ConfigError`, which the CLI turns into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import platformdirs
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mcp_fileserver.errors import ConfigError
+from mcp_fileserver.files.denylist import effective_patterns
+from mcp_fileserver.secrets import SecretStore, has_reference, is_pure_reference
+
+ENV_PREFIX = "MCP_FILESERVER_"
+ENV_CONFIG = ENV_PREFIX + "CONFIG"
+ENV_ALLOWED_DIRS = ENV_PREFIX + "ALLOWED_DIRS"
+ENV_LOG_DIR = ENV_PREFIX + "LOG_DIR"
+ENV_ENV_FILE = ENV_PREFIX + "ENV_FILE"
+ENV_DB_PREFIX = ENV_PREFIX + "DB_"
+ENV_SANDBOX = ENV_PREFIX + "SANDBOX"
+ENV_ALLOW_ROOT = ENV_PREFIX + "ALLOW_ROOT"
+ENV_SECRETS_DIR = ENV_PREFIX + "SECRETS_DIR"
+
+DATABASE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+# Keys whose value is a credential: the TOML file may only hold a `${VAR}` reference.
+SENSITIVE_KEY = re.compile(r"(pass(word|wd)?|secret|token|api_?key|hmac_?key|credential)", re.I)
+
+MiB = 1024 * 1024
+
+
+class _Section(BaseModel):
+    """A TOML table: unknown keys are errors (a typo must not silently weaken security)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FilesSettings(_Section):
+    allowed_dirs: tuple[str, ...] = ()
+    max_read_bytes: int = Field(1 * MiB, ge=1)
+    max_media_bytes: int = Field(10 * MiB, ge=1)
+    max_multi_files: int = Field(50, ge=1, le=1000)
+    max_multi_total_bytes: int = Field(8 * MiB, ge=1)
+    max_list_entries: int = Field(1000, ge=1)
+    max_walk_entries: int = Field(10_000, ge=1)
+    walk_timeout_s: float = Field(10.0, gt=0)
+    max_search_results: int = Field(1000, ge=1)
+    max_search_bytes: int = Field(64 * MiB, ge=1)
+    deny_patterns: tuple[str, ...] | None = None
+    extra_deny_patterns: tuple[str, ...] = ()
+
+    @property
+    def effective_deny_patterns(self) -> tuple[str, ...]:
+        return effective_patterns(self.deny_patterns, self.extra_deny_patterns)
+
+
+class DatabaseSection(_Section):
+    url: str
+    password: str | None = None
+    description: str = ""
+    max_rows: int = Field(1000, ge=1, le=1_000_000)
+    max_result_bytes: int = Field(1 * MiB, ge=1)
+    timeout_s: float = Field(5.0, gt=0, le=3600)
+
+
+class AuditSettings(_Section):
+    enabled: bool = True
+    log_dir: str | None = None
+    rotation_bytes: int = Field(10 * MiB, ge=1024)
+    retention_files: int = Field(20, ge=1)
+    retention_days: int | None = Field(None, ge=1)
+    compression: Literal["none", "gz", "bz2", "xz", "zip"] = "gz"
+    fail_open: bool = False
+    hmac_key: str | None = None
+    max_value_chars: int = Field(256, ge=16)
+
+
+class MonitorSettings(_Section):
+    enabled: bool = True
+    violation_threshold: int = Field(10, ge=1)
+    window_s: float = Field(60.0, gt=0)
+    lockout_s: float = Field(300.0, ge=0)
+
+
+class RateLimitSettings(_Section):
+    enabled: bool = True
+    per_tool_per_s: float = Field(20.0, gt=0)
+    per_tool_burst: int = Field(40, ge=1)
+    total_per_s: float = Field(50.0, gt=0)
+    total_burst: int = Field(100, ge=1)
+
+
+class SandboxSettings(_Section):
+    mode: Literal["off", "on", "require"] = "on"
+    allow_root: bool = False
+
+
+class SecretsSettings(_Section):
+    dir: str = "/run/secrets"
+
+
+class ConfigFile(_Section):
+    """The whole TOML file."""
+
+    files: FilesSettings = FilesSettings()
+    databases: dict[str, DatabaseSection] = Field(default_factory=dict)
+    audit: AuditSettings = AuditSettings()
+    monitor: MonitorSettings = MonitorSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    sandbox: SandboxSettings = SandboxSettings()
+    secrets: SecretsSettings = SecretsSettings()
+
+    @model_validator(mode="after")
+    def _database_names(self) -> ConfigFile:
+        for name in self.databases:
+            _check_database_name(name)
+        return self
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """One configured database, its URL parsed and its password resolved."""
+
+    name: str
+    engine: Literal["sqlite", "postgresql"]
+    description: str
+    max_rows: int
+    max_result_bytes: int
+    timeout_s: float
+    path: Path | None = None  # sqlite
+    host: str | None = None  # postgresql
+    port: int | None = None
+    user: str | None = None
+    dbname: str | None = None
+    password: str | None = field(default=None, repr=False)
+    options: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def display_url(self) -> str:
+        """The URL for operators (`check`), password masked. Never shown to MCP clients."""
+        if self.engine == "sqlite":
+            return f"sqlite:///{self.path}"
+        auth = self.user or ""
+        if self.password:
+            auth += ":***"
+        query = "&".join(f"{k}={v}" for k, v in self.options)
+        port = f":{self.port}" if self.port else ""
+        return (
+            f"postgresql://{auth}{'@' if auth else ''}{self.host or ''}{port}/{self.dbname or ''}"
+            + (f"?{query}" if query else "")
+        )
+
+
+@dataclass(frozen=True)
+class CliOptions:
+    """What the command line said; None / empty means "not given"."""
+
+    config: str | None = None
+    allow: tuple[str, ...] = ()
+    db: tuple[str, ...] = ()
+    log_dir: str | None = None
+    env_file: str | None = None
+    sandbox: Literal["off", "on", "require"] | None = None
+    allow_root: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs, validated; built by `load_settings`."""
+
+    allowed_dirs: tuple[Path, ...]
+    files: FilesSettings
+    databases: tuple[DatabaseConfig, ...]
+    audit: AuditSettings
+    log_dir: Path
+    monitor: MonitorSettings
+    rate_limit: RateLimitSettings
+    sandbox: SandboxSettings
+    secrets: SecretStore = field(repr=False, compare=False)
+    config_file: Path | None = None
+    env_file: Path | None = None
+    hmac_key: str | None = field(default=None, repr=False)
+
+    @property
+    def deny_patterns(self) -> tuple[str, ...]:
+        return self.files.effective_deny_patterns
+
+    def database(self, name: str) -> DatabaseConfig | None:
+        return next((db for db in self.databases if db.name == name), None)
+
+    def describe(self) -> dict[str, Any]:
+        """The effective settings as plain data, secrets masked (for `check` and audit)."""
+        data: dict[str, Any] = {
+            "config_file": str(self.config_file) if self.config_file else None,
+            "env_file": str(self.env_file) if self.env_file else None,
+            "allowed_dirs": [str(p) for p in self.allowed_dirs],
+            "files": self.files.model_dump(mode="json")
+            | {"deny_patterns": list(self.deny_patterns)},
+            "databases": [
+                {
+                    "name": db.name,
+                    "engine": db.engine,
+                    "url": db.display_url,
+                    "description": db.description,
+                    "max_rows": db.max_rows,
+                    "max_result_bytes": db.max_result_bytes,
+                    "timeout_s": db.timeout_s,
+                }
+                for db in self.databases
+            ],
+            "audit": self.audit.model_dump(mode="json")
+            | {"log_dir": str(self.log_dir), "hmac_key": "***" if self.hmac_key else None},
+            "monitor": self.monitor.model_dump(mode="json"),
+            "rate_limit": self.rate_limit.model_dump(mode="json"),
+            "sandbox": self.sandbox.model_dump(mode="json"),
+        }
+        data["files"].pop("allowed_dirs", None)
+        data["files"].pop("extra_deny_patterns", None)
+        return data
+
+
+def default_log_dir() -> Path:
+    return Path(platformdirs.user_state_dir("mcp-fileserver", appauthor=False)) / "logs"
+
+
+def load_settings(cli: CliOptions, environ: Mapping[str, str] | None = None) -> Settings:
+    """Merge every source into one validated `Settings`, or raise `ConfigError`."""
+    process_env = dict(os.environ if environ is None else environ)
+
+    config_path = _pick(cli.config, process_env.get(ENV_CONFIG))
+    config_file = Path(config_path).expanduser().absolute() if config_path else None
+    raw = _read_toml(config_file) if config_file else {}
+    base_dir = config_file.parent if config_file else Path.cwd()
+
+    env_file = _locate_env_file(cli.env_file or process_env.get(ENV_ENV_FILE), config_file)
+    file_env = _read_env_file(env_file) if env_file else {}
+    # The environment outranks the env file for every lookup, options and ${VAR} alike.
+    env = {**{k: v for k, v in file_env.items() if v is not None}, **process_env}
+
+    _refuse_literal_secrets(raw, where=str(config_file))
+    try:
+        parsed = ConfigFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation_error(exc, config_file)) from None
+
+    secrets_dir = Path(env.get(ENV_SECRETS_DIR) or parsed.secrets.dir).expanduser()
+    store = SecretStore(process_env, file_env, secrets_dir)
+
+    allowed_raw: Sequence[str]
+    if cli.allow:
+        allowed_raw, allowed_base = cli.allow, Path.cwd()
+    elif env.get(ENV_ALLOWED_DIRS):
+        allowed_raw = [p for p in env[ENV_ALLOWED_DIRS].split(os.pathsep) if p]
+        allowed_base = Path.cwd()
+    else:
+        allowed_raw, allowed_base = parsed.files.allowed_dirs, base_dir
+    allowed_dirs = _resolve_allowed_dirs(allowed_raw, allowed_base)
+
+    databases = _collect_databases(parsed, cli, env, store, base_dir)
+    if not allowed_dirs and not databases:
+        raise ConfigError(
+            "nothing to serve: give at least one allowed directory (--allow DIR, "
+            f"{ENV_ALLOWED_DIRS}, or [files] allowed_dirs) or a database (--db NAME=URL)"
+        )
+
+    log_dir_raw = _pick(cli.log_dir, env.get(ENV_LOG_DIR), parsed.audit.log_dir)
+    log_dir = _resolve_path(log_dir_raw, base_dir) if log_dir_raw else default_log_dir()
+
+    hmac_key = None
+    if parsed.audit.hmac_key:
+        hmac_key = store.resolve(parsed.audit.hmac_key, where="[audit] hmac_key")
+
+    sandbox = parsed.sandbox
+    sandbox_mode = _pick(cli.sandbox, env.get(ENV_SANDBOX))
+    if sandbox_mode is not None:
+        if sandbox_mode not in ("off", "on", "require"):
+            raise ConfigError(f"{ENV_SANDBOX} must be off, on or require, not {sandbox_mode!r}")
+        sandbox = sandbox.model_copy(update={"mode": sandbox_mode})
+    if cli.allow_root or _truthy(env.get(ENV_ALLOW_ROOT)):
+        sandbox = sandbox.model_copy(update={"allow_root": True})
+
+    return Settings(
+        allowed_dirs=allowed_dirs,
+        files=parsed.files,
+        databases=databases,
+        audit=parsed.audit,
+        log_dir=log_dir,
+        monitor=parsed.monitor,
+        rate_limit=parsed.rate_limit,
+        sandbox=sandbox,
+        secrets=store,
+        config_file=config_file,
+        env_file=env_file,
+        hmac_key=hmac_key,
+    )
+
+
+def _pick(*values: str | None) -> str | None:
+    return next((v for v in values if v), None)
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory") from None
+    except PermissionError:
+        raise ConfigError(f"config file {path} is not readable (permission denied)") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _locate_env_file(explicit: str | None, config_file: Path | None) -> Path | None:
+    if explicit:
+        path = Path(explicit).expanduser().absolute()
+        if not path.is_file():
+            raise ConfigError(f"env file {path} does not exist or is not a file")
+        return path
+    if config_file is not None:
+        beside = config_file.parent / ".env"
+        if beside.is_file():
+            return beside
+    return None
+
+
+def _read_env_file(path: Path) -> dict[str, str | None]:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return dict(dotenv_values(stream=fh))
+    except OSError as exc:
+        raise ConfigError(f"env file {path} cannot be read: {exc.strerror}") from None
+
+
+def _refuse_literal_secrets(node: Any, *, where: str, trail: str = "") -> None:
+    """A credential-looking key must hold a `${VAR}` reference, never the value itself."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{trail}.{key}" if trail else str(key)
+            if isinstance(value, str) and SENSITIVE_KEY.search(str(key)):
+                if not is_pure_reference(value):
+                    raise ConfigError(
+                        f"{where}: {here} holds a literal secret; put the value in an "
+                        f"environment variable, the env file or /run/secrets and write "
+                        f'{key} = "${{VAR}}" instead'
+                    )
+            elif isinstance(value, str) and key == "url":
+                _refuse_literal_url_password(value, where=f"{where}: {here}")
+            else:
+                _refuse_literal_secrets(value, where=where, trail=here)
+    elif isinstance(node, list):
+        for item in node:
+            _refuse_literal_secrets(item, where=where, trail=trail)
+
+
+def _refuse_literal_url_password(url: str, *, where: str) -> None:
+    netloc = urlsplit(url).netloc
+    userinfo, at, _ = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        password = userinfo.split(":", 1)[1]
+        if password and not is_pure_reference(password):
+            raise ConfigError(
+                f"{where} contains a literal password; write it as "
+                "postgresql://user:${VAR}@host/db and define VAR in the environment, "
+                "the env file or /run/secrets"
+            )
+
+
+def _describe_validation_error(exc: ValidationError, config_file: Path | None) -> str:
+    err = exc.errors()[0]
+    location = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        message = f"unknown key {location!r}"
+    else:
+        message = f"{location}: {err['msg']}"
+    extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"config file {config_file}: {message}{extra}"
+
+
+def _resolve_path(raw: str, base: Path) -> Path:
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _resolve_allowed_dirs(raw_dirs: Sequence[str], base: Path) -> tuple[Path, ...]:
+    resolved: list[Path] = []
+    for raw in raw_dirs:
+        if not raw:
+            raise ConfigError("an allowed directory is empty")
+        path = _resolve_path(raw, base)
+        try:
+            real = path.resolve(strict=True)
+        except (FileNotFoundError, RuntimeError):
+            raise ConfigError(f"allowed directory {raw} does not exist") from None
+        except OSError as exc:
+            raise ConfigError(
+                f"allowed directory {raw} cannot be resolved: {exc.strerror}"
+            ) from None
+        if not real.is_dir():
+            raise ConfigError(f"allowed directory {raw} is not a directory")
+        if real == Path(real.anchor):
+            raise ConfigError(
+                f"allowed directory {raw} is the filesystem root; allow specific folders instead"
+            )
+        if real not in resolved:
+            resolved.append(real)
+    return tuple(resolved)
+
+
+def _check_database_name(name: str) -> None:
+    if not DATABASE_NAME.fullmatch(name):
+        raise ValueError(
+            f"database name {name!r}: use letters, digits, '_' or '-', starting with a letter"
+        )
+
+
+def _collect_databases(
+    parsed: ConfigFile,
+    cli: CliOptions,
+    env: Mapping[str, str],
+    store: SecretStore,
+    base_dir: Path,
+) -> tuple[DatabaseConfig, ...]:
+    sections: dict[str, tuple[DatabaseSection, Path]] = {
+        name: (section, base_dir) for name, section in parsed.databases.items()
+    }
+    # Environment, then command line: later sources replace a database's URL.
+    overrides: list[tuple[str, str, str]] = [
+        (key[len(ENV_DB_PREFIX) :].lower(), value, f"${key}")
+        for key, value in sorted(env.items())
+        if key.startswith(ENV_DB_PREFIX) and value
+    ]
+    for spec in cli.db:
+        name, eq, url = spec.partition("=")
+        if not eq or not name or not url:
+            raise ConfigError(f"--db {spec!r}: expected NAME=URL")
+        overrides.append((name, url, "--db"))
+    for name, url, source in overrides:
+        try:
+            _check_database_name(name)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+        _refuse_literal_url_password(url, where=f"{source} {name}")
+        previous = sections.get(name)
+        section = (
+            previous[0].model_copy(update={"url": url}) if previous else DatabaseSection(url=url)
+        )
+        sections[name] = (section, Path.cwd())
+    return tuple(
+        _parse_database(name, section, store, base) for name, (section, base) in sections.items()
+    )
+
+
+def _parse_database(
+    name: str, section: DatabaseSection, store: SecretStore, base_dir: Path
+) -> DatabaseConfig:
+    where = f"database {name}"
+    common: dict[str, Any] = {
+        "name": name,
+        "description": section.description,
+        "max_rows": section.max_rows,
+        "max_result_bytes": section.max_result_bytes,
+        "timeout_s": section.timeout_s,
+    }
+    url = section.url
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        raise ConfigError(f"{where}: URL must look like sqlite:///file.db or postgresql://...")
+    if scheme == "sqlite":
+        if has_reference(url):
+            url = store.resolve(url, where=where)
+            rest = url.partition("://")[2]
+        if not rest.startswith("/") or rest in ("/", "//"):
+            raise ConfigError(
+                f"{where}: SQLite URLs are sqlite:///relative.db or sqlite:////abs.db"
+            )
+        raw_path = unquote(rest[1:].split("?", 1)[0])
+        if raw_path in (":memory:", ""):
+            raise ConfigError(f"{where}: an in-memory SQLite database has nothing to read")
+        path = _resolve_path(raw_path, base_dir)
+        if not path.is_file():
+            raise ConfigError(f"{where}: SQLite file {path} does not exist")
+        return DatabaseConfig(engine="sqlite", path=path.resolve(), **common)
+    if scheme in ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2"):
+        parts = urlsplit(url)
+        password = parts.password
+        if password is not None:
+            password = store.resolve(unquote(password), where=where)
+        elif section.password is not None:
+            password = store.resolve(section.password, where=where)
+        try:
+            port = parts.port
+        except ValueError:
+            raise ConfigError(f"{where}: the port in the URL is not a number") from None
+        dbname = unquote(parts.path.lstrip("/")) or None
+        options = tuple((k, store.resolve(v, where=where)) for k, v in parse_qsl(parts.query))
+        if not parts.hostname:
+            raise ConfigError(f"{where}: a PostgreSQL URL needs a host")
+        return DatabaseConfig(
+            engine="postgresql",
+            host=parts.hostname,
+            port=port or 5432,
+            user=unquote(parts.username) if parts.username else None,
+            dbname=dbname,
+            password=password,
+            options=options,
+            **common,
+        )
+    raise ConfigError(f"{where}: unsupported URL scheme {scheme!r} (use sqlite or postgresql)")

@@ -1,0 +1,70 @@
+"""The errors a tool may show its caller.
+
+Every refusal a tool raises is a `Refusal`: a short message that is safe to show the
+client (never a traceback, an outside path or a secret), an `outcome` for the audit log,
+and an optional `detail` that only the operator sees (in the audit record), for example
+which rule refused a path. Anything else a tool raises is a bug: fastmcp masks it as a
+generic error (``mask_error_details=True``) and the audit log records it as ``error``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from fastmcp.exceptions import ToolError
+
+NOT_ALLOWED_MESSAGE = "not found or not allowed"
+
+
+class Refusal(ToolError):
+    """A tool refused a request; the message is safe to show the client."""
+
+    outcome: ClassVar[str] = "error"
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class NotAllowed(Refusal):
+    """Outside every allowed root, on the deny-list, or absent: deliberately one message.
+
+    Callers must not be able to tell "does not exist" from "exists but is forbidden";
+    `detail` records the real reason for the operator only.
+    """
+
+    outcome = "denied"
+
+    def __init__(self, *, detail: str | None = None) -> None:
+        super().__init__(NOT_ALLOWED_MESSAGE, detail=detail)
+
+
+class InvalidRequest(Refusal):
+    """The arguments are well-typed but make no sense (bad pattern, ambiguous path...)."""
+
+    outcome = "invalid"
+
+
+class PolicyViolation(Refusal):
+    """The request is understood and forbidden by policy (a write in SQL, a FIFO...)."""
+
+    outcome = "denied"
+
+
+class LimitExceeded(Refusal):
+    """A size, row, time or count limit stopped the request."""
+
+    outcome = "denied"
+
+
+class Unavailable(Refusal):
+    """A backing resource (a database) cannot be reached right now; retrying may work."""
+
+    outcome = "error"
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; the CLI prints the message and exits with code 2."""
+
+    exit_code: ClassVar[int] = 2

@@ -1,0 +1,65 @@
+"""Human-readable logs: stderr only, secrets masked, fastmcp's logging routed through.
+
+stdout belongs to the MCP protocol. Every human log line, ours and fastmcp's (which
+otherwise installs its own rich handlers), goes through one loguru sink on stderr whose
+patcher masks every secret value the server loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from types import FrameType
+
+from loguru import logger
+
+from mcp_fileserver.secrets import SecretStore
+
+ENV_LOG_LEVEL = "MCP_FILESERVER_LOG_LEVEL"
+_STDERR_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name} | {message}"
+
+
+class _InterceptHandler(logging.Handler):
+    """Sends stdlib `logging` records (fastmcp, mcp, httpx...) to loguru."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        frame: FrameType | None = logging.currentframe()
+        depth = 2
+        while frame is not None and frame.f_code.co_filename == logging.__file__:
+            frame = frame.f_back
+            depth += 1
+        # Tracebacks from the framework stay out of the human log: the audit log has the outcome.
+        logger.opt(depth=depth).log(level, record.getMessage())
+
+
+def setup_logging(secrets: SecretStore | None = None, level: str | None = None) -> None:
+    """Route all human-readable logging to stderr, masked. Idempotent."""
+    level = (level or os.environ.get(ENV_LOG_LEVEL) or "INFO").upper()
+
+    def mask(record: dict) -> None:  # loguru's patcher signature
+        if secrets is not None:
+            record["message"] = secrets.mask(record["message"])
+
+    logger.remove()
+    logger.configure(patcher=mask)  # type: ignore[arg-type]
+    logger.add(
+        sys.stderr,
+        level=level,
+        format=_STDERR_FORMAT,
+        backtrace=False,
+        diagnose=False,
+        filter=lambda record: "audit" not in record["extra"],
+    )
+
+    logging.basicConfig(handlers=[_InterceptHandler()], level=0, force=True)
+    for name in ("fastmcp", "mcp", "FastMCP"):
+        std = logging.getLogger(name)
+        for handler in std.handlers[:]:
+            std.removeHandler(handler)
+        std.propagate = True
+    logging.getLogger("fastmcp").setLevel(level)

@@ -1,0 +1,26 @@
+"""The serving lifecycle: logging, server, stdio loop, clean shutdown."""
+
+from __future__ import annotations
+
+from loguru import logger
+
+from mcp_fileserver import __version__
+from mcp_fileserver.config import Settings
+from mcp_fileserver.logging_setup import setup_logging
+from mcp_fileserver.server import build_server
+
+
+def serve(settings: Settings) -> int:
+    setup_logging(settings.secrets)
+    mcp = build_server(settings)
+    logger.info(
+        "mcp-fileserver {} serving {} director{} and {} database{} over stdio",
+        __version__,
+        len(settings.allowed_dirs),
+        "y" if len(settings.allowed_dirs) == 1 else "ies",
+        len(settings.databases),
+        "" if len(settings.databases) == 1 else "s",
+    )
+    mcp.run(transport="stdio", show_banner=False)
+    logger.info("mcp-fileserver stopped")
+    return 0

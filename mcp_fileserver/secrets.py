@@ -1,0 +1,105 @@
+"""`${VAR}` resolution, and the set of secret values that must never be shown.
+
+A configuration value may be `${VAR}` or contain it (`postgresql://app:${PGPASS}@db/x`).
+`VAR` is looked up, in order, in the process environment, the env file, and a file named
+`VAR` in the secrets directory (`/run/secrets` by default, as Docker and Kubernetes mount
+them). Every value resolved this way is remembered by the `SecretStore`, and `mask()`
+replaces each of them wherever it appears, even inside a longer string.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from mcp_fileserver.errors import ConfigError
+
+REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+MASK = "***"
+# Values shorter than this are not masked inside longer strings: masking "a" everywhere
+# would destroy every message while protecting nothing.
+MIN_MASKED_LENGTH = 4
+
+
+class SecretStore:
+    """Resolves `${VAR}` references and remembers every value it resolved."""
+
+    def __init__(
+        self,
+        environ: Mapping[str, str],
+        env_file: Mapping[str, str | None] | None = None,
+        secrets_dir: Path | None = Path("/run/secrets"),
+    ) -> None:
+        self._environ = dict(environ)
+        self._env_file = {k: v for k, v in (env_file or {}).items() if v is not None}
+        self._secrets_dir = secrets_dir
+        self._values: set[str] = set()
+
+    def lookup(self, name: str) -> str | None:
+        """The value of `name` from the environment, the env file or a secret file."""
+        if name in self._environ:
+            return self._environ[name]
+        if name in self._env_file:
+            return self._env_file[name]
+        if self._secrets_dir is not None:
+            candidate = self._secrets_dir / name
+            try:
+                return candidate.read_text(encoding="utf-8").rstrip("\r\n")
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            except OSError as exc:
+                raise ConfigError(
+                    f"secret {name}: cannot read {candidate}: {exc.strerror}"
+                ) from None
+        return None
+
+    def resolve(self, value: str, *, where: str) -> str:
+        """Replace every `${VAR}` in `value`; the resolved values become secrets."""
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            resolved = self.lookup(name)
+            if resolved is None:
+                raise ConfigError(
+                    f"{where}: ${{{name}}} is not set (define {name} in the environment, "
+                    f"the env file, or {self._secrets_dir or 'a secrets directory'}/{name})"
+                )
+            self.add(resolved)
+            return resolved
+
+        return REFERENCE.sub(substitute, value)
+
+    def add(self, value: str) -> None:
+        """Treat `value` as secret from now on."""
+        if value:
+            self._values.add(value)
+
+    def add_all(self, values: Iterable[str]) -> None:
+        for value in values:
+            self.add(value)
+
+    @property
+    def values(self) -> frozenset[str]:
+        return frozenset(self._values)
+
+    def mask(self, text: str) -> str:
+        """`text` with every known secret value replaced by `***`."""
+        # Longest first, so a secret that contains another is masked whole.
+        for secret in sorted(self._values, key=len, reverse=True):
+            if len(secret) >= MIN_MASKED_LENGTH or text == secret:
+                text = text.replace(secret, MASK)
+        return text
+
+
+def has_reference(value: str) -> bool:
+    return REFERENCE.search(value) is not None
+
+
+def is_pure_reference(value: str) -> bool:
+    return REFERENCE.fullmatch(value) is not None
+
+
+def process_environ() -> dict[str, str]:
+    return dict(os.environ)

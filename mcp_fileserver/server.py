@@ -1,0 +1,31 @@
+"""Wiring only: `build_server(settings)` returns the FastMCP app with every tool and
+middleware registered. No policy lives here; each decision is in its own module."""
+
+from __future__ import annotations
+
+from fastmcp import FastMCP
+
+from mcp_fileserver import __version__
+from mcp_fileserver.config import Settings
+from mcp_fileserver.files.tools import register_file_tools
+
+INSTRUCTIONS = (
+    "Read-only access to the files in the directories the user allowed and to the "
+    "databases the user configured. Nothing can be written. Call list_allowed_directories "
+    "or list_databases first to see what is available."
+)
+
+
+def build_server(settings: Settings) -> FastMCP:
+    mcp = FastMCP(
+        "mcp-fileserver",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+        # Unknown or mistyped arguments are refused, never coerced or ignored.
+        strict_input_validation=True,
+        # An unexpected exception reaches the client as a generic error, never a traceback.
+        mask_error_details=True,
+    )
+    if settings.allowed_dirs:
+        register_file_tools(mcp, settings)
+    return mcp
