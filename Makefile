@@ -14,6 +14,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+DEMO_CONFIG := config/demo/demo.toml
+
+# Build the demo database from its SQL script and run a short real MCP session.
+demo: install
+	$(BIN)/python -m mcp_fileserver.demo --config $(DEMO_CONFIG)
+
+# Serve the demo workspace over stdio (what an MCP client would start).
+run: install
+	$(BIN)/python -m mcp_fileserver.demo --config $(DEMO_CONFIG) --prepare-only
+	$(BIN)/mcp-fileserver --config $(DEMO_CONFIG)
+
 test: install
 	$(BIN)/pytest
 

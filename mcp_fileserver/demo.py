@@ -119,11 +119,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=Path("config/demo/demo.toml"))
     parser.add_argument("--log-dir", type=Path, default=None)
+    parser.add_argument(
+        "--prepare-only", action="store_true", help="only build the demo database, then exit"
+    )
     args = parser.parse_args(argv)
     config = args.config.resolve()
     sql_script = config.parent / "demo.sql"
     if sql_script.exists():
         build_database(sql_script, config.parent / "bookshop.db")
+    if args.prepare_only:
+        return 0
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="mcp-fileserver-demo-logs-"))
     return asyncio.run(run(config, log_dir.resolve()))
 
