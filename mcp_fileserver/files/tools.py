@@ -1,24 +1,263 @@
-"""The file tools: thin adapters from MCP calls to the confinement module."""
+"""The file tools: thin adapters from MCP calls to `FileService` (policy and I/O live there).
 
-from __future__ import annotations
+Each tool resolves the effective roots for the request (MCP Roots may narrow the
+configured directories), then runs the blocking file work in a worker thread. Walks
+report progress when the client sent a progress token.
+"""
 
-from fastmcp import FastMCP
-from mcp.types import ToolAnnotations
-from pydantic import BaseModel
+# No `from __future__ import annotations`: the parameter constraints below close over
+# the settings, so annotations must be evaluated when the tools are defined.
+
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Annotated, Any, TypeVar
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+from fastmcp import Context, FastMCP
+from fastmcp.tools import ToolResult
+from mcp.types import AudioContent, ImageContent, ToolAnnotations
+from mcp_types import InputRequiredResult
+from pydantic import Field
 
 from mcp_fileserver.config import Settings
+from mcp_fileserver.files import media
+from mcp_fileserver.files.client_roots import ClientRoots, RootsChangedMiddleware
+from mcp_fileserver.files.confine import Method
+from mcp_fileserver.files.models import (
+    AllowedDirectories,
+    ContentSearch,
+    DirectoryListing,
+    DirectoryTree,
+    FileInfo,
+    FileSearch,
+    MediaFile,
+    MultipleFiles,
+    TextFile,
+)
+from mcp_fileserver.files.service import FileService, Progress
+from mcp_fileserver.files.walk import MAX_WALK_DEPTH
 
 READ_ONLY = ToolAnnotations(readOnlyHint=True, openWorldHint=False, idempotentHint=True)
+PROGRESS_INTERVAL_S = 0.25
+MAX_PATTERN_CHARS = 1000
+
+T = TypeVar("T")
+
+PathArg = Annotated[
+    str,
+    Field(
+        description="Absolute path inside an allowed directory, or relative to it when "
+        "there is exactly one. Taken literally (no ~, quotes or %-decoding)."
+    ),
+]
+Globs = Annotated[
+    list[Annotated[str, Field(max_length=MAX_PATTERN_CHARS)]],
+    Field(max_length=100, description="Glob patterns on names (or relative paths) to skip."),
+]
 
 
-class AllowedDirectories(BaseModel):
-    directories: list[str]
-
-
-def register_file_tools(mcp: FastMCP, settings: Settings) -> None:
-    roots = [str(p) for p in settings.allowed_dirs]
+def register_file_tools(
+    mcp: FastMCP, settings: Settings, *, method: Method | None = None
+) -> FileService:
+    """Register the file tools; `method` forces a resolution mechanism (tests)."""
+    service = FileService.from_settings(settings, method)
+    client_roots = ClientRoots(service.confinement)
+    mcp.add_middleware(RootsChangedMiddleware(client_roots))
+    limits = settings.files
 
     @mcp.tool(annotations=READ_ONLY)
-    def list_allowed_directories() -> AllowedDirectories:
+    async def list_allowed_directories(ctx: Context) -> AllowedDirectories | InputRequiredResult:
         """The directories this server may read; paths given to other tools must be inside one."""
-        return AllowedDirectories(directories=roots)
+        roots = await client_roots.effective(ctx)
+        if isinstance(roots, InputRequiredResult):
+            return roots
+        return AllowedDirectories(directories=[str(r.path) for r in roots])
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def list_directory(
+        ctx: Context,
+        path: PathArg,
+        offset: Annotated[int, Field(ge=0, description="Entries to skip (paging).")] = 0,
+        limit: Annotated[
+            int, Field(ge=1, le=limits.max_list_entries, description="Entries per page.")
+        ] = limits.max_list_entries,
+    ) -> DirectoryListing | InputRequiredResult:
+        """Entries of a directory (name, type, size, modified), sorted by name, paged.
+
+        Symlinks are listed as symlinks; sensitive names (keys, .env...) are left out."""
+        roots = await client_roots.effective(ctx)
+        if isinstance(roots, InputRequiredResult):
+            return roots
+        return await _run(service.list_directory, path, offset=offset, limit=limit, roots=roots)
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def directory_tree(
+        ctx: Context,
+        path: PathArg,
+        max_depth: Annotated[int, Field(ge=1, le=MAX_WALK_DEPTH)] = 3,
+        max_entries: Annotated[int, Field(ge=1, le=limits.max_walk_entries)] = min(
+            1000, limits.max_walk_entries
+        ),
+        exclude_patterns: Globs = [],  # noqa: B006 (pydantic copies defaults)
+    ) -> DirectoryTree | InputRequiredResult:
+        """A nested tree of a directory; `truncated` says whether a limit cut it short.
+
+        Symlinks are shown, never followed."""
+        roots = await client_roots.effective(ctx)
+        if isinstance(roots, InputRequiredResult):
+            return roots
+        return await _run(
+            service.directory_tree,
+            path,
+            max_depth=max_depth,
+            max_entries=max_entries,
+            exclude_patterns=exclude_patterns,
+            roots=roots,
+            progress=_progress(ctx),
+        )
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def read_text_file(
+        ctx: Context,
+        path: PathArg,
+        head: Annotated[int | None, Field(ge=1, description="Only the first N lines.")] = None,
+        tail: Annotated[int | None, Field(ge=1, description="Only the last N lines.")] = None,
+    ) -> TextFile | InputRequiredResult:
+        """A text file's content (UTF-8), capped per call (1 MiB by default); head/tail
+        read only the lines they need. Binary files are refused; use read_media_file."""
+        roots = await client_roots.effective(ctx)
+        if isinstance(roots, InputRequiredResult):
+            return roots
+        return await _run(service.read_text_file, path, head=head, tail=tail, roots=roots)
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def read_multiple_files(
+        ctx: Context,
+        paths: Annotated[list[str], Field(min_length=1, max_length=limits.max_multi_files)],
+    ) -> MultipleFiles | InputRequiredResult:
+        """Several text files at once: one result or error per path, total size capped."""
+        roots = await client_roots.effective(ctx)
+        if isinstance(roots, InputRequiredResult):
+            return roots
+        return await _run(service.read_multiple_files, paths, roots=roots)
+
+    @mcp.tool(annotations=READ_ONLY, output_schema=MediaFile.model_json_schema())
+    async def read_media_file(ctx: Context, path: PathArg) -> ToolResult | InputRequiredResult:
+        """An image or audio file as MCP content; the type is detected from the bytes."""
+        roots = await client_roots.effective(ctx)
+        if isinstance(roots, InputRequiredResult):
+            return roots
+        found = await _run(service.read_media_file, path, roots=roots)
+        mime = found.info.mime_type
+        block: ImageContent | AudioContent
+        if media.is_image(mime):
+            block = ImageContent(type="image", data=found.data_base64, mime_type=mime)
+        else:
+            block = AudioContent(type="audio", data=found.data_base64, mime_type=mime)
+        return ToolResult(content=[block], structured_content=found.info.model_dump())
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def get_file_info(ctx: Context, path: PathArg) -> FileInfo | InputRequiredResult:
+        """Size, type, times and permissions of a path; a symlink is described as itself."""
+        roots = await client_roots.effective(ctx)
+        if isinstance(roots, InputRequiredResult):
+            return roots
+        return await _run(service.get_file_info, path, roots=roots)
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def search_files(
+        ctx: Context,
+        path: PathArg,
+        pattern: Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=MAX_PATTERN_CHARS,
+                description="Glob on entry names at any depth, like find -name ('*.py').",
+            ),
+        ],
+        exclude_patterns: Globs = [],  # noqa: B006
+        max_results: Annotated[
+            int, Field(ge=1, le=limits.max_search_results)
+        ] = limits.max_search_results,
+    ) -> FileSearch | InputRequiredResult:
+        """Find files and directories by name beneath a directory."""
+        roots = await client_roots.effective(ctx)
+        if isinstance(roots, InputRequiredResult):
+            return roots
+        return await _run(
+            service.search_files,
+            path,
+            pattern,
+            exclude_patterns=exclude_patterns,
+            max_results=max_results,
+            roots=roots,
+            progress=_progress(ctx),
+        )
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def search_file_contents(
+        ctx: Context,
+        path: PathArg,
+        pattern: Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=MAX_PATTERN_CHARS,
+                description="Text to find; a regular expression (RE2 syntax) if regex=true.",
+            ),
+        ],
+        regex: bool = False,
+        glob: Annotated[
+            str | None,
+            Field(max_length=MAX_PATTERN_CHARS, description="Only files whose name matches."),
+        ] = None,
+        case_sensitive: bool = True,
+        max_results: Annotated[
+            int, Field(ge=1, le=limits.max_search_results)
+        ] = limits.max_search_results,
+    ) -> ContentSearch | InputRequiredResult:
+        """Lines matching a text or RE2 pattern in the text files beneath a directory (or
+        in one file): file, line number and line. Binary files are skipped."""
+        roots = await client_roots.effective(ctx)
+        if isinstance(roots, InputRequiredResult):
+            return roots
+        return await _run(
+            service.search_file_contents,
+            path,
+            pattern,
+            regex=regex,
+            glob=glob,
+            case_sensitive=case_sensitive,
+            max_results=max_results,
+            roots=roots,
+            progress=_progress(ctx),
+        )
+
+    return service
+
+
+async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
+
+
+def _progress(ctx: Context) -> Progress | None:
+    """A thread-side progress callback when the client asked for progress, else None."""
+    rc = ctx.request_context
+    meta = rc.meta if rc is not None else None
+    if not meta or meta.get("progressToken") is None:
+        return None
+    last = 0.0
+
+    def report(visited: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last < PROGRESS_INTERVAL_S:
+            return
+        last = now
+        anyio.from_thread.run(ctx.report_progress, visited, None, f"{visited} entries visited")
+
+    return report
