@@ -8,6 +8,7 @@ from fastmcp import FastMCP
 from mcp_fileserver import __version__
 from mcp_fileserver.config import Settings
 from mcp_fileserver.files.tools import register_file_tools
+from mcp_fileserver.sql.tools import register_sql_tools
 
 INSTRUCTIONS = (
     "Read-only access to the files in the directories the user allowed and to the "
@@ -28,4 +29,6 @@ def build_server(settings: Settings) -> FastMCP:
     )
     if settings.allowed_dirs:
         register_file_tools(mcp, settings)
+    if settings.databases:
+        register_sql_tools(mcp, settings)
     return mcp

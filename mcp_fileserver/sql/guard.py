@@ -1,0 +1,261 @@
+"""Layer 1: parse a query in its database's dialect and refuse anything but one read.
+
+Invariant: `check_read_only(sql, dialect)` returns only if `sql` is exactly one statement
+whose root is a read (SELECT, a set operation, VALUES, WITH of read-only parts) and whose
+whole tree holds no data-modifying statement (also inside CTEs and subqueries), no
+`SELECT ... INTO`, no row lock (`FOR UPDATE/SHARE`) and no call to a deny-listed
+function (denylist.py). Anything the parser cannot read is refused: it fails closed.
+
+Parsers:
+- PostgreSQL: pglast, which embeds PostgreSQL's own parser (libpg_query). What it sees is
+  exactly what the server will see, so dollar quoting, nested comments, `E''` escapes and
+  new syntax cannot make the guard and the server disagree about what a string means.
+- SQLite: sqlglot's SQLite dialect (no nested comments, as in SQLite). Its tree may map a
+  function to a typed node under another name, so deny-listed names are also matched on
+  the token stream, where a name is exactly what the user wrote.
+
+Verdicts are cached by SQL text (an LRU of `VERDICT_CACHE_SIZE` entries): the same query
+asked twice is validated once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+from typing import Any
+
+from pglast import parser as pg_parser
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect as SqlglotDialect
+from sqlglot.tokens import TokenType
+
+from mcp_fileserver.errors import InvalidRequest, PolicyViolation
+from mcp_fileserver.sql.denylist import (
+    POSTGRES_FUNCTIONS,
+    SQLITE_DENIED_TABLES,
+    SQLITE_FUNCTIONS,
+)
+
+VERDICT_CACHE_SIZE = 1024
+READ_ONLY_HINT = "only a single read-only query (SELECT, VALUES, WITH ... SELECT) is allowed"
+
+
+class Dialect(StrEnum):
+    SQLITE = "sqlite"
+    POSTGRESQL = "postgresql"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Why a query is refused (`reason`), or None when it is a single read."""
+
+    reason: str | None = None
+    unparsable: bool = False
+
+
+def check_read_only(sql: str, dialect: Dialect) -> None:
+    """Return if `sql` is one read-only statement; raise a `Refusal` saying why not."""
+    verdict = _cached_verdict(sql, dialect)
+    if verdict.reason is None:
+        return
+    if verdict.unparsable:
+        raise InvalidRequest(f"query refused: {verdict.reason}")
+    raise PolicyViolation(f"query refused: {verdict.reason}; {READ_ONLY_HINT}")
+
+
+def verdict(sql: str, dialect: Dialect) -> Verdict:
+    """The cached verdict for `sql` (for tests and benchmarks)."""
+    return _cached_verdict(sql, dialect)
+
+
+@lru_cache(maxsize=VERDICT_CACHE_SIZE)
+def _cached_verdict(sql: str, dialect: Dialect) -> Verdict:
+    if not sql.strip():
+        return Verdict("the query is empty", unparsable=True)
+    if "\x00" in sql:
+        return Verdict("the query contains a NUL character", unparsable=True)
+    if dialect is Dialect.POSTGRESQL:
+        return _postgres_verdict(sql)
+    return _sqlite_verdict(sql)
+
+
+# --- PostgreSQL (pglast) ----------------------------------------------------------
+
+
+def _postgres_verdict(sql: str) -> Verdict:
+    try:
+        tree = json.loads(pg_parser.parse_sql_json(sql))
+    except pg_parser.ParseError as exc:
+        return Verdict(f"not valid PostgreSQL: {exc}", unparsable=True)
+    except Exception:  # the parser is C code: anything unexpected refuses
+        return Verdict("not valid PostgreSQL", unparsable=True)
+    statements = tree.get("stmts") or []
+    if len(statements) != 1:
+        return _statement_count_verdict(len(statements))
+    root = statements[0].get("stmt") or {}
+    kind = next(iter(root), "")
+    if kind != "SelectStmt":
+        return Verdict(f"{_pg_statement_name(kind)} is not a read")
+    for key, value in _walk_json(root):
+        if key.endswith("Stmt") and key != "SelectStmt":
+            return Verdict(f"{_pg_statement_name(key)} inside the query")
+        if key == "intoClause" and value:
+            return Verdict("SELECT ... INTO creates a table")
+        if key == "lockingClause" and value:
+            return Verdict("FOR UPDATE/SHARE locks rows")
+        if key == "FuncCall":
+            name = _pg_function_name(value)
+            if name and POSTGRES_FUNCTIONS.denies(name):
+                return Verdict(f"function {name}() is not allowed")
+    return Verdict()
+
+
+def _walk_json(node: Any) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) pair in a pglast JSON tree, depth first, without recursion."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            for key, value in current.items():
+                yield key, value
+                if isinstance(value, dict | list):
+                    stack.append(value)
+        elif isinstance(current, list):
+            stack.extend(item for item in current if isinstance(item, dict | list))
+
+
+def _pg_function_name(func_call: Any) -> str | None:
+    parts = func_call.get("funcname") if isinstance(func_call, dict) else None
+    if not parts:
+        return None
+    last = parts[-1]
+    return last.get("String", {}).get("sval") if isinstance(last, dict) else None
+
+
+def _pg_statement_name(kind: str) -> str:
+    names = {
+        "InsertStmt": "INSERT",
+        "UpdateStmt": "UPDATE",
+        "DeleteStmt": "DELETE",
+        "MergeStmt": "MERGE",
+        "TransactionStmt": "a transaction command",
+        "VariableSetStmt": "SET",
+        "ExplainStmt": "EXPLAIN (use explain_query)",
+        "CopyStmt": "COPY",
+        "DoStmt": "DO",
+        "CallStmt": "CALL",
+        "ListenStmt": "LISTEN",
+        "NotifyStmt": "NOTIFY",
+        "LockStmt": "LOCK",
+        "VacuumStmt": "VACUUM/ANALYZE",
+    }
+    if kind in names:
+        return names[kind]
+    if kind.startswith(("Create", "Alter", "Drop")) or kind in ("IndexStmt", "ViewStmt"):
+        return "a schema change"
+    return "this statement"
+
+
+# --- SQLite (sqlglot) -------------------------------------------------------------
+
+_SQLITE = SqlglotDialect.get_or_raise("sqlite")
+# sqlglot warns (with the SQL text) when it falls back to a raw Command; we refuse those.
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
+_READ_ROOTS = (exp.Select, exp.SetOperation, exp.Values, exp.Subquery)
+# Statements and clauses that write, lock, change the schema or the session.
+_FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = (
+    exp.DML,
+    exp.DDL,
+    exp.Into,
+    exp.Lock,
+    exp.Returning,
+    exp.Command,
+    exp.Pragma,
+    exp.Attach,
+    exp.Detach,
+    exp.Transaction,
+    exp.Commit,
+    exp.Rollback,
+    exp.Set,
+    exp.Analyze,
+    exp.Copy,
+)
+
+
+def _sqlite_verdict(sql: str) -> Verdict:
+    try:
+        tokens = _SQLITE.tokenize(sql)
+    except Exception as exc:  # sqlglot raises TokenError, and may raise others
+        return Verdict(f"not valid SQLite: {_short(exc)}", unparsable=True)
+    denied = _sqlite_denied_name(tokens)
+    if denied:
+        return Verdict(denied)
+    try:
+        expressions = [e for e in _SQLITE.parser().parse(tokens, sql) if e is not None]
+    except Exception as exc:  # ParseError, and anything else: fail closed
+        return Verdict(f"not valid SQLite: {_short(exc)}", unparsable=True)
+    statements = [e for e in expressions if not isinstance(e, exp.Semicolon)]
+    if len(statements) != 1:
+        return _statement_count_verdict(len(statements))
+    root = statements[0]
+    if not isinstance(root, _READ_ROOTS):
+        return Verdict(f"{_sqlite_statement_name(root)} is not a read")
+    for node in root.walk():
+        if isinstance(node, _FORBIDDEN_NODES):
+            return Verdict(f"{_sqlite_statement_name(node)} inside the query")
+        if isinstance(node, exp.Func):
+            for name in _sqlglot_function_names(node):
+                if SQLITE_FUNCTIONS.denies(name):
+                    return Verdict(f"function {name}() is not allowed")
+    return Verdict()
+
+
+def _sqlite_denied_name(tokens: list[Any]) -> str | None:
+    """A deny-listed function called, or a raw-page table named, anywhere in the text."""
+    for index, token in enumerate(tokens):
+        text = token.text.lower()
+        if text in SQLITE_DENIED_TABLES and token.token_type is not TokenType.STRING:
+            return f"{text} is not allowed"
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        if (
+            following is not None
+            and following.token_type is TokenType.L_PAREN
+            and token.token_type is not TokenType.STRING
+            and SQLITE_FUNCTIONS.denies(text)
+        ):
+            return f"function {text}() is not allowed"
+    return None
+
+
+def _sqlglot_function_names(node: exp.Func) -> list[str]:
+    if isinstance(node, exp.Anonymous):
+        return [node.name]
+    return list(type(node).sql_names())
+
+
+def _sqlite_statement_name(node: exp.Expression) -> str:
+    if isinstance(node, exp.Command):
+        return str(node.this).upper() or "this statement"
+    if isinstance(node, exp.Insert):
+        return "INSERT/REPLACE"
+    if isinstance(node, exp.Into):
+        return "SELECT ... INTO"
+    if isinstance(node, exp.Lock):
+        return "FOR UPDATE/SHARE"
+    if isinstance(node, exp.Column | exp.Alias | exp.Identifier):
+        return "this statement"
+    return type(node).__name__.upper()
+
+
+def _statement_count_verdict(count: int) -> Verdict:
+    if count == 0:
+        return Verdict("the query has no statement", unparsable=True)
+    return Verdict(f"the query holds {count} statements")
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

@@ -1,0 +1,87 @@
+"""The SQL tools' structured outputs; clients see these as output schemas."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Engine = Literal["sqlite", "postgresql"]
+JsonValue = Any  # None, bool, int, float, str, or lists/objects of these
+
+
+class DatabaseInfo(BaseModel):
+    name: str
+    engine: Engine
+    description: str
+
+
+class DatabaseList(BaseModel):
+    databases: list[DatabaseInfo]
+
+
+class TableInfo(BaseModel):
+    schema_name: str | None = Field(None, description="PostgreSQL schema; None on SQLite")
+    name: str
+    kind: Literal["table", "view", "materialized view", "foreign table", "partitioned table"]
+
+
+class TableList(BaseModel):
+    database: str
+    tables: list[TableInfo]
+
+
+class ColumnInfo(BaseModel):
+    name: str
+    type: str
+    nullable: bool
+    default: str | None = Field(None, description="the default expression, as SQL text")
+    primary_key: bool
+
+
+class ForeignKey(BaseModel):
+    columns: list[str]
+    references_schema: str | None = None
+    references_table: str
+    references_columns: list[str]
+
+
+class IndexInfo(BaseModel):
+    name: str
+    columns: list[str]
+    unique: bool
+
+
+class TableDescription(BaseModel):
+    database: str
+    schema_name: str | None = Field(None, description="PostgreSQL schema; None on SQLite")
+    name: str
+    kind: str
+    columns: list[ColumnInfo]
+    primary_key: list[str]
+    foreign_keys: list[ForeignKey]
+    indexes: list[IndexInfo]
+
+
+class ResultColumn(BaseModel):
+    name: str
+    type: str | None = Field(None, description="the engine's type name, when it reports one")
+
+
+class QueryResult(BaseModel):
+    database: str
+    columns: list[ResultColumn]
+    rows: list[list[JsonValue]] = Field(
+        description="values are JSON-safe: bytes as base64 strings; decimals, dates, "
+        "times, intervals and UUIDs as strings; NaN/Infinity as strings"
+    )
+    row_count: int = Field(description="number of rows returned")
+    truncated: bool = Field(description="true when more rows exist than were returned")
+    truncated_reason: Literal["max_rows", "max_result_bytes"] | None = None
+    elapsed_ms: float
+
+
+class QueryPlan(BaseModel):
+    database: str
+    plan: str = Field(description="the engine's plan as text; the query was not executed")
+    elapsed_ms: float

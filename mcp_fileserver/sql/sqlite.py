@@ -1,0 +1,338 @@
+"""SQLite backend: layer 2 on its own, and the row/byte/time limits.
+
+Read-only without trusting the guard:
+- opened as `file:PATH?mode=ro` (URI): the file is never opened for writing. Not
+  `immutable=1`: that would skip locking and change detection, and a database another
+  program is writing could then be read torn. The price is that SQLite takes a shared
+  lock while reading, as any reader does.
+- an authorizer that allows only SELECT, reads of tables and columns, recursive CTEs,
+  functions not on the deny-list and a few read-only PRAGMAs; everything else (writes,
+  schema changes, ATTACH/DETACH, transactions, savepoints, ANALYZE, REINDEX, VACUUM,
+  other PRAGMAs) is denied when the statement is compiled, before it can run.
+- extensions disabled, `trusted_schema=OFF`, `query_only=ON`.
+- `setlimit`: no attached databases, a cap on one value's size (so `randomblob(2e9)` and
+  friends fail at once) and on the SQL text's length.
+- a progress handler that interrupts the statement past the database's `timeout_s`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from loguru import logger
+
+from mcp_fileserver.config import DatabaseConfig
+from mcp_fileserver.errors import (
+    InvalidRequest,
+    LimitExceeded,
+    NotAllowed,
+    PolicyViolation,
+    Refusal,
+    Unavailable,
+)
+from mcp_fileserver.secrets import SecretStore
+from mcp_fileserver.sql.denylist import SQLITE_DENIED_TABLES, SQLITE_FUNCTIONS
+from mcp_fileserver.sql.guard import Dialect, check_read_only
+from mcp_fileserver.sql.models import (
+    ColumnInfo,
+    ForeignKey,
+    IndexInfo,
+    QueryPlan,
+    QueryResult,
+    ResultColumn,
+    TableDescription,
+    TableInfo,
+)
+from mcp_fileserver.sql.results import collect_rows
+
+# The largest single string or blob SQLite may build or read (SQLITE_LIMIT_LENGTH), unless
+# the database's max_result_bytes is larger.
+MAX_VALUE_BYTES = 64 * 1024 * 1024
+MAX_SQL_BYTES = 1024 * 1024  # SQLITE_LIMIT_SQL_LENGTH
+PROGRESS_STEPS = 1000  # VM instructions between two checks of the deadline
+MAX_TABLES = 10_000  # list_tables stops here
+
+# PRAGMAs that only read, whatever their argument; describe_table uses them.
+READ_ONLY_PRAGMAS = frozenset(
+    {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list"}
+)
+
+Params = Sequence[Any] | Mapping[str, Any] | None
+T = TypeVar("T")
+
+
+class SQLiteDatabase:
+    """One configured SQLite file, opened lazily, used by one thread at a time."""
+
+    dialect = Dialect.SQLITE
+
+    def __init__(
+        self, config: DatabaseConfig, secrets: SecretStore, *, enforce_guard: bool = True
+    ) -> None:
+        # enforce_guard=False exists only so tests can prove layer 2 stands alone.
+        self.config = config
+        self._secrets = secrets
+        self._enforce_guard = enforce_guard
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._deadline = 0.0
+
+    # --- tools -------------------------------------------------------------------
+
+    def list_tables(self) -> list[TableInfo]:
+        def run(conn: sqlite3.Connection) -> list[TableInfo]:
+            rows = conn.execute(
+                "SELECT name, type FROM sqlite_schema WHERE type IN ('table', 'view') "
+                "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name LIMIT ?",
+                (MAX_TABLES,),
+            ).fetchall()
+            return [TableInfo(name=name, kind=kind) for name, kind in rows]
+
+        return self._run(run)
+
+    def describe_table(self, table: str) -> TableDescription:
+        def run(conn: sqlite3.Connection) -> TableDescription:
+            found = conn.execute(
+                "SELECT name, type FROM sqlite_schema WHERE type IN ('table', 'view') "
+                "AND name = ? COLLATE NOCASE ORDER BY name = ? DESC LIMIT 1",
+                (table, table),
+            ).fetchone()
+            if found is None:
+                raise NotAllowed(detail=f"no table {table!r} in {self.config.name}")
+            name, kind = found
+            quoted = _quote_identifier(name)
+            info = conn.execute(f"PRAGMA table_info({quoted})").fetchall()
+            columns = [
+                ColumnInfo(
+                    name=col_name,
+                    type=col_type or "",
+                    # An INTEGER PRIMARY KEY is the rowid: never NULL, though not NOT NULL.
+                    nullable=not notnull and not (pk and (col_type or "").upper() == "INTEGER"),
+                    default=default,
+                    primary_key=bool(pk),
+                )
+                for _cid, col_name, col_type, notnull, default, pk in info
+            ]
+            primary_key = [row[1] for row in sorted((r for r in info if r[5]), key=lambda r: r[5])]
+            foreign_keys: dict[int, ForeignKey] = {}
+            for fk_id, _seq, ref_table, from_col, to_col, *_ in conn.execute(
+                f"PRAGMA foreign_key_list({quoted})"
+            ).fetchall():
+                fk = foreign_keys.setdefault(
+                    fk_id,
+                    ForeignKey(columns=[], references_table=ref_table, references_columns=[]),
+                )
+                fk.columns.append(from_col)
+                fk.references_columns.append(to_col or "")
+            indexes = []
+            for _seq, index_name, unique, _origin, _partial in conn.execute(
+                f"PRAGMA index_list({quoted})"
+            ).fetchall():
+                index_columns = conn.execute(
+                    f"PRAGMA index_info({_quote_identifier(index_name)})"
+                ).fetchall()
+                indexes.append(
+                    IndexInfo(
+                        name=index_name,
+                        columns=[c[2] or "<expression>" for c in index_columns],
+                        unique=bool(unique),
+                    )
+                )
+            return TableDescription(
+                database=self.config.name,
+                name=name,
+                kind=kind,
+                columns=columns,
+                primary_key=primary_key,
+                foreign_keys=list(foreign_keys.values()),
+                indexes=indexes,
+            )
+
+        return self._run(run)
+
+    def run_query(self, sql: str, params: Params, max_rows: int) -> QueryResult:
+        self._guard(sql)
+
+        def run(conn: sqlite3.Connection) -> QueryResult:
+            started = time.perf_counter()
+            cursor = conn.execute(sql, _bindable(params))
+            try:
+                columns = [ResultColumn(name=d[0]) for d in cursor.description or ()]
+                collected = collect_rows(
+                    cursor.fetchmany, max_rows=max_rows, max_bytes=self.config.max_result_bytes
+                )
+            finally:
+                cursor.close()
+            return QueryResult(
+                database=self.config.name,
+                columns=columns,
+                rows=collected.rows,
+                row_count=len(collected.rows),
+                truncated=collected.truncated_reason is not None,
+                truncated_reason=collected.truncated_reason,
+                elapsed_ms=_elapsed_ms(started),
+            )
+
+        return self._run(run)
+
+    def explain(self, sql: str, params: Params) -> QueryPlan:
+        self._guard(sql)
+
+        def run(conn: sqlite3.Connection) -> QueryPlan:
+            started = time.perf_counter()
+            # The prefix compiles the query (authorizer included) without running it.
+            rows = conn.execute("EXPLAIN QUERY PLAN " + sql, _bindable(params)).fetchall()
+            return QueryPlan(
+                database=self.config.name,
+                plan=_render_plan(rows),
+                elapsed_ms=_elapsed_ms(started),
+            )
+
+        return self._run(run)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # --- engine ------------------------------------------------------------------
+
+    def _guard(self, sql: str) -> None:
+        if self._enforce_guard:
+            check_read_only(sql, self.dialect)
+
+    def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            conn = self._connection()
+            self._deadline = time.monotonic() + self.config.timeout_s
+            try:
+                return work(conn)
+            except Refusal:
+                raise
+            except sqlite3.Warning as exc:  # Python 3.11: "one statement at a time"
+                raise PolicyViolation(f"refused by SQLite: {self._clean(exc)}") from None
+            except sqlite3.Error as exc:
+                raise self._refusal(exc) from None
+            finally:
+                self._deadline = 0.0
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._open()
+        return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        path = self.config.path
+        assert path is not None
+        if not path.is_file():
+            raise Unavailable(
+                f"database {self.config.name!r} is unavailable: its file is missing",
+                detail=str(path),
+            )
+        uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
+        try:
+            conn = sqlite3.connect(
+                uri,
+                uri=True,
+                isolation_level=None,  # no implicit BEGIN, ever
+                check_same_thread=False,  # one thread at a time, under self._lock
+                timeout=self.config.timeout_s,  # busy wait on a writer's lock
+            )
+        except sqlite3.Error as exc:
+            raise Unavailable(
+                f"database {self.config.name!r} is unavailable: {self._clean(exc)}"
+            ) from None
+        try:
+            if hasattr(conn, "enable_load_extension"):
+                conn.enable_load_extension(False)
+            conn.execute("PRAGMA trusted_schema = OFF")
+            conn.execute("PRAGMA query_only = ON")
+            conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+            conn.setlimit(
+                sqlite3.SQLITE_LIMIT_LENGTH, max(MAX_VALUE_BYTES, self.config.max_result_bytes)
+            )
+            conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_BYTES)
+            conn.set_authorizer(_authorize)
+            conn.set_progress_handler(self._past_deadline, PROGRESS_STEPS)
+        except BaseException:
+            conn.close()
+            raise
+        logger.debug("opened SQLite database {} read-only", self.config.name)
+        return conn
+
+    def _past_deadline(self) -> int:
+        # Non-zero interrupts the running statement ("interrupted").
+        return int(self._deadline != 0.0 and time.monotonic() > self._deadline)
+
+    def _refusal(self, exc: sqlite3.Error) -> Refusal:
+        message = self._clean(exc)
+        lowered = message.lower()
+        if "interrupted" in lowered:
+            return LimitExceeded(
+                f"query stopped: it ran past the {self.config.timeout_s:g} s time limit"
+            )
+        if "too big" in lowered or "too long" in lowered:
+            return LimitExceeded(f"query stopped: {message} (a value or the SQL is too large)")
+        if "not authorized" in lowered or "readonly" in lowered or "read-only" in lowered:
+            return PolicyViolation(f"refused by SQLite's read-only policy: {message}")
+        if isinstance(exc, sqlite3.OperationalError) and "unable to open" in lowered:
+            self._drop_connection()
+            return Unavailable(f"database {self.config.name!r} is unavailable: {message}")
+        return InvalidRequest(f"SQLite error: {message}")
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _clean(self, exc: BaseException) -> str:
+        return self._secrets.mask(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
+def _authorize(
+    action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None
+) -> int:
+    """Allow reads only; SQLite calls this while compiling each statement."""
+    if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_RECURSIVE):
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_READ:
+        denied = (arg1 or "").lower() in SQLITE_DENIED_TABLES
+        return sqlite3.SQLITE_DENY if denied else sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_FUNCTION:
+        denied = SQLITE_FUNCTIONS.denies(arg2 or "")
+        return sqlite3.SQLITE_DENY if denied else sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_PRAGMA:
+        allowed = (arg1 or "").lower() in READ_ONLY_PRAGMAS
+        return sqlite3.SQLITE_OK if allowed else sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_DENY
+
+
+def _bindable(params: Params) -> Sequence[Any] | Mapping[str, Any]:
+    if params is None:
+        return ()
+    return params
+
+
+def _quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _render_plan(rows: list[tuple[Any, ...]]) -> str:
+    """EXPLAIN QUERY PLAN rows (id, parent, notused, detail) as an indented tree."""
+    depth: dict[int, int] = {0: -1}
+    lines = []
+    for node_id, parent, _unused, detail in rows:
+        level = depth.get(parent, -1) + 1
+        depth[node_id] = level
+        lines.append("  " * level + str(detail))
+    return "\n".join(lines) or "(empty plan)"
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
