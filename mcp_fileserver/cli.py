@@ -138,6 +138,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 @with_settings
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     print(json.dumps(settings.describe(), indent=2))
+    from mcp_fileserver.sql.check import database_warnings
+
+    for warning in database_warnings(settings):
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
     print(f"{PROG}: configuration OK", file=sys.stderr)
     return 0
 

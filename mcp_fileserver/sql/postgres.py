@@ -272,6 +272,53 @@ class PostgresDatabase:
 
         return self._run(run)
 
+    def write_privileges(self) -> list[str]:
+        """What this role could change if every other layer failed (for `check`)."""
+
+        def run(conn: psycopg.Connection[Any]) -> list[str]:
+            found: list[str] = []
+            role = conn.execute(
+                "SELECT current_user, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls "
+                "FROM pg_catalog.pg_roles WHERE rolname = current_user"
+            ).fetchone()
+            if role is not None:
+                name, superuser, createrole, createdb, bypassrls = role
+                if superuser:
+                    found.append(f"role {name} is a superuser")
+                if createrole or createdb:
+                    found.append(f"role {name} may create roles or databases")
+                if bypassrls:
+                    found.append(f"role {name} bypasses row-level security")
+            tables = conn.execute(
+                """
+                SELECT n.nspname || '.' || c.relname
+                FROM pg_catalog.pg_class c
+                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+                  AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
+                  AND (pg_catalog.has_table_privilege(c.oid, 'INSERT')
+                       OR pg_catalog.has_table_privilege(c.oid, 'UPDATE')
+                       OR pg_catalog.has_table_privilege(c.oid, 'DELETE')
+                       OR pg_catalog.has_table_privilege(c.oid, 'TRUNCATE'))
+                ORDER BY 1
+                """
+            ).fetchall()
+            if tables:
+                shown = ", ".join(t[0] for t in tables[:5]) + (", ..." if len(tables) > 5 else "")
+                found.append(
+                    f"INSERT/UPDATE/DELETE/TRUNCATE on {len(tables)} table(s): {shown}"
+                )
+            schemas = conn.execute(
+                "SELECT nspname FROM pg_catalog.pg_namespace "
+                "WHERE nspname <> 'information_schema' AND nspname NOT LIKE 'pg\\_%' "
+                "AND pg_catalog.has_schema_privilege(oid, 'CREATE') ORDER BY 1"
+            ).fetchall()
+            if schemas:
+                found.append("CREATE in schema(s): " + ", ".join(s[0] for s in schemas))
+            return found
+
+        return self._run(run)
+
     def close(self) -> None:
         with self._lock:
             self._drop_connection()
