@@ -185,8 +185,9 @@ class Confinement:
         socket or device where a file was wanted).
         """
         root, parts = self.locate(path, roots)
-        flags = DIR_FLAGS if want == "dir" else FILE_FLAGS
-        opened = self._open_parts(root, parts, flags)
+        # No O_DIRECTORY even for directories: the kind is checked after fstat, so a
+        # wrong kind gets a precise message instead of a bare "not found".
+        opened = self._open_parts(root, parts, FILE_FLAGS)
         try:
             _check_kind(opened.stat, want)
         except BaseException:
