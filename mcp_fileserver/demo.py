@@ -41,11 +41,29 @@ def show(title: str, body: str) -> None:
 
 
 def summarize(result: Any) -> str:
+    """What an assistant would take from the result, in a few readable lines."""
     if result.is_error:
         text = " ".join(getattr(block, "text", "") for block in result.content)
         return f"REFUSED (isError): {text}"
-    data = result.structured_content
-    return json.dumps(data, indent=2, ensure_ascii=False)[:1500]
+    data = result.structured_content or {}
+    if "rows" in data:
+        header = " | ".join(column["name"] for column in data["columns"])
+        rows = [" | ".join(str(value) for value in row) for row in data["rows"]]
+        return "\n".join([header, "-" * len(header), *rows, f"({data['row_count']} rows)"])
+    if "text" in data:
+        return data["text"]
+    if "matches" in data:
+        return "\n".join(
+            f"{m['path']}:{m['line']}: {m['text']}" if "line" in m else m["path"]
+            for m in data["matches"]
+        )
+    if "databases" in data:
+        return "\n".join(
+            f"{d['name']} ({d['engine']}): {d['description']}" for d in data["databases"]
+        )
+    if "directories" in data:
+        return "\n".join(data["directories"])
+    return json.dumps(data, ensure_ascii=False)[:1500]
 
 
 async def run(config: Path, log_dir: Path) -> int:
@@ -54,6 +72,7 @@ async def run(config: Path, log_dir: Path) -> int:
     if os.geteuid() == 0:
         # The server refuses root by default (least privilege); the demo says so and opts in.
         env["MCP_FILESERVER_ALLOW_ROOT"] = "1"
+    env.setdefault("MCP_FILESERVER_LOG_LEVEL", "WARNING")
     transport = StdioTransport(
         command=sys.executable,
         args=["-m", "mcp_fileserver", "--config", str(config), "--log-dir", str(log_dir)],

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from types import FrameType
 
 from loguru import logger
 
@@ -28,13 +27,16 @@ class _InterceptHandler(logging.Handler):
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
-        frame: FrameType | None = logging.currentframe()
-        depth = 2
-        while frame is not None and frame.f_code.co_filename == logging.__file__:
-            frame = frame.f_back
-            depth += 1
-        # Tracebacks from the framework stay out of the human log: the audit log has the outcome.
-        logger.opt(depth=depth).log(level, record.getMessage())
+        message = record.getMessage()
+        if record.exc_info is None and message.startswith("Error calling tool"):
+            # A refusal (ToolError) is expected behaviour, recorded with its outcome in the
+            # audit log; an ERROR line per refused path would only train operators to
+            # ignore ERROR. Crashes carry exc_info and stay at their level.
+            level = "DEBUG"
+        elif record.exc_info is not None and record.exc_info[0] is not None:
+            # No traceback in the human log (it could quote arguments); the type suffices.
+            message = f"{message} ({record.exc_info[0].__name__})"
+        logger.patch(lambda r: r.update(name=record.name)).log(level, message)
 
 
 def setup_logging(secrets: SecretStore | None = None, level: str | None = None) -> None:
