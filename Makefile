@@ -32,5 +32,36 @@ lint: install
 	$(BIN)/ruff check mcp_fileserver tests bench
 	$(BIN)/ruff format --check mcp_fileserver tests bench
 
+# npm peers pinned by bench/package.json + package-lock.json: Node.js 22 (as an npm
+# package: the peers need >= 22), the baselines the benchmarks compare against, and the
+# MCP Inspector CLI that tests/e2e drives. Optional dependencies (DBHub's drivers for
+# other databases) are not needed and not installed.
+PEERS := bench/node_modules/.peers-installed
+.PHONY: peers bench bench-files bench-sql bench-guard bench-audit bench-binary
+peers: $(PEERS)
+
+$(PEERS): bench/package.json bench/package-lock.json
+	npm ci --prefix bench --omit=optional --no-audit --no-fund --loglevel=error
+	touch $(PEERS)
+
+# Benchmarks (never part of `make test`); figures and commands in bench/RESULTS.md,
+# each run's raw output in bench/out/.
+bench: bench-files bench-sql bench-guard bench-audit bench-binary
+
+bench-files: install peers
+	$(BIN)/python bench/bench_files.py
+
+bench-sql: install peers
+	$(BIN)/python bench/bench_sql.py
+
+bench-guard: install
+	$(BIN)/python bench/bench_guard.py
+
+bench-audit: install
+	$(BIN)/python bench/bench_audit.py
+
+bench-binary: binary
+	$(BIN)/python bench/bench_binary.py
+
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

@@ -3,12 +3,27 @@ middleware registered. No policy lives here; each decision is in its own module.
 
 from __future__ import annotations
 
+from importlib import import_module
+
 from fastmcp import FastMCP
 
 from mcp_fileserver import __version__
 from mcp_fileserver.config import Settings
 from mcp_fileserver.files.tools import register_file_tools
 from mcp_fileserver.sql.tools import register_sql_tools
+
+# fastmcp defers these imports to the first tools/list (session-state store, schema
+# dereferencing) and the first tool call; loading them at startup keeps ~0.3 s off the
+# first request (tests/e2e/test_first_request.py, bench/RESULTS.md).
+FIRST_REQUEST_MODULES = (
+    "fastmcp.server.providers.prefab_payload",
+    "fastmcp.server.providers.prefab_synthesis",
+    "jsonref",
+    "key_value.aio.adapters.pydantic",
+    "key_value.aio.stores.memory",
+)
+for _module in FIRST_REQUEST_MODULES:
+    import_module(_module)
 
 INSTRUCTIONS = (
     "Read-only access to the files in the directories the user allowed and to the "

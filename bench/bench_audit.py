@@ -1,0 +1,202 @@
+"""Issue 4: the cost of auditing and monitoring on `read_text_file`, in the same run.
+
+Two instances of this server read the same 1 KiB file: one with `[audit] enabled = true`
+and `[monitor] enabled = true` (the shipped defaults), one with both false. Rate limiting
+is off in both so it cannot interfere. Latency is timed in interleaved blocks, throughput
+in interleaved runs (sequential, and 8 requests in flight). Budget: within 10%.
+
+After the run the audit folder of the "on" instance must hold at least one record per
+call made: a benchmark of an audit log that silently wrote nothing would prove nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import statistics
+import tempfile
+from pathlib import Path
+
+from common import (
+    INSTALLED_COMMAND,
+    fmt_ms,
+    interleave,
+    interleaved_rates,
+    make_file_workspace,
+    markdown_table,
+    ours_env,
+    pipelined_rate,
+    ratio,
+    report,
+    toml_str,
+    write_config,
+)
+from rpc import Server
+
+READ_TOOL = "read_text_file"
+ON, OFF = "audit+monitor on", "audit+monitor off"
+BUDGET = 0.10
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    args = parser.parse_args()
+    rounds, per_round, warm = (5, 20, 50) if args.quick else (40, 50, 300)
+    rate_rounds, rate_total = (3, 100) if args.quick else (8, 400)
+
+    with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
+        base = Path(tmp)
+        root = make_file_workspace(base)
+        target = {"path": str(root / "note.txt")}
+        log_dirs = {ON: base / "audit-on", OFF: base / "audit-off"}
+        servers: dict[str, Server] = {}
+        for name, enabled in ((ON, "true"), (OFF, "false")):
+            config = write_config(
+                base / f"{'on' if enabled == 'true' else 'off'}.toml",
+                f"""
+                [files]
+                allowed_dirs = [{toml_str(root)}]
+                [audit]
+                enabled = {enabled}
+                log_dir = {toml_str(log_dirs[name])}
+                [monitor]
+                enabled = {enabled}
+                [rate_limit]
+                enabled = false
+                """.replace("                ", ""),
+            )
+            servers[name] = Server(
+                [str(INSTALLED_COMMAND), "--config", str(config)],
+                env=ours_env(),
+                stderr_path=base / "stderr.log",
+            )
+        calls_made = 0
+        try:
+            for server in servers.values():
+                server.initialize()
+            if not any(t["name"] == READ_TOOL for t in servers[ON].list_tools()):
+                body = f"`{READ_TOOL}` is not served by this build: nothing measured."
+                report(_title(), _command(), body, {"read_tool_available": False})
+                return
+            for server in servers.values():
+                for _ in range(warm):
+                    server.call_tool(READ_TOOL, target)
+            lat = interleave(
+                {name: (lambda s=s: s.call_tool(READ_TOOL, target)) for name, s in servers.items()},
+                rounds=rounds,
+                per_round=per_round,
+            )
+            rates = {
+                window: interleaved_rates(
+                    {
+                        name: (
+                            lambda s=s, w=window: pipelined_rate(
+                                s, READ_TOOL, target, total=rate_total, window=w
+                            )
+                        )
+                        for name, s in servers.items()
+                    },
+                    rounds=rate_rounds,
+                )
+                for window in (1, 8)
+            }
+            calls_made = warm + rounds * per_round + 2 * rate_rounds * rate_total
+        finally:
+            for server in servers.values():
+                server.close()
+        records_on = _count_records(log_dirs[ON])
+        records_off = _count_records(log_dirs[OFF])
+
+    if records_on < calls_made:
+        raise SystemExit(
+            f"the audited instance wrote {records_on} records for {calls_made} calls: "
+            "auditing was not really on, the comparison means nothing"
+        )
+    lat_rows = [
+        [
+            name,
+            len(s.samples),
+            fmt_ms(s.p50_ms),
+            fmt_ms(s.p99_ms),
+            ratio(s.p50_ms, lat[OFF].p50_ms),
+            ratio(s.p99_ms, lat[OFF].p99_ms),
+        ]
+        for name, s in lat.items()
+    ]
+    med = {w: {n: statistics.median(v) for n, v in r.items()} for w, r in rates.items()}
+    rate_rows = [
+        [
+            name,
+            f"{med[1][name]:.0f}",
+            f"{med[8][name]:.0f}",
+            ratio(med[1][name], med[1][OFF]),
+            ratio(med[8][name], med[8][OFF]),
+        ]
+        for name in servers
+    ]
+    p50_over = lat[ON].p50_ms / lat[OFF].p50_ms - 1
+    tput_under = [1 - med[w][ON] / med[w][OFF] for w in (1, 8)]
+    within = p50_over <= BUDGET and all(t <= BUDGET for t in tput_under)
+    body = "\n".join(
+        [
+            f"`{READ_TOOL}` on a 1 KiB file; {rounds * per_round} timed calls per instance, "
+            f"interleaved, after {warm} warm-up calls; throughput: median of {rate_rounds} "
+            f"interleaved runs of {rate_total} calls.",
+            "",
+            markdown_table(
+                ["instance", "n", "p50 ms", "p99 ms", "p50 ratio", "p99 ratio"], lat_rows
+            ),
+            "",
+            markdown_table(
+                ["instance", "calls/s sequential", "calls/s 8 in flight", "ratio seq", "ratio 8"],
+                rate_rows,
+            ),
+            "",
+            f"p50 overhead {p50_over:+.1%}; throughput loss {tput_under[0]:+.1%} sequential, "
+            f"{tput_under[1]:+.1%} with 8 in flight. Budget 10%: "
+            f"{'within budget' if within else 'OVER BUDGET'}.",
+            "",
+            f"Audit records written: {records_on} by the audited instance for {calls_made} "
+            f"tool calls (plus lifecycle records); {records_off} by the unaudited one.",
+        ]
+    )
+    data = {
+        "read_tool_available": True,
+        "latency_ms": {
+            name: {"n": len(s.samples), "p50": s.p50_ms, "p99": s.p99_ms, "mean": s.mean_ms}
+            for name, s in lat.items()
+        },
+        "calls_per_s": {str(w): r for w, r in rates.items()},
+        "records": {"on": records_on, "off": records_off, "calls": calls_made},
+    }
+    report(_title(), _command(), body, data)
+
+
+def _count_records(folder: Path) -> int:
+    """JSON lines in every audit file under `folder`, compressed rotations included."""
+    count = 0
+    if not folder.exists():
+        return 0
+    for path in folder.rglob("*"):
+        if not path.is_file():
+            continue
+        opener = gzip.open if path.suffix == ".gz" else open
+        try:
+            with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+                count += sum(1 for line in fh if line.startswith("{"))
+        except (OSError, EOFError):
+            continue
+    return count
+
+
+def _title() -> str:
+    return "Issue 4: read_text_file with auditing and monitoring on vs off"
+
+
+def _command() -> str:
+    return "make bench-audit  # .venv/bin/python bench/bench_audit.py"
+
+
+if __name__ == "__main__":
+    main()

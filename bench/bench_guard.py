@@ -1,0 +1,117 @@
+"""Issue 3: the cost of SQL validation (parse + read-only checks), timed directly.
+
+Calls `mcp_fileserver.sql.guard.check_read_only(sql, dialect)`, the guard's entry point,
+in-process. The guard caches verdicts by SQL text, so the "cold" figures use a different
+text on every call (a changing numeric literal): each one is parsed and checked for real.
+The "cached" figures repeat one text. Budget: under 1 ms p50 for typical queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+
+from common import markdown_table, percentile, report
+
+from mcp_fileserver.errors import Refusal
+from mcp_fileserver.sql.guard import Dialect, check_read_only
+
+BUDGET_MS = 1.0
+
+TYPICAL = {
+    "indexed lookup": "SELECT id, name, price FROM items WHERE category = {n} ORDER BY id",
+    "join + aggregate": (
+        "SELECT c.name, count(*) AS n, avg(i.price) AS avg_price FROM items AS i "
+        "JOIN categories AS c ON c.id = i.category WHERE i.price > {n} "
+        "GROUP BY c.name ORDER BY n DESC LIMIT 10"
+    ),
+    "CTE": (
+        "WITH recent AS (SELECT customer_id, amount FROM orders "
+        "WHERE created_at > '2024-01-01' AND amount > {n}) "
+        "SELECT customer_id, sum(amount) AS total FROM recent "
+        "GROUP BY customer_id HAVING sum(amount) > 100"
+    ),
+    "IN subquery": (
+        "SELECT id, email FROM users WHERE id IN "
+        "(SELECT user_id FROM sessions WHERE last_seen > {n}) LIMIT 50"
+    ),
+    "window function": (
+        "SELECT id, price, rank() OVER (PARTITION BY category ORDER BY price DESC) AS r "
+        "FROM items WHERE category < {n}"
+    ),
+}
+REFUSED = {"refused DELETE": "DELETE FROM items WHERE id = {n}"}
+
+
+def _time(sql_for: object, dialect: Dialect, n: int, *, expect_refusal: bool) -> list[float]:
+    samples = []
+    clock = time.perf_counter
+    for i in range(n):
+        sql = sql_for(i)  # type: ignore[operator]
+        start = clock()
+        try:
+            check_read_only(sql, dialect)
+            refused = False
+        except Refusal:
+            refused = True
+        samples.append(clock() - start)
+        if refused != expect_refusal:
+            raise SystemExit(f"guard verdict changed: {sql!r} refused={refused}")
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    args = parser.parse_args()
+    n = 200 if args.quick else 2000
+
+    rows = []
+    data: dict[str, dict[str, dict[str, float]]] = {}
+    worst_typical = 0.0
+    # Warm up every code path (first parse of a dialect builds tables) before timing.
+    for dialect in Dialect:
+        for template in (*TYPICAL.values(), *REFUSED.values()):
+            for i in range(20):
+                with contextlib.suppress(Refusal):
+                    check_read_only(template.format(n=10_000_000 + i), dialect)
+    for dialect in Dialect:
+        for label, template in (*TYPICAL.items(), *REFUSED.items()):
+            refusal = label in REFUSED
+            cold = _time(lambda i, t=template: t.format(n=i), dialect, n, expect_refusal=refusal)
+            fixed = template.format(n=42)
+            cached = _time(lambda _i, s=fixed: s, dialect, n, expect_refusal=refusal)
+            p50, p99 = percentile(cold, 50) * 1000, percentile(cold, 99) * 1000
+            c50 = percentile(cached, 50) * 1000
+            if not refusal:
+                worst_typical = max(worst_typical, p50)
+            rows.append([dialect.value, label, f"{p50:.3f}", f"{p99:.3f}", f"{c50:.4f}"])
+            data.setdefault(dialect.value, {})[label] = {
+                "cold_p50_ms": p50,
+                "cold_p99_ms": p99,
+                "cached_p50_ms": c50,
+            }
+    body = "\n".join(
+        [
+            f"{n} calls per query shape and dialect; cold = a different SQL text every call "
+            "(really parsed), cached = the same text repeated (verdict cache hit).",
+            "",
+            markdown_table(
+                ["dialect", "query", "cold p50 ms", "cold p99 ms", "cached p50 ms"], rows
+            ),
+            "",
+            f"Worst typical cold p50: {worst_typical:.3f} ms. Budget < {BUDGET_MS} ms: "
+            f"{'within budget' if worst_typical < BUDGET_MS else 'OVER BUDGET'}.",
+        ]
+    )
+    report(
+        "Issue 3: SQL validation cost (guard, in-process)",
+        "make bench-guard  # .venv/bin/python bench/bench_guard.py",
+        body,
+        {"per_query": data, "worst_typical_cold_p50_ms": worst_typical},
+    )
+
+
+if __name__ == "__main__":
+    main()

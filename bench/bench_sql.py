@@ -1,0 +1,180 @@
+"""Issue 3: `run_query` vs DBHub's `execute_sql` (readonly) on SQLite, in the same run.
+
+The query returns exactly 20 rows through an index (`items_category`, checked with
+EXPLAIN QUERY PLAN when the database is built). Both servers are driven by the same raw
+JSON-RPC client (bench/rpc.py), warmed up, then timed in interleaved blocks.
+Budget: our p50 <= 1.5x DBHub's.
+
+DBHub 1.x dropped its `--readonly` flag; read-only mode is a `[[tools]]` entry with
+`readonly = true` in its TOML configuration, which is what this script writes.
+Our server runs with its shipped defaults (audit, monitoring, SQL guard on) except rate
+limiting, which a benchmark exceeds by design.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from common import (
+    BENCH_QUERY,
+    BENCH_QUERY_PARAMS,
+    INSTALLED_COMMAND,
+    fmt_ms,
+    interleave,
+    make_sqlite_db,
+    markdown_table,
+    node,
+    npm_package_entry,
+    npm_package_version,
+    ours_env,
+    ratio,
+    report,
+    toml_str,
+    verdict,
+    write_config,
+)
+from rpc import Server, child_env
+
+DBHUB = "@bytebase/dbhub"
+BUDGET = 1.5
+OURS, OURS_PARAMS, BASELINE = "mcp-fileserver run_query", "… with params", "dbhub execute_sql"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    args = parser.parse_args()
+    rounds, per_round, warm = (5, 20, 50) if args.quick else (40, 50, 300)
+
+    with tempfile.TemporaryDirectory(prefix="bench-sql-") as tmp:
+        base = Path(tmp)
+        db = make_sqlite_db(base / "bench.db")
+        ours_config = write_config(
+            base / "ours.toml",
+            f"""
+            [databases.bench]
+            url = {toml_str("sqlite:///" + str(db))}
+            [audit]
+            log_dir = {toml_str(base / "audit")}
+            [rate_limit]
+            enabled = false
+            """.replace("            ", ""),
+        )
+        dbhub_config = write_config(
+            base / "dbhub.toml",
+            f"""
+            [[sources]]
+            id = "bench"
+            dsn = {toml_str("sqlite://" + str(db))}
+
+            [[tools]]
+            name = "execute_sql"
+            source = "bench"
+            readonly = true
+            """.replace("            ", ""),
+        )
+        stderr_log = base / "stderr.log"
+        ours = Server(
+            [str(INSTALLED_COMMAND), "--config", str(ours_config)],
+            env=ours_env(),
+            stderr_path=stderr_log,
+        )
+        dbhub = Server(
+            [
+                node(),
+                str(npm_package_entry(DBHUB, "dist/index.js")),
+                "--transport",
+                "stdio",
+                "--config",
+                str(dbhub_config),
+            ],
+            env=child_env(),
+            cwd=base,
+            stderr_path=stderr_log,
+        )
+        with ours, dbhub:
+            ours.initialize()
+            dbhub.initialize()
+            has_query = any(t["name"] == "run_query" for t in ours.list_tools())
+            if not has_query:
+                body = "`run_query` is not served by this build: nothing to compare."
+                report(_title(), _command(), body, {"run_query_available": False})
+                return
+            plain = {"database": "bench", "sql": BENCH_QUERY}
+            with_params = {"database": "bench", "sql": BENCH_QUERY_PARAMS, "params": [7]}
+            calls = {
+                OURS: lambda: ours.call_tool("run_query", plain),
+                OURS_PARAMS: lambda: ours.call_tool("run_query", with_params),
+                BASELINE: lambda: dbhub.call_tool("execute_sql", {"sql": BENCH_QUERY}),
+            }
+            for name, call in calls.items():
+                _check_twenty_rows(name, call())
+                for _ in range(warm):
+                    call()
+            lat = interleave(calls, rounds=rounds, per_round=per_round)
+            _refused_write(ours, dbhub)
+
+    base_p50 = lat[BASELINE].p50_ms
+    rows = [
+        [
+            name,
+            len(s.samples),
+            fmt_ms(s.p50_ms),
+            fmt_ms(s.p99_ms),
+            ratio(s.p50_ms, base_p50),
+            ratio(s.p99_ms, lat[BASELINE].p99_ms),
+        ]
+        for name, s in lat.items()
+    ]
+    body = "\n".join(
+        [
+            f"20-row indexed SELECT: `{BENCH_QUERY}` on a 10,000-row table "
+            f"({rounds * per_round} timed calls each, interleaved, after {warm} warm-up calls).",
+            "",
+            markdown_table(["server", "n", "p50 ms", "p99 ms", "p50 ratio", "p99 ratio"], rows),
+            "",
+            f"Budget p50 <= {BUDGET}x DBHub: {verdict(lat[OURS].p50_ms, base_p50, BUDGET)}.",
+        ]
+    )
+    data = {
+        "run_query_available": True,
+        "latency_ms": {
+            name: {"n": len(s.samples), "p50": s.p50_ms, "p99": s.p99_ms, "mean": s.mean_ms}
+            for name, s in lat.items()
+        },
+    }
+    report(_title(), _command(), body, data)
+
+
+def _title() -> str:
+    return f"Issue 3: run_query vs {DBHUB} {npm_package_version(DBHUB)} (SQLite, readonly)"
+
+
+def _command() -> str:
+    return "make bench-sql  # .venv/bin/python bench/bench_sql.py"
+
+
+def _check_twenty_rows(name: str, result: dict) -> None:
+    """Each server must really return the 20 rows, or the comparison means nothing."""
+    text = json.dumps(result)
+    found = sum(f'item-{i}\\"' in text or f'"item-{i}"' in text for i in range(7, 10_000, 500))
+    if found != 20:
+        raise SystemExit(f"{name}: expected the 20 rows of category 7, found {found}: {text[:400]}")
+
+
+def _refused_write(ours: Server, dbhub: Server) -> None:
+    """Both sides are in read-only mode: a DELETE must be refused by each."""
+    for server, tool, args in (
+        (ours, "run_query", {"database": "bench", "sql": "DELETE FROM items"}),
+        (dbhub, "execute_sql", {"sql": "DELETE FROM items"}),
+    ):
+        result = server.request("tools/call", {"name": tool, "arguments": args})
+        if not result.get("isError"):
+            raise SystemExit(f"{tool} accepted a DELETE: not a read-only comparison")
+
+
+if __name__ == "__main__":
+    main()
