@@ -68,3 +68,21 @@ class ConfigError(Exception):
     """The configuration is unusable; the CLI prints the message and exits with code 2."""
 
     exit_code: ClassVar[int] = 2
+
+
+class AuditUnavailable(Refusal):
+    """The audit log cannot be written, so the call is refused (fail closed)."""
+
+    outcome = "error"
+
+
+class RateLimited(Refusal):
+    """Too many calls right now; the message says when to retry."""
+
+    outcome = "rate_limited"
+
+
+class ToolLocked(Refusal):
+    """The security monitor locked this tool after repeated violations."""
+
+    outcome = "locked"

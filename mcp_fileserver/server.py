@@ -8,6 +8,7 @@ from importlib import import_module
 from fastmcp import FastMCP
 
 from mcp_fileserver import __version__
+from mcp_fileserver.audit import install_audit
 from mcp_fileserver.config import Settings
 from mcp_fileserver.files.tools import register_file_tools
 from mcp_fileserver.sql.tools import register_sql_tools
@@ -46,4 +47,6 @@ def build_server(settings: Settings) -> FastMCP:
         register_file_tools(mcp, settings)
     if settings.databases:
         register_sql_tools(mcp, settings)
+    # Last, and inserted first in the chain: audit sees every call, whatever refuses it.
+    install_audit(mcp, settings)
     return mcp

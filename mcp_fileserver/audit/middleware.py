@@ -1,0 +1,370 @@
+"""The outermost middleware: every `tools/call` is checked, run, cleaned and recorded.
+
+Order for one call:
+1. fail closed: if the audit log cannot be written, refuse before running anything;
+2. a tool locked by the monitor is refused (`locked`);
+3. the monitor scans the arguments (findings become `security_alert` records);
+4. the rate limiter may refuse (`rate_limited`);
+5. the tool runs; secrets are masked out of its result and error text;
+6. one `tool_call` record, then its alerts and any `security_incident`; if that write
+   fails the result is withheld and the call is refused instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from fastmcp.exceptions import DisabledError, NotFoundError, ToolError, ValidationError
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools.base import ToolResult
+from loguru import logger
+from mcp import MCPError
+from pydantic import ValidationError as PydanticValidationError
+
+from mcp_fileserver.audit.log import AuditLog
+from mcp_fileserver.audit.monitor import Finding, Incident, SecurityMonitor
+from mcp_fileserver.audit.ratelimit import RateLimiter
+from mcp_fileserver.audit.records import Outcome
+from mcp_fileserver.audit.redact import Redactor
+from mcp_fileserver.config import Settings
+from mcp_fileserver.errors import (
+    AuditUnavailable,
+    NotAllowed,
+    PolicyViolation,
+    RateLimited,
+    Refusal,
+    ToolLocked,
+    Unavailable,
+)
+
+AUDIT_DOWN_MESSAGE = (
+    "refused: the audit log cannot be written and this server does not serve unaudited "
+    "calls; ask the operator to check the audit log folder"
+)
+
+
+class AuditMiddleware(Middleware):
+    def __init__(self, settings: Settings, log: AuditLog | None) -> None:
+        self.settings = settings
+        self.log = log
+        self.fail_open = settings.audit.fail_open
+        self.redactor = Redactor(settings.secrets, settings.audit.max_value_chars)
+        self.monitor = (
+            SecurityMonitor(settings.monitor, settings.deny_patterns)
+            if settings.monitor.enabled
+            else None
+        )
+        self.limiter = RateLimiter(settings.rate_limit) if settings.rate_limit.enabled else None
+        self._warned_unaudited = False
+        self.closer: Callable[[], object] | None = None
+        self.in_flight = 0  # calls between entry and their record (read at shutdown)
+        self.stopping = False  # set on SIGTERM: new calls are refused and recorded
+        self.stopped = False
+
+    def close(self) -> None:
+        """Release the audit log (idempotent); records written so far are on disk."""
+        if self.closer is not None:
+            self.closer()
+
+    async def on_call_tool(
+        self,
+        context: MiddlewareContext[Any],
+        call_next: CallNext[Any, ToolResult],
+    ) -> ToolResult:
+        started = time.perf_counter()
+        tool = str(context.message.name)
+        arguments = context.message.arguments or {}
+        self._require_audit()
+        self.in_flight += 1
+        try:
+            return await self._audited_call(context, call_next, tool, arguments, started)
+        finally:
+            self.in_flight -= 1
+
+    async def _audited_call(
+        self,
+        context: MiddlewareContext[Any],
+        call_next: CallNext[Any, ToolResult],
+        tool: str,
+        arguments: Mapping[str, Any],
+        started: float,
+    ) -> ToolResult:
+        outcome: Outcome = "ok"
+        reason: str | None = None
+        detail: str | None = None
+        result_bytes: int | None = None
+        findings: list[Finding] = []
+        violation = False
+        failure: BaseException | None = None
+        result: ToolResult | None = None
+        try:
+            if self.stopping:
+                raise Unavailable("the server is shutting down; retry after it restarts")
+            locked_until = self.monitor.locked_until(tool) if self.monitor else None
+            if locked_until is not None:
+                raise ToolLocked(
+                    f"{tool} is locked until {_iso(locked_until)} (UTC) after repeated "
+                    "security violations; the operator can review the audit log"
+                )
+            if self.monitor is not None:
+                findings = self.monitor.scan(arguments)
+            if self.limiter is not None and (why := self.limiter.acquire(tool)) is not None:
+                raise RateLimited(why)
+            result = await call_next(context)
+            result_bytes = self._clean(result)
+            if result.is_error:
+                outcome, reason = "error", "the tool returned an error result"
+        except BaseException as exc:
+            outcome, reason, detail, failure = self._classify(exc, tool)
+            violation = isinstance(exc, NotAllowed | PolicyViolation)
+
+        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        violation = self.monitor is not None and (violation or bool(findings))
+        try:
+            self._record(
+                context,
+                tool=tool,
+                arguments=arguments,
+                outcome=outcome,
+                reason=reason,
+                detail=detail,
+                duration_ms=duration_ms,
+                result_bytes=result_bytes,
+                findings=findings,
+                violation=violation,
+            )
+        except OSError as exc:
+            if isinstance(failure, asyncio.CancelledError):
+                raise failure from None
+            self._lost_record(exc)
+        if failure is not None:
+            raise failure
+        assert result is not None
+        return result
+
+    # -- steps --------------------------------------------------------------------------
+
+    def _require_audit(self) -> None:
+        if not self.settings.audit.enabled:
+            return
+        problem = "the audit log could not be opened" if self.log is None else self.log.problem()
+        if problem is None:
+            self._warned_unaudited = False
+            return
+        if self.fail_open:
+            if not self._warned_unaudited:
+                logger.warning("serving UNAUDITED calls (fail_open = true): {}", problem)
+                self._warned_unaudited = True
+            return
+        logger.error("tool call refused: {}", problem)
+        raise AuditUnavailable(AUDIT_DOWN_MESSAGE, detail=problem)
+
+    def _lost_record(self, exc: OSError) -> None:
+        problem = f"audit record not written: {exc.strerror or exc}"
+        if self.fail_open:
+            if not self._warned_unaudited:
+                logger.warning("serving UNAUDITED calls (fail_open = true): {}", problem)
+                self._warned_unaudited = True
+            return
+        logger.error("tool call refused, result withheld: {}", problem)
+        raise AuditUnavailable(AUDIT_DOWN_MESSAGE, detail=problem) from None
+
+    def _clean(self, result: ToolResult) -> int:
+        """Mask secrets in the result (text, resources, structured content); its size."""
+        mask = self.redactor.mask if self.settings.secrets.values else None
+        size = 0
+        content = []
+        for block in result.content:
+            text = getattr(block, "text", None)
+            resource = getattr(block, "resource", None)
+            data = getattr(block, "data", None)
+            if isinstance(text, str):
+                size += _utf8_len(text)
+                if mask is not None and (masked := mask(text)) != text:
+                    block = block.model_copy(update={"text": masked})
+            elif resource is not None:
+                inner = getattr(resource, "text", None)
+                blob = getattr(resource, "blob", None)
+                if isinstance(inner, str):
+                    size += _utf8_len(inner)
+                    if mask is not None and (masked := mask(inner)) != inner:
+                        block = block.model_copy(
+                            update={"resource": resource.model_copy(update={"text": masked})}
+                        )
+                elif isinstance(blob, str):
+                    size += len(blob) * 3 // 4
+            elif isinstance(data, str):
+                size += len(data) * 3 // 4
+            content.append(block)
+        if mask is not None:
+            result.content = content
+            if result.structured_content is not None:
+                result.structured_content = _mask_deep(result.structured_content, mask)
+        return size
+
+    def _classify(
+        self, exc: BaseException, tool: str
+    ) -> tuple[Outcome, str, str | None, BaseException]:
+        """(outcome, reason, operator detail, exception to re-raise) for a failed call."""
+        mask = self.redactor.mask
+        if isinstance(exc, Refusal):
+            shown = mask(exc.message)
+            raised = exc if shown == exc.message else ToolError(shown)
+            return exc.outcome, shown, exc.detail, raised  # type: ignore[return-value]
+        if isinstance(exc, ValidationError):
+            shown = mask(str(exc))
+            raised = exc if shown == str(exc) else ToolError(shown)
+            return "invalid", "invalid arguments", _validation_summary(exc), raised
+        if isinstance(exc, NotFoundError | DisabledError):
+            return "invalid", "unknown tool", None, exc
+        if isinstance(exc, asyncio.CancelledError):
+            return "error", "cancelled", None, exc
+        if isinstance(exc, ToolError):
+            cause = exc.__cause__
+            reason = "timeout" if isinstance(cause, TimeoutError) else "internal error"
+            shown = mask(str(exc))
+            raised = exc if shown == str(exc) else ToolError(shown)
+            return "error", reason, type(cause).__name__ if cause else shown, raised
+        if isinstance(exc, MCPError):
+            return "error", mask(str(exc)), type(exc).__name__, exc
+        if isinstance(exc, Exception):
+            logger.opt(exception=False).error("unexpected {} in tool {}", type(exc).__name__, tool)
+            return (
+                "error",
+                "internal error",
+                type(exc).__name__,
+                ToolError(f"Error calling tool {tool!r}"),
+            )
+        return "error", "interrupted", type(exc).__name__, exc
+
+    def _record(
+        self,
+        context: MiddlewareContext[Any],
+        *,
+        tool: str,
+        arguments: Mapping[str, Any],
+        outcome: Outcome,
+        reason: str | None,
+        detail: str | None,
+        duration_ms: float,
+        result_bytes: int | None,
+        findings: list[Finding],
+        violation: bool,
+    ) -> None:
+        incident: Incident | None = None
+        if violation and self.monitor is not None:
+            incident = self.monitor.violation(tool)
+            if incident is not None:
+                logger.warning(
+                    "security incident: {} violations of {} within {:g} s{}",
+                    incident.violations,
+                    self.redactor.text(tool),
+                    incident.window_s,
+                    f"; locked until {_iso(incident.locked_until)} UTC"
+                    if incident.locked_until
+                    else "",
+                )
+        if self.log is None or not self.settings.audit.enabled:
+            return
+        text = self.redactor.text
+        common = {"tool": text(tool), **_client(context)}
+        self.log.write(
+            "tool_call",
+            **common,
+            args=self.redactor.arguments(arguments),
+            outcome=outcome,
+            reason=text(reason) if reason else None,
+            detail=text(detail) if detail else None,
+            duration_ms=duration_ms,
+            result_bytes=result_bytes,
+        )
+        for finding in findings:
+            self.log.write(
+                "security_alert",
+                **common,
+                outcome=outcome,
+                reason=f"suspicious argument ({finding.pattern})",
+                detail=f"in {text(finding.field)}",
+                pattern=finding.pattern,
+            )
+        if outcome == "denied" and violation and reason is not None:
+            self.log.write(
+                "security_alert",
+                **common,
+                outcome=outcome,
+                reason=text(reason),
+                detail=text(detail) if detail else None,
+                pattern="refused",
+            )
+        if incident is not None:
+            until = _iso(incident.locked_until) if incident.locked_until else None
+            self.log.write(
+                "security_incident",
+                **common,
+                outcome="locked" if until else outcome,
+                reason=(
+                    f"{incident.violations} security violations within "
+                    f"{incident.window_s:g} s"
+                    + (f"; tool locked until {until} UTC" if until else "")
+                ),
+                violations=incident.violations,
+                window_s=incident.window_s,
+                locked_until=until,
+            )
+
+
+def _client(context: MiddlewareContext[Any]) -> dict[str, Any]:
+    ctx = context.fastmcp_context
+    request_id = client_name = client_version = None
+    if ctx is not None:
+        try:
+            rc = ctx.request_context
+            if rc is not None:
+                request_id = str(rc.request_id)
+                params = rc.session.client_params
+                info = params.client_info if params is not None else None
+                if info is not None:
+                    client_name = str(info.name)[:128]
+                    client_version = str(info.version)[:64]
+        except (RuntimeError, AttributeError):
+            pass
+    return {
+        "request_id": request_id,
+        "client_name": client_name,
+        "client_version": client_version,
+    }
+
+
+def _validation_summary(exc: ValidationError) -> str:
+    """Where and why the arguments failed, without echoing any value."""
+    cause = exc.__cause__
+    if isinstance(cause, PydanticValidationError):
+        parts = [
+            f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['type']}"
+            for err in cause.errors()[:5]
+        ]
+        return "; ".join(parts)
+    return "arguments rejected by the input schema"
+
+
+def _utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _mask_deep(value: Any, mask: Any) -> Any:
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {mask(str(k)): _mask_deep(v, mask) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_deep(v, mask) for v in value]
+    return value
+
+
+def _iso(epoch: float | None) -> str:
+    moment = datetime.fromtimestamp(epoch or 0, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

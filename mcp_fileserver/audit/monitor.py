@@ -1,0 +1,182 @@
+"""The security monitor: suspicious argument patterns, violation counting, lockouts.
+
+Pure logic over plain data (the middleware wires it to calls and to the audit log).
+A call is a *violation* when its arguments match a suspicious pattern or the tool
+refused it as not allowed / against policy. `violation_threshold` violations of one tool
+within `window_s` seconds raise an incident and lock that tool for `lockout_s` seconds.
+
+The patterns are plain regular expressions without nested quantifiers (linear time on
+any input), compiled once; a combined pre-filter keeps the common, clean call to one
+search per string.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mcp_fileserver.config import MonitorSettings
+from mcp_fileserver.files.denylist import DenyList
+
+_I = re.IGNORECASE
+
+# Checked in every string argument.
+PATH_PATTERNS: dict[str, re.Pattern[str]] = {
+    "path_traversal": re.compile(
+        r"(?:^|[\\/])\.\.(?:[\\/]|$)|%2e%2e|\.\.%2f|\.\.%5c|%252e|\.\.;", _I
+    ),
+    "null_byte": re.compile(r"\x00|%00"),
+    "system_path": re.compile(
+        r"(?:^|[\s'\"=(,.])(?:/proc|/sys|/dev|/boot|/root|/etc|/run/secrets|/var/run/secrets)"
+        r"(?:[\\/]|$|[\s'\")])|^[a-z]:[\\/](?:windows|system32)",
+        _I,
+    ),
+    "home_dotfile": re.compile(r"(?:^|[\\/])~[\\/]?\.|\$HOME|%USERPROFILE%", _I),
+}
+# Checked in strings that are not SQL (SQL uses `||` and `;` legitimately).
+SHELL_PATTERNS: dict[str, re.Pattern[str]] = {
+    "shell_metacharacters": re.compile(
+        r"\$\(|`|\$\{|(?:;|&&|\|\|?|\n)\s*(?:rm|curl|wget|nc|ncat|bash|sh|zsh|python\d?|perl|"
+        r"ruby|chmod|chown|cat|echo|id|whoami|uname|sudo|su|kill|nohup)\b|>\s*/|<\(",
+        _I,
+    ),
+}
+# Checked in arguments whose name says they hold SQL.
+SQL_PATTERNS: dict[str, re.Pattern[str]] = {
+    "sql_tautology": re.compile(
+        r"'\s*(?:or|and)\s+'?[\w-]*'?\s*=\s*'?[\w-]*|\bor\s+1\s*=\s*1\b|\bor\s+true\b", _I
+    ),
+    "sql_stacked_write": re.compile(
+        r";\s*(?:drop|delete|insert|update|alter|create|truncate|grant|revoke|attach|detach|"
+        r"pragma|vacuum|copy|replace|merge|call|do|set|reset|load)\b",
+        _I,
+    ),
+    "sql_comment_truncation": re.compile(r"'\s*(?:--|#|/\*)"),
+    "sql_union_probe": re.compile(r"\bunion\s+(?:all\s+)?select\s+(?:null|\d+)\s*,", _I),
+    "sql_time_delay": re.compile(
+        r"\b(?:pg_sleep|sleep|benchmark|randomblob)\s*\(|\bwaitfor\s+delay\b", _I
+    ),
+    "sql_file_or_program_access": re.compile(
+        r"\b(?:load_extension|pg_read_file|pg_read_binary_file|pg_ls_dir|pg_stat_file|"
+        r"lo_import|lo_export|readfile|writefile|load_file|dblink|edit)\s*\(|"
+        r"\binto\s+(?:out|dump)file\b|\bcopy\b[^;]{0,200}?\b(?:program|from\s+'|to\s+')|"
+        r"\battach\s+(?:database\s+)?'",
+        _I,
+    ),
+    "sql_credential_catalog": re.compile(r"\b(?:pg_shadow|pg_authid|pg_user_mapping)\b", _I),
+}
+MAX_TOOLS = 256
+SQL_KEYS = frozenset({"sql", "query", "statement", "statements", "queries"})
+
+
+def _prefilter(patterns: Mapping[str, re.Pattern[str]]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p.pattern})" for p in patterns.values()), _I)
+
+
+_ANY_PATH = _prefilter(PATH_PATTERNS)
+_ANY_SHELL = _prefilter(SHELL_PATTERNS)
+_ANY_SQL = _prefilter(SQL_PATTERNS)
+_SEPARATORS = re.compile(r"[\\/]")
+
+
+@dataclass(frozen=True)
+class Finding:
+    pattern: str
+    field: str  # where: "path", "paths[2]", "options.query"...
+
+
+@dataclass(frozen=True)
+class Incident:
+    tool: str
+    violations: int
+    window_s: float
+    locked_until: float | None  # wall-clock epoch seconds, None when lockout_s is 0
+
+
+class SecurityMonitor:
+    def __init__(self, settings: MonitorSettings, deny_patterns: tuple[str, ...]) -> None:
+        self.settings = settings
+        self._deny = DenyList(deny_patterns)
+        self._violations: dict[str, deque[float]] = {}
+        self._locked: dict[str, tuple[float, float]] = {}  # tool -> (monotonic, wall) end
+
+    # -- scanning -----------------------------------------------------------------------
+
+    def scan(self, arguments: Mapping[str, Any] | None) -> list[Finding]:
+        findings: list[Finding] = []
+        if arguments:
+            for field, text, is_sql in _strings(arguments, "", False, 0):
+                findings.extend(self._scan_text(field, text, is_sql))
+        return findings
+
+    def _scan_text(self, field: str, text: str, is_sql: bool) -> Iterator[Finding]:
+        if _ANY_PATH.search(text):
+            for name, pattern in PATH_PATTERNS.items():
+                if pattern.search(text):
+                    yield Finding(name, field)
+        if is_sql:
+            if _ANY_SQL.search(text):
+                for name, pattern in SQL_PATTERNS.items():
+                    if pattern.search(text):
+                        yield Finding(name, field)
+        else:
+            if _ANY_SHELL.search(text):
+                yield Finding("shell_metacharacters", field)
+            if len(text) <= 4096 and self._deny.denies_parts(
+                [part for part in _SEPARATORS.split(text) if part]
+            ):
+                yield Finding("sensitive_file", field)
+
+    # -- violations and lockouts ----------------------------------------------------------
+
+    def locked_until(self, tool: str) -> float | None:
+        """Wall-clock end of this tool's lockout, or None if it is not locked."""
+        entry = self._locked.get(tool)
+        if entry is None:
+            return None
+        if time.monotonic() >= entry[0]:
+            del self._locked[tool]
+            return None
+        return entry[1]
+
+    def violation(self, tool: str) -> Incident | None:
+        """Count one violation; an incident (and a lockout) when the threshold is reached."""
+        now = time.monotonic()
+        if tool not in self._violations and len(self._violations) >= MAX_TOOLS:
+            tool = "*"  # a client inventing tool names shares one counter
+        window = self._violations.setdefault(tool, deque())
+        window.append(now)
+        while window and window[0] <= now - self.settings.window_s:
+            window.popleft()
+        if len(window) < self.settings.violation_threshold:
+            return None
+        count = len(window)
+        window.clear()
+        until = None
+        if self.settings.lockout_s > 0:
+            until = time.time() + self.settings.lockout_s
+            self._locked[tool] = (now + self.settings.lockout_s, until)
+        return Incident(tool, count, self.settings.window_s, until)
+
+
+def _strings(value: Any, field: str, is_sql: bool, depth: int) -> Iterator[tuple[str, str, bool]]:
+    if depth > 8:
+        return
+    if isinstance(value, str):
+        yield field or "value", value, is_sql
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            name = str(key)
+            yield from _strings(
+                item,
+                f"{field}.{name}" if field else name,
+                is_sql or name.lower() in SQL_KEYS,
+                depth + 1,
+            )
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value[:1000]):
+            yield from _strings(item, f"{field}[{index}]", is_sql, depth + 1)

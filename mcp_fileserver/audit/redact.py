@@ -1,0 +1,112 @@
+"""What may enter a record: arguments with sensitive keys masked, secrets masked, long
+values shortened, and results reduced to their size.
+
+Rules, in order, at any depth of the arguments:
+1. a key that names a credential (password, token, secret, key, authorization,
+   credential, cookie, session...) has its whole value replaced by `***`;
+2. every secret value the server loaded is replaced by `***` wherever it appears, even
+   inside a longer string (before shortening, so half a secret never survives a cut);
+3. strings longer than `[audit] max_value_chars` are cut and marked with the number of
+   characters removed; lists and objects keep their first items, depth is bounded.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from mcp_fileserver.secrets import MASK, SecretStore
+
+_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+SENSITIVE_WORDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "pass",
+        "secret",
+        "secrets",
+        "token",
+        "tokens",
+        "key",
+        "keys",
+        "apikey",
+        "authorization",
+        "auth",
+        "credential",
+        "credentials",
+        "cookie",
+        "cookies",
+        "session",
+        "bearer",
+        "signature",
+        "otp",
+        "private",
+        "jwt",
+        "dsn",
+    }
+)
+_SENSITIVE_FRAGMENTS = ("password", "passwd", "secret", "token", "apikey", "credential")
+MAX_ITEMS = 50
+MAX_DEPTH = 6
+
+
+def is_sensitive_key(key: str) -> bool:
+    """Whether an argument name denotes a credential: `password`, `api_key`,
+    `X-Auth-Token`, `clientSecret`, `private_key`... but not `keyword` or `monkey`."""
+    words = {w.lower() for w in _WORDS.findall(key)}
+    if words & SENSITIVE_WORDS:
+        return True
+    squashed = re.sub(r"[^a-z0-9]", "", key.lower())
+    return any(fragment in squashed for fragment in _SENSITIVE_FRAGMENTS)
+
+
+class Redactor:
+    def __init__(self, secrets: SecretStore, max_value_chars: int) -> None:
+        self._secrets = secrets
+        self._max = max_value_chars
+
+    def mask(self, text: str) -> str:
+        return self._secrets.mask(text) if self._secrets.values else text
+
+    def text(self, value: str) -> str:
+        """A string safe for a record: secrets masked, then shortened."""
+        value = self.mask(value)
+        if len(value) > self._max:
+            cut = len(value) - self._max
+            value = f"{value[: self._max]}...[+{cut} chars]"
+        return value
+
+    def arguments(self, args: Mapping[str, Any] | None) -> dict[str, Any]:
+        if not args:
+            return {}
+        cleaned = self._value(dict(args), 0)
+        return cleaned if isinstance(cleaned, dict) else {"value": cleaned}
+
+    def _value(self, value: Any, depth: int) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if value is None or isinstance(value, bool | int):
+            return value
+        if isinstance(value, float):
+            return value if math.isfinite(value) else str(value)
+        if depth >= MAX_DEPTH:
+            return "...[nested too deep]"
+        if isinstance(value, Mapping):
+            out: dict[str, Any] = {}
+            for index, (key, item) in enumerate(value.items()):
+                if index >= MAX_ITEMS:
+                    out["..."] = f"[+{len(value) - MAX_ITEMS} keys]"
+                    break
+                name = self.text(str(key))
+                out[name] = MASK if is_sensitive_key(str(key)) else self._value(item, depth + 1)
+            return out
+        if isinstance(value, list | tuple):
+            items = [self._value(item, depth + 1) for item in value[:MAX_ITEMS]]
+            if len(value) > MAX_ITEMS:
+                items.append(f"...[+{len(value) - MAX_ITEMS} items]")
+            return items
+        return self.text(repr(value))

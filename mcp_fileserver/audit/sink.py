@@ -1,0 +1,257 @@
+"""The audit file writer: hash chain, size rotation, compression, retention.
+
+Why not loguru's own file sink: it writes through a buffered text stream, so a failed
+write (disk full) leaves the record in a buffer that may land later, after we refused
+the call and with the chain already moved on; and it names rotated files by local
+creation time. This writer appends each record with one `write(2)` on an `O_APPEND`
+descriptor (nothing is buffered in the process, so every record is on disk, in the page
+cache, before the call returns), truncates a torn write away, and names rotated files
+by the `seq` of their first record. Loguru still routes the records to it (see log.py).
+
+Several processes may share a folder (two clients starting the server with the default
+log dir): every write takes an exclusive `flock` on `.audit.lock` and, when the file
+changed since this process last wrote, reloads the chain head from its last record.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from mcp_fileserver.audit.files import (
+    ACTIVE_NAME,
+    FILE_MODE,
+    LOCK_NAME,
+    compress,
+    ensure_folder,
+    first_line,
+    last_line,
+    list_log_files,
+    open_append,
+    read_lines,
+    rotated_name,
+)
+from mcp_fileserver.audit.records import (
+    GENESIS,
+    BadRecord,
+    Hasher,
+    ParsedRecord,
+    decode,
+    encode,
+)
+from mcp_fileserver.config import AuditSettings
+
+
+class AuditSink:
+    """Appends chained records to `folder/audit.jsonl`; thread- and process-safe."""
+
+    def __init__(self, folder: Path, settings: AuditSettings, hasher: Hasher) -> None:
+        self.folder = folder
+        self.active = folder / ACTIVE_NAME
+        self._settings = settings
+        self._hasher = hasher
+        self._thread_lock = threading.Lock()
+        self._fd: int | None = None
+        self._identity: tuple[int, int] = (-1, -1)
+        self._size = 0
+        self._torn_tail = False  # a failed write could not be truncated away
+        self.seq = 0
+        self.prev = GENESIS
+        # Set when the previous run left a damaged last record (for the start record).
+        self.recovery_note: str | None = None
+        ensure_folder(folder)
+        lock_flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        self._lock_fd = os.open(folder / LOCK_NAME, lock_flags, FILE_MODE)
+        try:
+            with self._file_lock():
+                self._open_active()
+                self._load_head(full_scan=True)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- public -----------------------------------------------------------------------
+
+    def write(self, fields: Mapping[str, Any]) -> int:
+        """Chain and append one record; returns its seq. Raises OSError on failure."""
+        with self._thread_lock, self._file_lock():
+            self._sync_with_disk()
+            line, digest = encode(fields, self.seq + 1, self.prev, self._hasher)
+            data = line.encode("ascii")
+            if self._torn_tail:
+                data = b"\n" + data
+            if self._size > 0 and self._size + len(data) > self._settings.rotation_bytes:
+                self._rotate()
+            self._append(data)
+            self.seq += 1
+            self.prev = digest
+            return self.seq
+
+    def problem(self) -> str | None:
+        """Why a record cannot be written right now, or None (a cheap pre-call check)."""
+        if self._fd is None:
+            return "the audit log is closed"
+        try:
+            os.stat(self.active)
+        except FileNotFoundError:
+            return None if self.folder.is_dir() else f"audit log folder {self.folder} is gone"
+        except OSError as exc:
+            return f"audit log folder {self.folder} is unusable ({exc.strerror})"
+        return None
+
+    def close(self) -> None:
+        with self._thread_lock:
+            if self._fd is not None:
+                with suppress(OSError):
+                    os.fsync(self._fd)
+                os.close(self._fd)
+                self._fd = None
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)
+                self._lock_fd = -1
+
+    # -- internals --------------------------------------------------------------------
+
+    @contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        if self._lock_fd < 0:
+            raise OSError(errno.EBADF, "the audit log is closed")
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _open_active(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        fd = open_append(self.active)
+        stat = os.fstat(fd)
+        self._fd, self._identity, self._size = fd, (stat.st_dev, stat.st_ino), stat.st_size
+
+    def _sync_with_disk(self) -> None:
+        """Follow rotations and appends by other processes; recreate a deleted file."""
+        try:
+            stat = os.stat(self.active)
+        except FileNotFoundError:
+            if not self.folder.is_dir():
+                raise
+            logger.warning("audit file {} disappeared; starting a new one", self.active)
+            self._open_active()
+            return
+        if (stat.st_dev, stat.st_ino) != self._identity:
+            self._open_active()
+            self._load_head(full_scan=False)
+        elif stat.st_size != self._size:
+            self._size = stat.st_size
+            self._load_head(full_scan=False)
+
+    def _load_head(self, *, full_scan: bool) -> None:
+        """Set seq/prev from the newest record on disk (active file, else newest rotated)."""
+        candidates = [self.active] if self._size > 0 else []
+        rotated = [f.path for f in list_log_files(self.folder) if f.first_seq is not None]
+        candidates += list(reversed(rotated))
+        for path in candidates:
+            record = _last_record(path, full_scan=full_scan)
+            if record is None:
+                continue
+            parsed, damaged = record
+            self.seq, self.prev = parsed.seq, parsed.hash
+            if damaged:
+                self.recovery_note = (
+                    f"{path.name} ended with a damaged record; chain resumed after seq {parsed.seq}"
+                )
+            return
+
+    def _append(self, data: bytes) -> None:
+        assert self._fd is not None
+        try:
+            written = os.write(self._fd, data)
+            if written != len(data):
+                raise OSError(errno.ENOSPC, "short write to the audit log")
+        except OSError:
+            # Never leave half a record behind: the next one must start on a clean line.
+            try:
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                self._torn_tail = True
+            raise
+        self._size += len(data)
+        self._torn_tail = False
+
+    def _rotate(self) -> None:
+        assert self._fd is not None
+        line = first_line(self.active)
+        try:
+            first_seq = decode(line).seq if line else self.seq + 1
+        except BadRecord:
+            first_seq = self.seq + 1
+        target = self.folder / rotated_name(first_seq)
+        if any(p.exists() for p in (target, *_compressed_variants(target))):
+            logger.error("audit rotation skipped: {} already exists", target.name)
+            return
+        os.fsync(self._fd)
+        os.rename(self.active, target)
+        self._open_active()
+        try:
+            compress(target, self._settings.compression)
+        except OSError as exc:
+            logger.error("audit file {} left uncompressed: {}", target.name, exc.strerror)
+        self._apply_retention()
+
+    def _apply_retention(self) -> None:
+        rotated = [f for f in list_log_files(self.folder) if f.first_seq is not None]
+        doomed = rotated[: max(0, len(rotated) - self._settings.retention_files)]
+        if self._settings.retention_days is not None:
+            cutoff = time.time() - self._settings.retention_days * 86400
+            for item in rotated[len(doomed) :]:
+                try:
+                    if item.path.stat().st_mtime < cutoff:
+                        doomed.append(item)
+                except FileNotFoundError:
+                    continue
+        for item in doomed:
+            try:
+                item.path.unlink()
+            except OSError as exc:
+                logger.error("audit retention could not remove {}: {}", item.path.name, exc)
+
+
+def _compressed_variants(path: Path) -> list[Path]:
+    return [path.with_name(path.name + s) for s in (".gz", ".bz2", ".xz", ".zip")]
+
+
+def _last_record(path: Path, *, full_scan: bool) -> tuple[ParsedRecord, bool] | None:
+    """(last valid record, whether a damaged line followed it), or None if none."""
+    try:
+        line = last_line(path)
+    except (OSError, EOFError, ValueError):
+        line = None
+    if line is not None:
+        try:
+            return decode(line), False
+        except BadRecord:
+            pass
+    if line is None and not full_scan:
+        return None
+    best: ParsedRecord | None = None
+    damaged = False
+    try:
+        for text in read_lines(path):
+            try:
+                best, damaged = decode(text), False
+            except BadRecord:
+                damaged = True
+    except (OSError, EOFError, ValueError):
+        damaged = True
+    return (best, damaged) if best is not None else None
