@@ -132,12 +132,21 @@ def with_settings(
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from mcp_fileserver.runner import serve
 
-    return serve(settings)
+    try:
+        return serve(settings)
+    except ConfigError as exc:  # e.g. root without --allow-root, `--sandbox require` unmet
+        return fail(str(exc), ConfigError.exit_code)
 
 
 @with_settings
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    print(json.dumps(settings.describe(), indent=2))
+    from mcp_fileserver.sandbox import plan_sandbox
+
+    print(
+        json.dumps(
+            settings.describe() | {"sandbox_plan": plan_sandbox(settings).as_dict()}, indent=2
+        )
+    )
     from mcp_fileserver.sql.check import database_warnings
 
     for warning in database_warnings(settings):

@@ -7,12 +7,19 @@ from loguru import logger
 from mcp_fileserver import __version__
 from mcp_fileserver.config import Settings
 from mcp_fileserver.logging_setup import setup_logging
+from mcp_fileserver.sandbox import ROOT_WARNING, apply_sandbox, refuse_root
 from mcp_fileserver.server import build_server
 
 
 def serve(settings: Settings) -> int:
     setup_logging(settings.secrets)
+    if refuse_root(settings):  # raises ConfigError (exit 2) for root without --allow-root
+        logger.warning(ROOT_WARNING)
     mcp = build_server(settings)
+    # After every import and before the first request; raises ConfigError when `require`
+    # cannot be met. `sandbox.as_dict()` is what the start record should carry.
+    sandbox = apply_sandbox(settings)
+    (logger.info if sandbox.status == "enforced" else logger.warning)(sandbox.summary())
     logger.info(
         "mcp-fileserver {} serving {} director{} and {} database{} over stdio",
         __version__,

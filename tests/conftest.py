@@ -13,9 +13,11 @@ from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
 
 from mcp_fileserver.config import CliOptions, Settings, load_settings
+from mcp_fileserver.sandbox.landlock import abi_version
 from mcp_fileserver.server import build_server
 
 REPO = Path(__file__).resolve().parents[1]
+E2E_SANDBOX = "require" if abi_version() else "on"
 
 
 def make_settings(
@@ -64,7 +66,11 @@ def stdio_transport(
     *args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None
 ) -> StdioTransport:
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_FILESERVER_")}
-    base_env.setdefault("MCP_FILESERVER_SANDBOX", "off")
+    # End-to-end servers run confined, as users run them: `require` where the kernel has
+    # Landlock (a sandbox that fails to apply fails the test), `on` elsewhere. Tests run
+    # as root in CI, which the server refuses without MCP_FILESERVER_ALLOW_ROOT.
+    base_env.setdefault("MCP_FILESERVER_SANDBOX", E2E_SANDBOX)
+    base_env.setdefault("MCP_FILESERVER_ALLOW_ROOT", "1")
     return StdioTransport(
         command=sys.executable,
         args=["-m", "mcp_fileserver", *args],
