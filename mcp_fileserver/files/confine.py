@@ -201,8 +201,10 @@ class Confinement:
         if not parts or parts[-1] == "..":
             with self._open_parts(root, parts, DIR_FLAGS) as opened:
                 return Located(opened.root, opened.rel, opened.stat)
+        name = parts[-1]
+        if self.deny.denies_name(name):
+            raise NotAllowed(detail="denied name")
         with self._open_parts(root, parts[:-1], _STEP_FLAGS) as parent:
-            name = parts[-1]
             try:
                 st = os.stat(name, dir_fd=parent.fd, follow_symlinks=False)
             except OSError as exc:
