@@ -48,7 +48,10 @@ SQLITE_FUNCTIONS = FunctionDenyList(
 
 # Eponymous virtual tables that expose or modify raw database pages; refused even when
 # named without parentheses (`SELECT * FROM sqlite_dbpage`).
-SQLITE_DENIED_TABLES = frozenset({"sqlite_dbpage", "sqlite_dbdata", "sqlite_dbptr", "fsdir"})
+# `pragma_database_list` is refused too: it shows the database file's absolute path.
+SQLITE_DENIED_TABLES = frozenset(
+    {"sqlite_dbpage", "sqlite_dbdata", "sqlite_dbptr", "fsdir", "pragma_database_list"}
+)
 
 POSTGRES_FUNCTIONS = FunctionDenyList(
     names=frozenset(

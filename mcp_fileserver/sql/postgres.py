@@ -305,9 +305,7 @@ class PostgresDatabase:
             ).fetchall()
             if tables:
                 shown = ", ".join(t[0] for t in tables[:5]) + (", ..." if len(tables) > 5 else "")
-                found.append(
-                    f"INSERT/UPDATE/DELETE/TRUNCATE on {len(tables)} table(s): {shown}"
-                )
+                found.append(f"INSERT/UPDATE/DELETE/TRUNCATE on {len(tables)} table(s): {shown}")
             schemas = conn.execute(
                 "SELECT nspname FROM pg_catalog.pg_namespace "
                 "WHERE nspname <> 'information_schema' AND nspname NOT LIKE 'pg\\_%' "
@@ -337,10 +335,13 @@ class PostgresDatabase:
             timer.start()
             try:
                 with conn.transaction(force_rollback=True):
+                    # One round trip: this transaction's timeouts, and no advisory lock
+                    # left over from an earlier call (session locks survive a rollback).
                     conn.execute(
                         "SELECT pg_catalog.set_config('statement_timeout', $1, true), "
                         "pg_catalog.set_config('lock_timeout', $1, true), "
-                        "pg_catalog.set_config('idle_in_transaction_session_timeout', $2, true)",
+                        "pg_catalog.set_config('idle_in_transaction_session_timeout', $2, true), "
+                        "pg_catalog.pg_advisory_unlock_all()",
                         (f"{self._timeout_ms()}ms", f"{self._timeout_ms() * 2}ms"),
                     )
                     return work(conn)

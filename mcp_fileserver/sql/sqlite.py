@@ -49,6 +49,7 @@ from mcp_fileserver.sql.models import (
     TableInfo,
 )
 from mcp_fileserver.sql.results import collect_rows
+from mcp_fileserver.sql.sqlite_printf import BoundedPrintf
 
 # The largest single string or blob SQLite may build or read (SQLITE_LIMIT_LENGTH), unless
 # the database's max_result_bytes is larger.
@@ -81,6 +82,7 @@ class SQLiteDatabase:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._deadline = 0.0
+        self._printf: BoundedPrintf | None = None
 
     # --- tools -------------------------------------------------------------------
 
@@ -197,9 +199,7 @@ class SQLiteDatabase:
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._drop_connection()
 
     # --- engine ------------------------------------------------------------------
 
@@ -254,10 +254,13 @@ class SQLiteDatabase:
             conn.execute("PRAGMA trusted_schema = OFF")
             conn.execute("PRAGMA query_only = ON")
             conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-            conn.setlimit(
-                sqlite3.SQLITE_LIMIT_LENGTH, max(MAX_VALUE_BYTES, self.config.max_result_bytes)
-            )
+            value_limit = max(MAX_VALUE_BYTES, self.config.max_result_bytes)
+            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, value_limit)
             conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_BYTES)
+            # printf('%.*c', 2e9, 'x') would spin for ~30 s where no handler can stop it.
+            self._printf = BoundedPrintf(value_limit)
+            conn.create_function("printf", -1, self._printf, deterministic=True)
+            conn.create_function("format", -1, self._printf, deterministic=True)
             conn.set_authorizer(_authorize)
             conn.set_progress_handler(self._past_deadline, PROGRESS_STEPS)
         except BaseException:
@@ -277,6 +280,11 @@ class SQLiteDatabase:
             return LimitExceeded(
                 f"query stopped: it ran past the {self.config.timeout_s:g} s time limit"
             )
+        if "user-defined function raised exception" in lowered:  # only BoundedPrintf
+            return LimitExceeded(
+                "query stopped: a printf()/format() width or precision is larger than "
+                f"the {MAX_VALUE_BYTES}-byte value limit (too large)"
+            )
         if "too big" in lowered or "too long" in lowered:
             return LimitExceeded(f"query stopped: {message} (a value or the SQL is too large)")
         if "not authorized" in lowered or "readonly" in lowered or "read-only" in lowered:
@@ -290,6 +298,9 @@ class SQLiteDatabase:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._printf is not None:
+            self._printf.close()
+            self._printf = None
 
     def _clean(self, exc: BaseException) -> str:
         return self._secrets.mask(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
