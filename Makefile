@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run demo test lint clean
+.PHONY: install run demo test lint clean binary binary-onefile docker
 
 install: $(STAMP)
 
@@ -31,6 +31,28 @@ test: install
 lint: install
 	$(BIN)/ruff check mcp_fileserver tests bench
 	$(BIN)/ruff format --check mcp_fileserver tests bench
+
+# Frozen executable (PyInstaller, config/pyinstaller/mcp-fileserver.spec), see docs/deploy.md.
+SPEC := config/pyinstaller/mcp-fileserver.spec
+
+# One folder: dist/mcp-fileserver/mcp-fileserver (fast start; what the Docker image ships).
+binary: install
+	$(BIN)/pyinstaller --noconfirm --log-level WARN --distpath dist \
+	  --workpath build/pyinstaller $(SPEC)
+
+# One file: dist/onefile/mcp-fileserver (unpacks itself to a temp folder on every start).
+binary-onefile: install
+	$(BIN)/pyinstaller --noconfirm --log-level WARN --distpath dist/onefile \
+	  --workpath build/pyinstaller-onefile $(SPEC) -- --onefile
+
+# Docker image mcp-fileserver:<version> (and :latest). Offline base for this machine:
+#   make docker PYTHON_IMAGE=$$(../shared/tools/docker-base.sh)
+VERSION      := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' mcp_fileserver/__init__.py)
+IMAGE        ?= mcp-fileserver:$(VERSION)
+PYTHON_IMAGE ?=
+docker:
+	docker build $(if $(PYTHON_IMAGE),--build-arg PYTHON_IMAGE=$(PYTHON_IMAGE)) \
+	  -t $(IMAGE) -t mcp-fileserver:latest .
 
 # npm peers pinned by bench/package.json + package-lock.json: Node.js 22 (as an npm
 # package: the peers need >= 22), the baselines the benchmarks compare against, and the

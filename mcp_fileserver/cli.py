@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from mcp_fileserver import __version__
+from mcp_fileserver import __version__, print_config
 from mcp_fileserver.config import CliOptions, Settings, load_settings
 from mcp_fileserver.errors import ConfigError
 
@@ -93,6 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_options(check, suppress=True)
     check.set_defaults(handler=cmd_check)
+
+    printer = sub.add_parser(
+        "print-config",
+        help="print a ready claude_desktop_config.json snippet for this machine "
+        "(absolute paths, the allowed directories of the options given)",
+    )
+    print_config.add_arguments(printer)
+    _add_config_options(printer, suppress=True)
+    printer.set_defaults(handler=cmd_print_config)
     return parser
 
 
@@ -153,6 +162,14 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
     print(f"{PROG}: configuration OK", file=sys.stderr)
     return 0
+
+
+@with_settings
+def cmd_print_config(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        return print_config.run(args, settings, cli_options(args))
+    except ConfigError as exc:
+        return fail(str(exc), ConfigError.exit_code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
