@@ -192,10 +192,10 @@ def pg_fingerprint(cluster: Cluster) -> dict[str, Any]:
             "books": one("SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM books t"),
             "big": one("SELECT count(*)::text || ':' || sum(n)::text FROM big"),
             "relations": one(
-                "SELECT string_agg(relname || ':' || relkind || ':' || relpersistence, ','"
-                " ORDER BY relname) FROM pg_class c JOIN pg_namespace n"
-                " ON n.oid = c.relnamespace WHERE n.nspname NOT IN"
-                " ('pg_catalog', 'information_schema', 'pg_toast')"
+                "SELECT string_agg(relname || ':' || relkind::text || ':'"
+                " || relpersistence::text, ',' ORDER BY relname)"
+                " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
             ),
             "sequence": one("SELECT last_value::text || ':' || is_called::text FROM counter"),
             "large_objects": one("SELECT count(*) FROM pg_largeobject_metadata"),

@@ -1,0 +1,254 @@
+"""PostgreSQL over the real protocol, against a real PostgreSQL 15 started by the session:
+every attack refused (or, where layer 2 alone lets a call through, provably harmless) and
+the database unchanged, with the guard on and off; reads, limits, reconnects, `check`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.sql.attacks import POSTGRES_ATTACKS, POSTGRES_CONTROLS
+from tests.sql.conftest import call, error_text, pg_fingerprint, pg_settings, sql_client
+from tests.sql.pg_cluster import Cluster, _free_port
+
+GUARD = pytest.mark.parametrize("guard", [True, False], ids=["all-layers", "engine-only"])
+
+
+@GUARD
+async def test_every_attack_is_refused_and_changes_nothing(pg_cluster: Cluster, tmp_path, guard):
+    settings = pg_settings(pg_cluster, tmp_path)
+    out = tmp_path / "out"
+    out.mkdir(mode=0o777)
+    out.chmod(0o777)  # the server runs as `postgres`: give COPY TO a place it *could* write
+    canary = tmp_path / "canary.txt"
+    canary.write_text("PG-CANARY-7f3a")
+    before = pg_fingerprint(pg_cluster)
+    failures: list[str] = []
+    async with sql_client(settings, guard=guard) as client:
+        for attack in POSTGRES_ATTACKS:
+            sql = attack.render(str(out), str(canary))
+            result = await call(client, "run_query", database="pg", sql=sql)
+            plan = await call(client, "explain_query", database="pg", sql=sql)
+            texts = [error_text(result), error_text(plan), json.dumps(result.structured_content)]
+            state = await call(
+                client,
+                "run_query",
+                database="pg",
+                sql="SELECT current_setting('transaction_read_only'), count(*) FROM books",
+            )
+            must_refuse = guard or attack.engine_refuses
+            problems = [
+                "run_query succeeded" * (must_refuse and not result.is_error),
+                # Plain EXPLAIN plans without executing: without the guard, PostgreSQL
+                # plans a write without running it (the fingerprint proves it).
+                "explain_query succeeded" * (guard and not plan.is_error),
+                "canary leaked" * any("PG-CANARY" in t for t in texts),
+                "password shown" * any(pg_cluster.reader_password in t for t in texts),
+                "traceback shown" * any("Traceback" in t for t in texts),
+                "next call not read-only or failed"
+                * (state.is_error or state.structured_content["rows"] != [["on", 3]]),
+                "database changed" * (pg_fingerprint(pg_cluster) != before),
+                "file written" * bool(list(out.iterdir())),
+            ]
+            failures += [f"{attack.id}: {p}" for p in problems if p]
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize(("sql", "params", "expected"), POSTGRES_CONTROLS)
+async def test_ordinary_reads_work(pg_cluster, tmp_path, sql, params, expected):
+    settings = pg_settings(pg_cluster, tmp_path)
+    async with sql_client(settings) as client:
+        args = {"database": "pg", "sql": sql}
+        if params is not None:
+            args["params"] = params
+        result = await call(client, "run_query", **args)
+        assert not result.is_error, error_text(result)
+        data = result.structured_content
+        if expected is not None:
+            assert data["rows"] == expected
+        assert data["truncated"] is False
+        plan = await call(client, "explain_query", **args)
+        assert not plan.is_error, error_text(plan)
+        assert plan.structured_content["plan"]
+
+
+async def test_values_are_json_safe(pg_cluster, tmp_path):
+    settings = pg_settings(pg_cluster, tmp_path)
+    async with sql_client(settings) as client:
+        sql = (
+            "SELECT price, published, cover, tags, meta, uid, updated_at, "
+            "interval '1 day 2 hours', 'NaN'::float8, 12345678901234567890::numeric "
+            "FROM books JOIN authors ON authors.id = books.author_id WHERE books.id = 1"
+        )
+        data = (await call(client, "run_query", database="pg", sql=sql)).structured_content
+    assert data["rows"] == [
+        [
+            "10.99",
+            "1958-06-17",
+            "iVBORw==",
+            ["classic", "africa"],
+            {"pages": 209},
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "2026-01-01T00:00:00+00:00",
+            "P1DT7200S",
+            "NaN",
+            "12345678901234567890",
+        ]
+    ]
+    assert [c["type"] for c in data["columns"][:3]] == ["numeric", "date", "bytea"]
+
+
+async def test_object_params_are_refused_with_a_clear_reason(pg_cluster, tmp_path):
+    settings = pg_settings(pg_cluster, tmp_path)
+    async with sql_client(settings) as client:
+        result = await call(
+            client, "run_query", database="pg", sql="SELECT $1::int", params={"a": 1}
+        )
+    assert result.is_error
+    assert "positional" in error_text(result)
+
+
+@GUARD
+async def test_limits(pg_cluster, tmp_path, guard):
+    settings = pg_settings(pg_cluster, tmp_path)
+    async with sql_client(settings, guard=guard) as client:
+        rows = await call(client, "run_query", database="pg", sql="SELECT * FROM big")
+        assert rows.structured_content["row_count"] == 100
+        assert rows.structured_content["truncated_reason"] == "max_rows"
+        few = await call(client, "run_query", database="pg", sql="SELECT n FROM big", max_rows=3)
+        assert few.structured_content["rows"] == [[1], [2], [3]]
+        wide = await call(client, "run_query", database="pg", sql="SELECT repeat(h, 50) FROM big")
+        assert wide.structured_content["truncated_reason"] == "max_result_bytes"
+        assert 0 < wide.structured_content["row_count"] < 100
+        huge = await call(client, "run_query", database="pg", sql="SELECT repeat('x', 50000000)")
+        assert huge.structured_content["rows"] == []
+        assert huge.structured_content["truncated_reason"] == "max_result_bytes"
+
+
+@GUARD
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
+        "SELECT count(*) FROM big a, big b",
+    ],
+    ids=["endless-recursive-cte", "cross-join"],
+)
+async def test_runaway_query_is_cut_off_and_the_next_call_answers(pg_cluster, tmp_path, guard, sql):
+    settings = pg_settings(pg_cluster, tmp_path)
+    async with sql_client(settings, guard=guard) as client:
+        result = await call(client, "run_query", database="pg", sql=sql)
+        assert result.is_error
+        assert "time limit" in error_text(result)
+        ok = await call(client, "run_query", database="pg", sql="SELECT count(*) FROM authors")
+        assert ok.structured_content["rows"] == [[3]]
+
+
+async def test_pg_sleep_past_the_timeout_is_cut_off_without_the_guard(pg_cluster, tmp_path):
+    settings = pg_settings(pg_cluster, tmp_path)
+    async with sql_client(settings, guard=False) as client:
+        result = await call(client, "run_query", database="pg", sql="SELECT pg_sleep(30)")
+        assert result.is_error
+        assert "time limit" in error_text(result)
+        ok = await call(client, "run_query", database="pg", sql="SELECT 1")
+        assert ok.structured_content["rows"] == [[1]]
+
+
+async def test_tools_describe_the_schema(pg_cluster, tmp_path):
+    settings = pg_settings(pg_cluster, tmp_path)
+    async with sql_client(settings) as client:
+        tables = (await call(client, "list_tables", database="pg")).structured_content
+        names = {(t["schema_name"], t["name"], t["kind"]) for t in tables["tables"]}
+        assert ("public", "books", "table") in names
+        assert ("public", "book_titles", "view") in names
+        books = (
+            await call(client, "describe_table", database="pg", table="public.books")
+        ).structured_content
+        assert books["primary_key"] == ["id"]
+        assert books["foreign_keys"] == [
+            {
+                "columns": ["author_id"],
+                "references_schema": "public",
+                "references_table": "authors",
+                "references_columns": ["id"],
+            }
+        ]
+        assert {"name": "books_author", "columns": ["author_id"], "unique": False} in books[
+            "indexes"
+        ]
+        price = next(c for c in books["columns"] if c["name"] == "price")
+        assert price == {
+            "name": "price",
+            "type": "numeric(8,2)",
+            "nullable": False,
+            "default": None,
+            "primary_key": False,
+        }
+        same = (
+            await call(client, "describe_table", database="pg", table="books")
+        ).structured_content
+        assert same == books
+        missing = await call(client, "describe_table", database="pg", table="pg_authid")
+        assert missing.is_error
+
+
+async def test_unreachable_database_fails_clearly_and_the_others_keep_working(pg_cluster, tmp_path):
+    down_port = _free_port()
+    settings = pg_settings(pg_cluster, tmp_path, port=down_port)
+    async with sql_client(settings) as client:
+        result = await call(client, "run_query", database="pg", sql="SELECT 1")
+        assert result.is_error
+        text = error_text(result)
+        assert "unavailable" in text and "connection refused" in text
+        assert str(down_port) not in text and "127.0.0.1" not in text
+        assert pg_cluster.reader_password not in text
+
+
+async def test_reconnects_after_the_connection_is_killed(pg_cluster, tmp_path):
+    settings = pg_settings(pg_cluster, tmp_path)
+    async with sql_client(settings) as client:
+        first = await call(client, "run_query", database="pg", sql="SELECT pg_backend_pid()")
+        pid = first.structured_content["rows"][0][0]
+        with pg_cluster.admin() as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        broken = await call(client, "run_query", database="pg", sql="SELECT 1")
+        if broken.is_error:  # the first call after the kill may see the dead socket
+            assert "unavailable" in error_text(broken)
+        again = await call(client, "run_query", database="pg", sql="SELECT pg_backend_pid()")
+        assert not again.is_error, error_text(again)
+        assert again.structured_content["rows"][0][0] != pid
+
+
+def run_check(config, env) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mcp_fileserver", "check", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "MCP_FILESERVER_SANDBOX": "off", **env},
+    )
+
+
+@pytest.mark.parametrize("role", ["reader", "writer"])
+def test_check_warns_when_the_role_can_write(pg_cluster, tmp_path, role):
+    pg_settings(pg_cluster, tmp_path, role=role)
+    password = pg_cluster.reader_password if role == "reader" else pg_cluster.writer_password
+    result = run_check(tmp_path / f"pg-{role}.toml", {"PG_TEST_PASSWORD": password})
+    assert result.returncode == 0, result.stderr
+    assert password not in result.stdout + result.stderr
+    if role == "writer":
+        assert "the role can write" in result.stderr
+        assert "INSERT/UPDATE/DELETE" in result.stderr
+    else:
+        assert "can write" not in result.stderr
+
+
+def test_check_warns_but_succeeds_when_the_database_is_down(pg_cluster, tmp_path):
+    pg_settings(pg_cluster, tmp_path, port=_free_port())
+    result = run_check(tmp_path / "pg-reader.toml", {"PG_TEST_PASSWORD": "not-the-password"})
+    assert result.returncode == 0, result.stderr
+    assert "unavailable" in result.stderr and "not checked" in result.stderr
+    assert "not-the-password" not in result.stdout + result.stderr
