@@ -141,8 +141,9 @@ def ensure_folder(folder: Path) -> None:
 
 
 def open_append(path: Path) -> int:
-    """An O_APPEND descriptor on `path`, created 0600 (tightened if it exists wider)."""
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+    """An O_APPEND descriptor on `path`, created 0600 (tightened if it exists wider).
+    Readable too, so a torn tail can be inspected with pread."""
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
     fd = os.open(path, flags, FILE_MODE)
     try:
         if os.fstat(fd).st_mode & 0o077:

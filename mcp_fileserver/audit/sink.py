@@ -87,7 +87,7 @@ class AuditSink:
             self._sync_with_disk()
             line, digest = encode(fields, self.seq + 1, self.prev, self._hasher)
             data = line.encode("ascii")
-            if self._torn_tail:
+            if self._torn_tail and self._ends_mid_line():
                 data = b"\n" + data
             if self._size > 0 and self._size + len(data) > self._settings.rotation_bytes:
                 self._rotate()
@@ -188,6 +188,11 @@ class AuditSink:
             raise
         self._size += len(data)
         self._torn_tail = False
+
+    def _ends_mid_line(self) -> bool:
+        assert self._fd is not None
+        size = os.fstat(self._fd).st_size
+        return size > 0 and os.pread(self._fd, 1, size - 1) != b"\n"
 
     def _rotate(self) -> None:
         assert self._fd is not None
