@@ -93,7 +93,8 @@ def apply_sandbox(settings: Settings) -> SandboxReport:
     if abi == 0 and mode == "require":
         raise ConfigError(
             "--sandbox require: this kernel does not offer Landlock (Linux 5.13+ with "
-            "landlock in the lsm= boot list); use --sandbox on to run without it"
+            "landlock in the lsm= boot list, not blocked by seccomp); use --sandbox on to "
+            "run without it"
         )
 
     enforced: list[str] = []

@@ -13,7 +13,6 @@ on older kernels instead of failing (best effort, as the kernel documentation ad
 from __future__ import annotations
 
 import ctypes
-import errno
 import os
 import platform
 import sys
@@ -173,11 +172,10 @@ def abi_version() -> int:
     try:
         return _syscall(_SYS_CREATE_RULESET, None, ctypes.c_size_t(0),
                         ctypes.c_uint32(CREATE_RULESET_VERSION))  # fmt: skip
-    except LandlockError as exc:
-        # ENOSYS: kernel built without Landlock; EOPNOTSUPP: disabled at boot (lsm=).
-        if exc.errno in (errno.ENOSYS, errno.EOPNOTSUPP):
-            return 0
-        raise
+    except LandlockError:
+        # ENOSYS: kernel built without Landlock; EOPNOTSUPP: disabled at boot (lsm=);
+        # EPERM: a seccomp filter (an old container runtime's default profile) blocks it.
+        return 0
 
 
 def create_ruleset(abi: int, handled_fs: int, handled_net: int, scoped: int) -> int:
