@@ -311,6 +311,8 @@ class Confinement:
         except _Refused as exc:
             raise NotAllowed(detail=str(exc)) from None
         except OSError as exc:
+            if exc.errno == errno.ENXIO:  # resolved (inside) to a socket: cannot be opened
+                raise PolicyViolation("not a regular file", detail="socket") from None
             raise NotAllowed(detail=f"open failed: {_errname(exc)}") from None
         try:
             if self.deny.denies_parts(rel):

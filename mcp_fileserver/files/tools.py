@@ -46,11 +46,14 @@ MAX_PATTERN_CHARS = 1000
 
 T = TypeVar("T")
 
+MAX_PATH_CHARS = 4096  # PATH_MAX: nothing longer can be opened anyway
+
 PathArg = Annotated[
     str,
     Field(
+        max_length=MAX_PATH_CHARS,
         description="Absolute path inside an allowed directory, or relative to it when "
-        "there is exactly one. Taken literally (no ~, quotes or %-decoding)."
+        "there is exactly one. Taken literally (no ~, quotes or %-decoding).",
     ),
 ]
 Globs = Annotated[

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import stat
 import threading
 from pathlib import Path
@@ -252,6 +253,11 @@ def test_special_files_refused_without_blocking(ws: Workspace, any_method: Metho
     with pytest.raises(PolicyViolation) as info:
         c.open("fifo", want="file")
     assert info.value.detail == "fifo"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(ws.root / "sock"))
+        with pytest.raises(PolicyViolation) as info:
+            c.open("sock", want="file")
+        assert info.value.detail == "socket"
     with pytest.raises(InvalidRequest, match="directory"):
         c.open("sub", want="file")
     with pytest.raises(InvalidRequest, match="not a directory"):
