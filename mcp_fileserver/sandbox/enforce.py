@@ -31,8 +31,6 @@ ROOT_WARNING = (
     "running as root because --allow-root was given: the sandbox still confines the "
     "process, but run it as an unprivileged user where you can"
 )
-# Paths whose rule must be in place or the server cannot do its job.
-_ESSENTIAL = ("allowed directory", "SQLite database", "audit log folder")
 
 
 def refuse_root(settings: Settings) -> bool:
@@ -123,27 +121,10 @@ def apply_sandbox(settings: Settings) -> SandboxReport:
             "too big for memory will fail"
         )
 
-    skipped: list[dict[str, str]] = []
-    if abi == 0:
-        missing.append("Landlock: not offered by this kernel (no file or network confinement)")
-    else:
-        try:
-            skipped = _enforce_landlock(ruleset, abi)
-        except _EssentialRuleFailed as exc:
-            if mode == "require":
-                raise ConfigError(f"--sandbox require: {exc}") from None
-            missing.append(f"Landlock: not applied, {exc}")
-        else:
-            features, unsupported = _features(abi)
-            enforced += features
-            missing += unsupported
-            if not _outside_is_refused():
-                if mode == "require":
-                    raise ConfigError("--sandbox require: Landlock did not take effect")
-                missing.append("Landlock: applied but a self-test read of / succeeded")
-
-    landlock_on = abi > 0 and any(f.startswith("Landlock filesystem") for f in enforced)
-    status = "enforced" if landlock_on and not missing else "partial"
+    features, unsupported, skipped = _apply_landlock(ruleset, abi, require=mode == "require")
+    enforced += features
+    missing += unsupported
+    status = "enforced" if features and not missing else "partial"
     return SandboxReport(
         mode=mode,
         status=status,
@@ -162,6 +143,26 @@ class _EssentialRuleFailed(Exception):
     pass
 
 
+def _apply_landlock(
+    ruleset: Ruleset, abi: int, *, require: bool
+) -> tuple[list[str], list[str], list[dict[str, str]]]:
+    """Enforce the ruleset: (what is enforced, what is not, rules skipped)."""
+    if abi == 0:
+        return [], _features(0)[1], []
+    try:
+        skipped = _enforce_landlock(ruleset, abi)
+    except _EssentialRuleFailed as exc:
+        if require:
+            raise ConfigError(f"--sandbox require: {exc}") from None
+        return [], [f"Landlock: not applied, {exc}"], []
+    enforced, missing = _features(abi)
+    if not _outside_is_refused():
+        if require:
+            raise ConfigError("--sandbox require: Landlock did not take effect")
+        return [], [*missing, "Landlock: applied but a self-test listing of / succeeded"], skipped
+    return enforced, missing, skipped
+
+
 def _enforce_landlock(ruleset: Ruleset, abi: int) -> list[dict[str, str]]:
     """Build the kernel ruleset (masked to `abi`) and restrict this thread with it."""
     handled_fs = ruleset.handled_fs & ll.fs_rights(abi)
@@ -174,7 +175,7 @@ def _enforce_landlock(ruleset: Ruleset, abi: int) -> list[dict[str, str]]:
             problem = _add_path_rule(ruleset_fd, rule, handled_fs)
             if problem is None:
                 continue
-            if rule.reason.startswith(_ESSENTIAL):
+            if rule.essential:
                 raise _EssentialRuleFailed(f"cannot grant {rule.reason} {rule.path}: {problem}")
             skipped.append({"path": str(rule.path), "reason": problem})
         if handled_net:

@@ -80,6 +80,7 @@ class PathRule:
     path: Path
     access: int
     reason: str
+    essential: bool = False  # without it the server cannot do its job
 
 
 @dataclass(frozen=True)
@@ -138,18 +139,20 @@ def compute_ruleset(settings: Settings, facts: RuntimeFacts) -> Ruleset:
     """The exact rules the server applies for these settings on this runtime."""
     rules: list[PathRule] = []
 
-    def grant(paths: Iterable[Path | str], access: int, reason: str) -> None:
-        rules.extend(PathRule(Path(p), access, reason) for p in paths)
+    def grant(
+        paths: Iterable[Path | str], access: int, reason: str, *, essential: bool = False
+    ) -> None:
+        rules.extend(PathRule(Path(p), access, reason, essential) for p in paths)
 
-    grant(settings.allowed_dirs, READ, "allowed directory")
+    grant(settings.allowed_dirs, READ, "allowed directory", essential=True)
     for db in settings.databases:
         if db.engine == "sqlite" and db.path is not None:
-            grant([db.path], READ_FILE, f"SQLite database {db.name}")
+            grant([db.path], READ_FILE, f"SQLite database {db.name}", essential=True)
             if db.path in facts.wal_databases:
                 # WAL readers open the -wal and -shm files, which come and go with writers.
                 grant([db.path.parent], READ_FILE, f"SQLite database {db.name} (WAL files)")
     if settings.audit.enabled:
-        grant([settings.log_dir], LOG_WRITE, "audit log folder")
+        grant([settings.log_dir], LOG_WRITE, "audit log folder", essential=True)
     if facts.temp_dir is not None:
         grant([facts.temp_dir], TEMP_WRITE, "private temporary folder")
 
@@ -202,7 +205,12 @@ def _dedupe(rules: Iterable[PathRule]) -> tuple[PathRule, ...]:
     for rule in rules:
         if rule.path in merged:
             first = merged[rule.path]
-            merged[rule.path] = PathRule(rule.path, first.access | rule.access, first.reason)
+            merged[rule.path] = PathRule(
+                rule.path,
+                first.access | rule.access,
+                first.reason,
+                first.essential or rule.essential,
+            )
         else:
             merged[rule.path] = rule
     return tuple(merged.values())

@@ -312,3 +312,21 @@ def test_without_landlock_on_says_what_is_missing(tmp_path: Path) -> None:
     assert any("1 thread(s) started before" in item for item in report["not_enforced"])
     assert {"no_new_privs", "core dumps disabled"} <= set(report["enforced"])
     assert out["canary"] == "ok"  # said plainly: nothing confines files then
+
+
+def test_require_fails_when_an_essential_rule_cannot_be_added(tmp_path: Path) -> None:
+    """An allowed directory the kernel cannot attach a rule to would leave a server that
+    refuses its own configuration: `require` stops with one line instead."""
+    layout = make_layout(tmp_path)
+    out = run_sandboxed(
+        server_args(layout),
+        "",
+        before="""
+        from mcp_fileserver.sandbox import enforce
+        enforce._add_path_rule = lambda fd, rule, handled: (
+            "Permission denied" if rule.reason == "allowed directory" else None
+        )
+        """,
+    )
+    assert out["error"].startswith("--sandbox require: cannot grant allowed directory")
+    assert "Permission denied" in out["error"]
