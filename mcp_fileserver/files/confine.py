@@ -23,8 +23,10 @@ How (in the spirit of Go's `os.Root`):
   `..` pops the descriptor stack and can never go above the root; an absolute symlink is
   followed only when its target lies beneath the root's real path. Hard limits:
   `MAX_SYMLINKS` links and `MAX_STEPS` components per lookup.
-- Elsewhere (Windows): `realpath` + `commonpath`. This is weaker: a component swapped for
-  a symlink between the check and the open is not detected.
+- `Method.REALPATH` (`realpath` + `commonpath`, then open) is the portable reference,
+  selectable but never the default: it is weaker, since a component swapped for a
+  symlink between the check and the open is not detected. Windows is refused at startup:
+  listings and walks need directory descriptors, which Windows does not have.
 - Files are opened `O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC`, so opening a FIFO
   never waits; callers `fstat` the descriptor and read only regular files.
 
@@ -52,17 +54,23 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal, Self
 
-from mcp_fileserver.errors import InvalidRequest, NotAllowed, PolicyViolation
+from mcp_fileserver.errors import ConfigError, InvalidRequest, NotAllowed, PolicyViolation
 from mcp_fileserver.files.denylist import DenyList
 
 MAX_SYMLINKS = 40  # the kernel's own limit for one lookup
 MAX_STEPS = 4096  # components processed per lookup, splices included
 MAX_NARROWED_ROOTS = 256  # distinct client roots kept open (MCP Roots)
 
-FILE_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+def _flag(name: str) -> int:
+    """An open(2) flag, 0 where the platform lacks it (so this module imports anywhere)."""
+    return int(getattr(os, name, 0))
+
+
+FILE_FLAGS = os.O_RDONLY | _flag("O_NONBLOCK") | _flag("O_NOCTTY") | _flag("O_CLOEXEC")
+DIR_FLAGS = os.O_RDONLY | _flag("O_DIRECTORY") | _flag("O_CLOEXEC")
 # Intermediate directories need only search permission; O_PATH gives exactly that.
-_STEP_FLAGS = (getattr(os, "O_PATH", 0) or os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
+_STEP_FLAGS = (_flag("O_PATH") or os.O_RDONLY) | _flag("O_DIRECTORY") | _flag("O_CLOEXEC")
 _ROOT_FLAGS = _STEP_FLAGS
 
 _RESOLVE_NO_MAGICLINKS = 0x02
@@ -164,6 +172,10 @@ class Confinement:
         deny: DenyList,
         method: Method | None = None,
     ) -> None:
+        if os.name != "posix":
+            raise ConfigError(
+                "file tools need a POSIX system (Linux, macOS, BSD); Windows is not supported"
+            )
         self.deny = deny
         self.method = method or default_method()
         self.roots: tuple[Root, ...] = tuple(open_root(Path(p)) for p in roots)
@@ -279,8 +291,6 @@ class Confinement:
             raise InvalidRequest("path is empty")
         if not roots:
             raise NotAllowed(detail="no effective roots (client roots excluded every directory)")
-        if os.name != "posix":
-            return _locate_portable(path, roots)
         parts = split_path(path)
         if path.startswith("/"):
             best: Root | None = None
@@ -468,24 +478,10 @@ def _realpath_open(root: Root, parts: Sequence[str], flags: int) -> tuple[int, t
     if os.path.commonpath([real, base]) != base:
         raise _Refused("outside root (realpath)")
     rel = Path(real).relative_to(base).parts
-    return os.open(real, flags | getattr(os, "O_NOFOLLOW", 0)), tuple(rel)
-
-
-def _locate_portable(path: str, roots: Sequence[Root]) -> tuple[Root, tuple[str, ...]]:
-    pure = Path(path)
-    if pure.is_absolute():
-        for root in sorted(roots, key=lambda r: len(r.path.parts), reverse=True):
-            if pure.parts[: len(root.path.parts)] == root.path.parts:
-                return root, tuple(pure.parts[len(root.path.parts) :])
-        raise NotAllowed(detail="outside roots")
-    if len(roots) > 1:
-        raise InvalidRequest("relative path is ambiguous with several allowed directories")
-    return roots[0], tuple(pure.parts)
+    return os.open(real, flags | _flag("O_NOFOLLOW")), tuple(rel)
 
 
 def default_method() -> Method:
-    if os.name != "posix":
-        return Method.REALPATH
     if _libc is not None and os.path.isdir("/proc/self/fd"):
         return Method.OPENAT2
     return Method.WALK

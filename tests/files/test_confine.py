@@ -369,3 +369,22 @@ def test_race_swapping_directory_for_symlink(ws: Workspace, method: Method) -> N
     assert seen["safe"] + seen["refused"] == 3000
     assert seen["safe"] > 0  # legitimate reads keep working during the race
     assert swaps > 100  # the race really ran
+
+
+def test_each_mechanism_is_really_used(ws: Workspace, monkeypatch) -> None:
+    """openat2 is the default here and does the work; the walk never calls it."""
+    calls = []
+    real_openat2 = confine.openat2
+
+    def spy(*args: object) -> int:
+        calls.append(args)
+        return real_openat2(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(confine, "openat2", spy)
+    assert confine.default_method() is Method.OPENAT2
+    kernel = Confinement([ws.root], DenyList(()))
+    assert read(kernel, "sub/notes.txt") == SAFE
+    assert len(calls) == 1 and kernel.method is Method.OPENAT2
+    walker = make(ws, Method.WALK)
+    assert read(walker, "sub/notes.txt") == SAFE
+    assert len(calls) == 1
