@@ -28,14 +28,16 @@ class _InterceptHandler(logging.Handler):
         except ValueError:
             level = record.levelno
         message = record.getMessage()
-        if record.exc_info is None and message.startswith("Error calling tool"):
+        # exc_info is None, False (fastmcp passes exc_info=False) or a (type, value, tb).
+        exc_type = record.exc_info[0] if isinstance(record.exc_info, tuple) else None
+        if exc_type is None and message.startswith("Error calling tool"):
             # A refusal (ToolError) is expected behaviour, recorded with its outcome in the
             # audit log; an ERROR line per refused path would only train operators to
             # ignore ERROR. Crashes carry exc_info and stay at their level.
             level = "DEBUG"
-        elif record.exc_info is not None and record.exc_info[0] is not None:
+        elif exc_type is not None:
             # No traceback in the human log (it could quote arguments); the type suffices.
-            message = f"{message} ({record.exc_info[0].__name__})"
+            message = f"{message} ({exc_type.__name__})"
         logger.patch(lambda r: r.update(name=record.name)).log(level, message)
 
 
