@@ -48,7 +48,9 @@ SHELL_PATTERNS: dict[str, re.Pattern[str]] = {
 # Checked in arguments whose name says they hold SQL.
 SQL_PATTERNS: dict[str, re.Pattern[str]] = {
     "sql_tautology": re.compile(
-        r"'\s*(?:or|and)\s+'?[\w-]*'?\s*=\s*'?[\w-]*|\bor\s+1\s*=\s*1\b|\bor\s+true\b", _I
+        r"'\s*or\s+'[^']{0,64}'\s*=\s*'|'\s*or\s+\d+\s*=\s*\d+|"
+        r"\bor\s+(?P<lhs>\d+)\s*=\s*(?P=lhs)\b|\bor\s+true\b",
+        _I,
     ),
     "sql_stacked_write": re.compile(
         r";\s*(?:drop|delete|insert|update|alter|create|truncate|grant|revoke|attach|detach|"

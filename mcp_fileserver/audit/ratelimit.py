@@ -25,8 +25,9 @@ class TokenBucket:
         self.stamp = time.monotonic()
 
     def refill(self, now: float) -> None:
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
+        if now > self.stamp:
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
 
     def wait_s(self) -> float:
         """Seconds until one token is available (0 if one is available now)."""

@@ -1,0 +1,185 @@
+"""Pure units: redaction rules, monitor patterns and lockout, token buckets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mcp_fileserver.audit import monitor as monitor_module
+from mcp_fileserver.audit import ratelimit as ratelimit_module
+from mcp_fileserver.audit.monitor import SecurityMonitor
+from mcp_fileserver.audit.ratelimit import RateLimiter
+from mcp_fileserver.audit.redact import Redactor, is_sensitive_key
+from mcp_fileserver.config import MonitorSettings, RateLimitSettings
+from mcp_fileserver.files.denylist import DEFAULT_DENY_PATTERNS
+from mcp_fileserver.secrets import SecretStore
+
+SECRET = "correct-horse-battery"
+
+
+def redactor(max_chars: int = 64) -> Redactor:
+    store = SecretStore({"DB_PASS": SECRET}, secrets_dir=None)
+    store.resolve("${DB_PASS}", where="test")
+    return Redactor(store, max_chars)
+
+
+# -- redaction ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["password", "db_password", "PASSWD", "api_key", "apiKey", "X-Auth-Token", "token",
+     "clientSecret", "private_key", "Authorization", "credentials", "session_id", "cookie"],
+)  # fmt: skip
+def test_sensitive_keys(key: str) -> None:
+    assert is_sensitive_key(key)
+
+
+@pytest.mark.parametrize(
+    "key", ["path", "paths", "query", "keyword", "monkey", "author", "pattern", "head", "sql"]
+)
+def test_ordinary_keys(key: str) -> None:
+    assert not is_sensitive_key(key)
+
+
+def test_sensitive_keys_masked_at_any_depth() -> None:
+    args = {"a": {"b": [{"password": {"nested": "x"}}, {"token": 3}]}, "path": "p"}
+    assert redactor().arguments(args) == {
+        "a": {"b": [{"password": "***"}, {"token": "***"}]},
+        "path": "p",
+    }
+
+
+def test_secret_masked_before_shortening() -> None:
+    """Cutting first could leave half a secret behind; masking first never does."""
+    r = redactor(max_chars=16)
+    value = "x" * 10 + SECRET + "y" * 50
+    cleaned = r.text(value)
+    assert SECRET[:6] not in cleaned and cleaned.startswith("x" * 10 + "***")
+    assert cleaned.endswith(f"...[+{len('x' * 10 + '***' + 'y' * 50) - 16} chars]")
+
+
+def test_secret_in_keys_and_odd_values() -> None:
+    cleaned = redactor().arguments(
+        {f"k{SECRET}": float("nan"), "big": list(range(100)), "obj": object()}
+    )
+    text = json.dumps(cleaned, allow_nan=False)
+    assert SECRET not in text
+    assert cleaned["big"][-1] == "...[+50 items]"
+
+
+@given(st.text(max_size=40), st.text(max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_a_known_secret_never_survives(prefix: str, suffix: str) -> None:
+    assert SECRET not in redactor(max_chars=16).text(prefix + SECRET + suffix)
+
+
+# -- monitor ---------------------------------------------------------------------------
+
+
+def scan(args: dict) -> set[str]:
+    monitor = SecurityMonitor(MonitorSettings(), DEFAULT_DENY_PATTERNS)
+    return {f.pattern for f in monitor.scan(args)}
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        ({"path": "../../etc/passwd"}, "path_traversal"),
+        ({"path": "a/..\\..\\b"}, "path_traversal"),
+        ({"path": "%2e%2e/secret"}, "path_traversal"),
+        ({"path": "/proc/self/environ"}, "system_path"),
+        ({"path": "/etc/shadow"}, "system_path"),
+        ({"path": "notes\x00.txt"}, "null_byte"),
+        ({"path": "home/u/.ssh/id_rsa"}, "sensitive_file"),
+        ({"path": "config/.env"}, "sensitive_file"),
+        ({"path": "~/.aws/credentials"}, "home_dotfile"),
+        ({"pattern": "x; rm -rf /"}, "shell_metacharacters"),
+        ({"path": "$(id)"}, "shell_metacharacters"),
+        ({"sql": "SELECT * FROM u WHERE name = '' OR '1'='1'"}, "sql_tautology"),
+        ({"query": "SELECT 1; DROP TABLE users"}, "sql_stacked_write"),
+        ({"query": "SELECT * FROM u WHERE n = 'a'-- "}, "sql_comment_truncation"),
+        ({"query": "SELECT a FROM t UNION SELECT NULL, NULL"}, "sql_union_probe"),
+        ({"query": "SELECT pg_sleep(10)"}, "sql_time_delay"),
+        ({"query": "SELECT pg_read_file('/etc/passwd')"}, "sql_file_or_program_access"),
+        ({"query": "COPY t FROM PROGRAM 'id'"}, "sql_file_or_program_access"),
+        ({"query": "ATTACH DATABASE '/tmp/x.db' AS x"}, "sql_file_or_program_access"),
+        ({"query": "SELECT * FROM pg_authid"}, "sql_credential_catalog"),
+        ({"paths": ["ok.txt", {"deep": "../x"}]}, "path_traversal"),
+    ],
+)
+def test_suspicious_patterns(args: dict, pattern: str) -> None:
+    assert pattern in scan(args)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"path": "notes/2024/report.md"},
+        {"path": "src/app/main.py", "head": 10},
+        {"pattern": "**/*.py", "exclude_patterns": ["node_modules", ".git"]},
+        {"path": "docs/..hidden-but-fine.txt"},
+        {"query": "SELECT name, count(*) FROM books GROUP BY name ORDER BY 2 DESC LIMIT 5"},
+        {"query": "SELECT a || b FROM t WHERE c = 'x' AND d = 1"},
+        {"query": "SELECT * FROM sqlite_master"},
+        {"database": "app", "query": "WITH x AS (SELECT 1) SELECT * FROM x"},
+    ],
+)
+def test_ordinary_arguments_raise_nothing(args: dict) -> None:
+    assert scan(args) == set()
+
+
+def test_lockout_after_threshold_within_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(monitor_module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(monitor_module.time, "time", lambda: 1_700_000_000 + clock[0])
+    monitor = SecurityMonitor(MonitorSettings(violation_threshold=3, window_s=10, lockout_s=60), ())
+    assert monitor.violation("read") is None
+    clock[0] += 11  # the first violation leaves the window
+    assert monitor.violation("read") is None
+    assert monitor.violation("read") is None
+    incident = monitor.violation("read")
+    assert incident is not None and incident.violations == 3
+    assert incident.locked_until == 1_700_000_000 + clock[0] + 60
+    assert monitor.locked_until("read") == incident.locked_until
+    assert monitor.locked_until("other") is None
+    clock[0] += 60
+    assert monitor.locked_until("read") is None
+
+
+def test_lockout_zero_only_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    monitor = SecurityMonitor(MonitorSettings(violation_threshold=1, lockout_s=0), ())
+    incident = monitor.violation("t")
+    assert incident is not None and incident.locked_until is None
+    assert monitor.locked_until("t") is None
+
+
+# -- rate limits -------------------------------------------------------------------------
+
+
+def test_token_buckets(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(ratelimit_module.time, "monotonic", lambda: clock[0])
+    limiter = RateLimiter(
+        RateLimitSettings(per_tool_per_s=2, per_tool_burst=2, total_per_s=100, total_burst=3)
+    )
+    assert limiter.acquire("a") is None
+    assert limiter.acquire("a") is None
+    refused = limiter.acquire("a")
+    assert refused is not None and "retry in 0.5 s" in refused
+    assert limiter.acquire("b") is None  # own bucket; the total has one token left
+    total = limiter.acquire("c")
+    assert total is not None and "in total" in total
+    clock[0] += 0.5  # a refused call consumed nothing: one token each again
+    assert limiter.acquire("a") is None
+
+
+def test_invented_tool_names_share_one_bucket() -> None:
+    limiter = RateLimiter(RateLimitSettings(per_tool_burst=1, total_burst=10_000))
+    for n in range(ratelimit_module.MAX_TOOLS):
+        limiter.acquire(f"tool{n}")
+    assert limiter.acquire("yet-another") is None
+    assert limiter.acquire("and-another") is not None
