@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from mcp_fileserver import __version__, print_config
 from mcp_fileserver.config import CliOptions, Settings, load_settings
@@ -102,6 +104,22 @@ def build_parser() -> argparse.ArgumentParser:
     print_config.add_arguments(printer)
     _add_config_options(printer, suppress=True)
     printer.set_defaults(handler=cmd_print_config)
+
+    verify = sub.add_parser(
+        "verify-log",
+        help="check the audit log's hash chain (all files, rotated and compressed); "
+        "exit 1 naming the first bad record",
+    )
+    verify.add_argument(
+        "dir", nargs="?", metavar="DIR", help="audit log folder (default: the configured one)"
+    )
+    verify.add_argument(
+        "--hmac-key-env",
+        metavar="VAR",
+        help="environment variable holding the HMAC key (default: [audit] hmac_key)",
+    )
+    _add_config_options(verify, suppress=True)
+    verify.set_defaults(handler=cmd_verify_log)
     return parser
 
 
@@ -131,10 +149,46 @@ def with_settings(
         try:
             settings = load_settings(cli_options(args))
         except ConfigError as exc:
+            if args.handler is cmd_serve:
+                _record_config_error(args, str(exc))
             return fail(str(exc), ConfigError.exit_code)
         return run(args, settings)
 
     return handler
+
+
+def _record_config_error(args: argparse.Namespace, message: str) -> None:
+    """A `config_error` audit record, when the log folder is known without the config:
+    given by --log-dir / MCP_FILESERVER_LOG_DIR, or the default one if it already exists."""
+    from mcp_fileserver.audit.lifecycle import record_config_error
+    from mcp_fileserver.config import ENV_LOG_DIR, default_log_dir
+
+    explicit = args.log_dir or os.environ.get(ENV_LOG_DIR)
+    folder = Path(explicit).expanduser().absolute() if explicit else default_log_dir()
+    if explicit or folder.is_dir():
+        record_config_error(folder, message)
+
+
+def cmd_verify_log(args: argparse.Namespace) -> int:
+    from mcp_fileserver.audit.verify import verify_folder
+
+    settings: Settings | None = None
+    try:
+        settings = load_settings(cli_options(args))
+    except ConfigError as exc:
+        if args.dir is None:
+            return fail(f"{exc} (or name the folder: verify-log DIR)", ConfigError.exit_code)
+    folder = Path(args.dir) if args.dir else settings.log_dir  # type: ignore[union-attr]
+    key = settings.hmac_key if settings else None
+    if args.hmac_key_env:
+        key = os.environ.get(args.hmac_key_env)
+        if not key:
+            return fail(f"--hmac-key-env: {args.hmac_key_env} is not set")
+    verdict = verify_folder(folder, key)
+    for note in verdict.notes:
+        print(f"{PROG}: note: {note}", file=sys.stderr)
+    print(verdict.summary())
+    return 0 if verdict.ok else 1
 
 
 @with_settings

@@ -5,6 +5,7 @@ from __future__ import annotations
 from loguru import logger
 
 from mcp_fileserver import __version__
+from mcp_fileserver.audit.lifecycle import install_signal_handlers, record_start, record_stop
 from mcp_fileserver.config import Settings
 from mcp_fileserver.logging_setup import setup_logging
 from mcp_fileserver.sandbox import ROOT_WARNING, apply_sandbox, refuse_root
@@ -28,6 +29,15 @@ def serve(settings: Settings) -> int:
         len(settings.databases),
         "" if len(settings.databases) == 1 else "s",
     )
-    mcp.run(transport="stdio", show_banner=False)
+    record_start(mcp, settings, {"sandbox": sandbox.as_dict()})
+    install_signal_handlers(mcp)  # SIGTERM/SIGINT/SIGHUP: record, server_stop, exit 0
+    stop_reason = "stdin closed"
+    try:
+        mcp.run(transport="stdio", show_banner=False)
+    except BaseException as exc:
+        stop_reason = f"stopped by {type(exc).__name__}"
+        raise
+    finally:
+        record_stop(mcp, stop_reason)
     logger.info("mcp-fileserver stopped")
     return 0
