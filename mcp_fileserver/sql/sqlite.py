@@ -4,7 +4,9 @@ Read-only without trusting the guard:
 - opened as `file:PATH?mode=ro` (URI): the file is never opened for writing. Not
   `immutable=1`: that would skip locking and change detection, and a database another
   program is writing could then be read torn. The price is that SQLite takes a shared
-  lock while reading, as any reader does.
+  lock while reading, as any reader does. One exception: a WAL database that no writer
+  has open (no -wal/-shm files) is opened immutable, because a WAL reader would create
+  those two files; it is reopened normally once a writer's files appear.
 - an authorizer that allows only SELECT, reads of tables and columns, recursive CTEs,
   functions not on the deny-list and a few read-only PRAGMAs; everything else (writes,
   schema changes, ATTACH/DETACH, transactions, savepoints, ANALYZE, REINDEX, VACUUM,
@@ -22,6 +24,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from loguru import logger
@@ -83,6 +86,7 @@ class SQLiteDatabase:
         self._conn: sqlite3.Connection | None = None
         self._deadline = 0.0
         self._printf: BoundedPrintf | None = None
+        self._immutable = False
 
     # --- tools -------------------------------------------------------------------
 
@@ -223,6 +227,8 @@ class SQLiteDatabase:
                 self._deadline = 0.0
 
     def _connection(self) -> sqlite3.Connection:
+        if self._conn is not None and self._immutable and _has_wal_files(self.config.path):
+            self._drop_connection()  # a writer appeared: read through its WAL from now on
         if self._conn is None:
             self._conn = self._open()
         return self._conn
@@ -235,7 +241,13 @@ class SQLiteDatabase:
                 f"database {self.config.name!r} is unavailable: its file is missing",
                 detail=str(path),
             )
+        # A WAL database with no -wal/-shm beside it (no writer has it open): a reader
+        # would create both files. Open it immutable instead, and reopen normally as soon
+        # as a writer's files appear (checked before every call).
+        self._immutable = _is_wal(path) and not _has_wal_files(path)
         uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
+        if self._immutable:
+            uri += "&immutable=1"
         try:
             conn = sqlite3.connect(
                 uri,
@@ -322,6 +334,22 @@ def _authorize(
         allowed = (arg1 or "").lower() in READ_ONLY_PRAGMAS
         return sqlite3.SQLITE_OK if allowed else sqlite3.SQLITE_DENY
     return sqlite3.SQLITE_DENY
+
+
+def _is_wal(path: Path) -> bool:
+    """The header's read/write format versions are 2 in WAL mode (offsets 18 and 19)."""
+    try:
+        with path.open("rb") as fh:
+            header = fh.read(20)
+    except OSError:
+        return False
+    return len(header) == 20 and header[18] == 2 and header[19] == 2
+
+
+def _has_wal_files(path: Path | None) -> bool:
+    if path is None:
+        return False
+    return Path(f"{path}-wal").exists() or Path(f"{path}-shm").exists()
 
 
 def _bindable(params: Params) -> Sequence[Any] | Mapping[str, Any]:

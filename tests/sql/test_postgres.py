@@ -252,3 +252,22 @@ def test_check_warns_but_succeeds_when_the_database_is_down(pg_cluster, tmp_path
     assert result.returncode == 0, result.stderr
     assert "unavailable" in result.stderr and "not checked" in result.stderr
     assert "not-the-password" not in result.stdout + result.stderr
+
+
+async def test_explain_plans_with_parameters_without_executing(pg_cluster, tmp_path):
+    settings = pg_settings(pg_cluster, tmp_path)
+    async with sql_client(settings) as client:
+        plan = await call(
+            client,
+            "explain_query",
+            database="pg",
+            sql="SELECT * FROM books WHERE id = $1",
+            params=[1],
+        )
+        assert not plan.is_error, error_text(plan)
+        assert "books" in plan.structured_content["plan"]
+        # A slow query is planned, not run: it answers well inside the time limit.
+        slow = await call(
+            client, "explain_query", database="pg", sql="SELECT count(*) FROM big a, big b"
+        )
+        assert not slow.is_error and "Nested Loop" in slow.structured_content["plan"]
