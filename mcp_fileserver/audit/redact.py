@@ -70,7 +70,7 @@ class Redactor:
         self._max = max_value_chars
 
     def mask(self, text: str) -> str:
-        return self._secrets.mask(text) if self._secrets.values else text
+        return self._secrets.mask(text)
 
     def text(self, value: str) -> str:
         """A string safe for a record: secrets masked, then shortened."""
