@@ -87,6 +87,7 @@ def main() -> None:
             fmt_ms(med_ms(s.to_tools_list)),
             ratio(med_ms(s.to_initialize), med_ms(base_s.to_initialize)),
             ratio(med_ms(s.to_tools_list), med_ms(base_s.to_tools_list)),
+            f"{med_ms(s.cpu_to_tools_list):.0f}",
             f"{fmt_ms(med_ms(s.first_list))} / {fmt_ms(med_ms(s.steady_list))}",
             f"{fmt_ms(med_ms(s.first_call))} / {fmt_ms(med_ms(s.steady_call))}",
         ]
@@ -104,6 +105,7 @@ def main() -> None:
                     "spawn→first tools/list ms",
                     "init ratio",
                     "tools/list ratio",
+                    "CPU ms to tools/list",
                     "first / steady tools/list ms",
                     f"first / steady {probe.tool} ms",
                 ],
@@ -117,6 +119,7 @@ def main() -> None:
             name: {
                 "to_initialize_p50": med_ms(s.to_initialize),
                 "to_tools_list_p50": med_ms(s.to_tools_list),
+                "cpu_to_tools_list_p50": med_ms(s.cpu_to_tools_list),
                 "first_call_p50": med_ms(s.first_call),
                 "steady_call_p50": med_ms(s.steady_call),
             }

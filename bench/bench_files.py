@@ -88,6 +88,7 @@ def main() -> None:
                 name: {
                     "to_initialize_p50": med_ms(s.to_initialize),
                     "to_tools_list_p50": med_ms(s.to_tools_list),
+                    "cpu_to_tools_list_p50": med_ms(s.cpu_to_tools_list),
                     "first_tools_list_p50": med_ms(s.first_list),
                     "steady_tools_list_p50": med_ms(s.steady_list),
                     "first_call_p50": med_ms(s.first_call) if s.first_call else None,
@@ -221,6 +222,8 @@ def _render(
                 fmt_ms(med_ms(s.to_tools_list)),
                 ratio(med_ms(s.to_initialize), med_ms(base.to_initialize)),
                 ratio(med_ms(s.to_tools_list), med_ms(base.to_tools_list)),
+                f"{med_ms(s.cpu_to_tools_list):.0f}",
+                ratio(med_ms(s.cpu_to_tools_list), med_ms(base.cpu_to_tools_list)),
                 f"{fmt_ms(med_ms(s.first_list))} / {fmt_ms(med_ms(s.steady_list))}",
                 f"{fmt_ms(med_ms(s.first_call))} / {fmt_ms(med_ms(s.steady_call))}"
                 if s.first_call
@@ -238,6 +241,8 @@ def _render(
                 "spawn→first tools/list ms",
                 "init ratio",
                 "tools/list ratio",
+                "CPU ms to tools/list",
+                "CPU ratio",
                 "first / steady tools/list ms",
                 f"first / steady {READ_TOOL} ms",
             ],

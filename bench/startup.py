@@ -7,6 +7,7 @@ first request pays for them there, and this exposes it.
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import time
@@ -31,6 +32,7 @@ class StartupSeries:
     name: str
     to_initialize: list[float] = field(default_factory=list)
     to_tools_list: list[float] = field(default_factory=list)
+    cpu_to_tools_list: list[float] = field(default_factory=list)
     first_list: list[float] = field(default_factory=list)
     steady_list: list[float] = field(default_factory=list)
     first_call: list[float] = field(default_factory=list)
@@ -41,6 +43,20 @@ def med_ms(values: Sequence[float]) -> float:
     return statistics.median(values) * 1000
 
 
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process (all its threads) has used so far.
+
+    Unlike wall time, this barely depends on what else the machine is running, so it
+    shows the startup work itself on a busy shared machine (resolution: one clock tick).
+    """
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
+
+
 def _one_start(spawn: Spawn, probe: Probe | None, series: StartupSeries) -> None:
     clock = time.perf_counter
     server = spawn()
@@ -49,6 +65,7 @@ def _one_start(spawn: Spawn, probe: Probe | None, series: StartupSeries) -> None
         t_init = clock()
         server.list_tools()
         t_list = clock()
+        series.cpu_to_tools_list.append(cpu_seconds(server.proc.pid))
         series.to_initialize.append(t_init - server.spawned_at)
         series.to_tools_list.append(t_list - server.spawned_at)
         series.first_list.append(t_list - t_init)
