@@ -18,7 +18,7 @@ def serve(settings: Settings) -> int:
         logger.warning(ROOT_WARNING)
     mcp = build_server(settings)
     # After every import and before the first request; raises ConfigError when `require`
-    # cannot be met. `sandbox.as_dict()` is what the start record should carry.
+    # cannot be met. The start record carries what it enforced.
     sandbox = apply_sandbox(settings)
     (logger.info if sandbox.status == "enforced" else logger.warning)(sandbox.summary())
     logger.info(

@@ -1,6 +1,6 @@
 """The real server over stdio with `--sandbox require`: every tool still works, the
-canary never appears, log rotation and compression still work, and the process and
-`check` say what is enforced."""
+canary never appears, log rotation and compression still work, and the process, the
+start record and `check` all say what is enforced."""
 
 from __future__ import annotations
 
@@ -197,6 +197,22 @@ def test_log_rotation_and_compression_work_confined(
     assert verdict.ok, verdict.summary()
 
 
+def test_start_record_says_what_was_enforced(
+    session: dict[str, Any], workspace: dict[str, Path]
+) -> None:
+    records = audit_records(workspace["base"] / "audit")
+    start = next(r for r in records if r["event"] == "server_start")
+    sandbox = start["sandbox"]
+    assert sandbox["mode"] == "require"
+    assert sandbox["status"] == "enforced"
+    assert sandbox["landlock_abi"] == ABI
+    assert "no_new_privs" in sandbox["enforced"]
+    rules = {rule["path"]: rule for rule in sandbox["ruleset"]["paths"]}
+    assert rules[str(workspace["root"])]["access"] == ["read_file", "read_dir"]
+    assert rules[str(workspace["db"])]["access"] == ["read_file"]
+    assert str(workspace["outside"]) not in rules
+
+
 def test_check_prints_what_would_be_enforced(workspace: dict[str, Path]) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_FILESERVER_")}
     proc = subprocess.run(
@@ -249,7 +265,7 @@ def test_root_is_refused_without_allow_root(workspace: dict[str, Path]) -> None:
 
 def test_postgresql_under_the_sandbox(tmp_path: Path) -> None:
     """TCP to the configured PostgreSQL port (name resolution, SCRAM auth, queries) works
-    confined."""
+    confined, and the start record names that port and no other."""
     cluster = start_cluster()
     try:
         transport = stdio_transport(
@@ -279,3 +295,7 @@ def test_postgresql_under_the_sandbox(tmp_path: Path) -> None:
         stop_cluster(cluster)
     assert [text_of(r)[:200] for r in results if r.is_error] == []
     assert results[2].structured_content["rows"] == [[50000]]
+    start = next(r for r in audit_records(tmp_path / "audit") if r["event"] == "server_start")
+    assert start["sandbox"]["status"] == "enforced"
+    assert start["sandbox"]["ruleset"]["tcp_connect_ports"] == [cluster.port]
+    assert cluster.reader_password not in json.dumps(start)
