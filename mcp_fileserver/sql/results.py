@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-FETCH_BATCH = 100  # rows per round trip; a batch is never larger than the rows still wanted
+FETCH_BATCH = 100  # most rows per round trip (fewer when rows are large or few are wanted)
 
 JsonSafe = Any
 
@@ -74,19 +74,30 @@ def collect_rows(
     max_bytes: int,
     batch: int = FETCH_BATCH,
 ) -> CollectedRows:
-    """Rows from `fetch(n)` (at most n rows; fewer means the end) until a limit is hit."""
+    """Rows from `fetch(n)` (at most n rows; fewer means the end) until a limit is hit.
+
+    The first request asks for one row; later ones for as many rows as the largest row
+    seen so far leaves room for. A PostgreSQL FETCH holds its whole batch in memory, so a
+    result of 100 MB rows is read one row at a time and stops at the first, never 100 of
+    them.
+    """
     rows: list[list[JsonSafe]] = []
     used = 2  # the enclosing []
+    largest = 0
     while True:
         wanted = max_rows + 1 - len(rows)  # one extra row tells whether more exist
-        chunk = fetch(min(batch, wanted))
+        room = max(max_bytes - used, 0)
+        size = 1 if largest == 0 else max(1, min(batch, wanted, room // largest))
+        chunk = fetch(min(size, wanted))
         for raw in chunk:
             if len(rows) == max_rows:
                 return CollectedRows(rows, "max_rows")
             row = [json_safe(value) for value in raw]
-            used += encoded_size(row)
+            row_bytes = encoded_size(row)
+            largest = max(largest, row_bytes)
+            used += row_bytes
             if used > max_bytes:
                 return CollectedRows(rows, "max_result_bytes")
             rows.append(row)
-        if len(chunk) < min(batch, wanted):
+        if len(chunk) < min(size, wanted):
             return CollectedRows(rows, None)

@@ -8,7 +8,6 @@ import os
 import sqlite3
 
 import anyio
-import pytest
 from fastmcp import Client
 
 from tests.conftest import make_settings, stdio_transport
@@ -177,8 +176,7 @@ async def test_explain_never_executes(sqlite_setup):
     assert "books_author" in plan.structured_content["plan"]
 
 
-@pytest.mark.parametrize("sandbox", ["off", "on"])
-async def test_stdio_end_to_end(sqlite_setup, tmp_path, sandbox):
+async def test_stdio_end_to_end(sqlite_setup, tmp_path, sandbox="on"):
     """The real server process, as a client starts it: a read works, a write is refused,
     and the database folder is unchanged afterwards (with the kernel sandbox too)."""
     config = sqlite_setup.config  # monitor and rate limits off: see NO_LOCKOUT

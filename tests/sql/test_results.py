@@ -1,0 +1,75 @@
+"""collect_rows and json_safe as plain functions: exact truncation, bounded batches."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+import uuid
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mcp_fileserver.sql.results import collect_rows, encoded_size, json_safe
+
+
+class Source:
+    def __init__(self, rows):
+        self.rows = list(rows)
+        self.requests: list[int] = []
+
+    def fetch(self, n):
+        self.requests.append(n)
+        chunk, self.rows = self.rows[:n], self.rows[n:]
+        return chunk
+
+
+@given(st.integers(0, 300), st.integers(1, 120))
+def test_row_limit_is_exact(available, max_rows):
+    source = Source([[i] for i in range(available)])
+    result = collect_rows(source.fetch, max_rows=max_rows, max_bytes=10**9)
+    assert [r[0] for r in result.rows] == list(range(min(available, max_rows)))
+    assert (result.truncated_reason == "max_rows") == (available > max_rows)
+    # Never reads more than one row past the limit.
+    assert sum(source.requests) <= max_rows + 1 + max(source.requests)
+
+
+@given(st.lists(st.text(max_size=50), max_size=200), st.integers(10, 3000))
+def test_byte_limit_is_never_exceeded(values, max_bytes):
+    source = Source([[v] for v in values])
+    result = collect_rows(source.fetch, max_rows=10**6, max_bytes=max_bytes)
+    assert 2 + sum(encoded_size(r) for r in result.rows) <= max_bytes
+    if result.truncated_reason is None:
+        assert len(result.rows) == len(values)
+
+
+def test_large_rows_are_fetched_one_at_a_time():
+    big = "x" * 100_000
+    source = Source([[big]] * 50)
+    result = collect_rows(source.fetch, max_rows=1000, max_bytes=1_048_576)
+    assert result.truncated_reason == "max_result_bytes"
+    assert len(result.rows) == 10
+    assert max(source.requests) <= 10  # never a batch of 100 huge rows
+    assert source.requests[0] == 1
+
+
+def test_small_rows_are_fetched_in_batches():
+    source = Source([[i] for i in range(1000)])
+    collect_rows(source.fetch, max_rows=500, max_bytes=1_048_576)
+    assert max(source.requests) == 100
+
+
+def test_json_safe_values():
+    assert json_safe(b"\x00\xff") == "AP8="
+    assert json_safe(memoryview(b"ab")) == "YWI="
+    assert json_safe(decimal.Decimal("1.10")) == "1.10"
+    assert json_safe(dt.date(2026, 1, 2)) == "2026-01-02"
+    assert json_safe(dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)) == "2026-01-02T03:04:05+00:00"
+    assert json_safe(dt.time(1, 2)) == "01:02:00"
+    assert json_safe(dt.timedelta(days=-1, seconds=5)) == "-P0DT86395S"
+    assert json_safe(dt.timedelta(seconds=1.5)) == "P0DT1.5S"
+    assert json_safe(math.nan) == "NaN"
+    assert json_safe(-math.inf) == "-Infinity"
+    assert json_safe(uuid.UUID(int=1)) == "00000000-0000-0000-0000-000000000001"
+    assert json_safe([1, (b"a",), {"k": decimal.Decimal(2)}]) == [1, ["YQ=="], {"k": "2"}]
+    assert json_safe(object.__new__(object)).startswith("<object")
