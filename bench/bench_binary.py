@@ -27,7 +27,7 @@ from common import (
     toml_str,
     write_config,
 )
-from rpc import Server
+from rpc import RpcError, Server
 from startup import Probe, measure_startup, med_ms
 
 FROZEN_ONEFILE = REPO / "dist" / "onefile" / "mcp-fileserver"
@@ -69,6 +69,16 @@ def main() -> None:
             )
 
         spawners = {name: spawner(path) for name, path in commands.items()}
+        broken: dict[str, str] = {}
+        for name in list(spawners):
+            if name == INSTALLED:
+                continue
+            try:
+                with spawners[name]() as server:
+                    server.initialize()
+            except RpcError as exc:  # report it, measure the others
+                broken[name] = str(exc)
+                del spawners[name]
         with spawners[INSTALLED]() as probe_server:
             probe_server.initialize()
             tools = {t["name"] for t in probe_server.list_tools()}
@@ -93,8 +103,13 @@ def main() -> None:
         ]
         for name, s in results.items()
     ]
+    failures = [
+        f"- `{name}` does not start ({reason}); see its stderr by running it by hand."
+        for name, reason in broken.items()
+    ]
     body = "\n".join(
         [
+            *(["Not measured:", *failures, ""] if failures else []),
             f"Median of {reps} cold starts each, interleaved, after one warm-up start each "
             f"(page cache). First-call probe: `{probe.tool}`.",
             "",
@@ -115,6 +130,7 @@ def main() -> None:
     )
     data = {
         "probe": probe.tool,
+        "broken": broken,
         "startup_ms": {
             name: {
                 "to_initialize_p50": med_ms(s.to_initialize),
