@@ -23,15 +23,15 @@ async def test_tools_are_read_only_typed_and_structured(sqlite_setup):
     assert tools.keys() >= TOOLS
     for name in TOOLS:
         tool = tools[name]
-        assert tool.annotations.readOnlyHint is True, name
-        assert tool.annotations.openWorldHint is False, name
-        assert tool.outputSchema and tool.outputSchema.get("type") == "object", name
+        assert tool.annotations.read_only_hint is True, name
+        assert tool.annotations.open_world_hint is False, name
+        assert tool.output_schema and tool.output_schema.get("type") == "object", name
         assert tool.description, name
-    run_query = tools["run_query"].inputSchema
+    run_query = tools["run_query"].input_schema
     assert set(run_query["properties"]) == {"database", "sql", "params", "max_rows"}
     assert set(run_query["required"]) == {"database", "sql"}
     assert {"row_count", "truncated", "elapsed_ms", "rows", "columns"} <= set(
-        tools["run_query"].outputSchema["properties"]
+        tools["run_query"].output_schema["properties"]
     )
 
 
