@@ -11,7 +11,7 @@ import anyio
 from fastmcp import Client
 
 from tests.conftest import make_settings, stdio_transport
-from tests.sql.conftest import call, error_text, folder_snapshot, sql_client
+from tests.sql.conftest import call, error_text, folder_snapshot, sql_client, sqlite_settings
 from tests.sql.pg_cluster import _free_port
 
 TOOLS = {"list_databases", "list_tables", "describe_table", "run_query", "explain_query"}
@@ -227,3 +227,35 @@ async def test_a_wal_database_is_read_without_creating_files(tmp_path):
         second = await call(client, "run_query", database="w", sql="SELECT x FROM t ORDER BY x")
         assert second.structured_content["rows"] == [[1], [2]]
         writer.close()
+
+
+async def test_a_runaway_query_does_not_block_another_database(tmp_path):
+    sqlite_setup = sqlite_settings(tmp_path, timeout_s=3)  # a wide margin for busy machines
+    other = tmp_path / "other.db"
+    other.write_bytes(sqlite_setup.db.read_bytes())
+    config = tmp_path / "two.toml"
+    config.write_text(
+        sqlite_setup.config.read_text() + f'\n[databases.other]\nurl = "sqlite:///{other}"\n',
+        encoding="utf-8",
+    )
+    settings = make_settings(config=config, log_dir=tmp_path / "logs")
+    finished: list[str] = []
+    async with sql_client(settings) as client:
+
+        async def runaway() -> None:
+            sql = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) "
+            sql += "SELECT count(*) FROM r"
+            result = await call(client, "run_query", database="shop", sql=sql)
+            assert result.is_error and "time limit" in error_text(result)
+            finished.append("runaway")
+
+        async def quick() -> None:
+            await anyio.sleep(0.2)  # let the runaway start first
+            result = await call(client, "run_query", database="other", sql="SELECT 1")
+            assert result.structured_content["rows"] == [[1]]
+            finished.append("quick")
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(runaway)
+            group.start_soon(quick)
+    assert finished == ["quick", "runaway"]
