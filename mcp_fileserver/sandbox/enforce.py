@@ -70,7 +70,7 @@ def plan_sandbox(settings: Settings) -> SandboxReport:
         skipped_paths=skipped,
         temp_dir=str(facts.temp_dir) if facts.temp_dir else None,
         running_as_root=root,
-        notes=notes + (_wal_notes(settings, facts) if abi else ()),
+        notes=notes,
     )
 
 
@@ -135,7 +135,6 @@ def apply_sandbox(settings: Settings) -> SandboxReport:
         skipped_paths=tuple(skipped),
         temp_dir=str(temp_dir) if temp_dir else None,
         running_as_root=root,
-        notes=_wal_notes(settings, facts) if abi else (),
     )
 
 
@@ -241,16 +240,6 @@ def _outside_is_refused() -> bool:
         return True
     os.close(fd)
     return False
-
-
-def _wal_notes(settings: Settings, facts: RuntimeFacts) -> tuple[str, ...]:
-    return tuple(
-        f"SQLite database {db.name} is in WAL mode: under the sandbox, as on a read-only "
-        "mount, SQLite can read it only while its -wal and -shm files exist (while another "
-        "program has it open)"
-        for db in settings.databases
-        if db.path is not None and db.path in facts.wal_databases
-    )
 
 
 def _ensure_private_dir(path: Path) -> None:

@@ -299,3 +299,46 @@ def test_postgresql_under_the_sandbox(tmp_path: Path) -> None:
     assert start["sandbox"]["status"] == "enforced"
     assert start["sandbox"]["ruleset"]["tcp_connect_ports"] == [cluster.port]
     assert cluster.reader_password not in json.dumps(start)
+
+
+def test_wal_database_read_before_during_and_after_a_writer(tmp_path: Path) -> None:
+    """A WAL database's -wal/-shm files appear and vanish with writers; the read-only
+    grant on its folder lets the confined server follow them."""
+    folder = tmp_path / "wal"
+    folder.mkdir()
+    db = folder / "live.db"
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (x INTEGER)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.commit()
+    conn.close()
+    assert sorted(p.name for p in folder.iterdir()) == ["live.db"]
+    transport = stdio_transport(
+        "--db", f"live=sqlite:///{db}", "--log-dir", str(tmp_path / "audit"), "--sandbox", "require"
+    )
+
+    async def run() -> list[Any]:
+        counts = []
+        async with Client(transport) as client:
+
+            async def count() -> Any:
+                result = await client.call_tool(
+                    "run_query", {"database": "live", "sql": "SELECT count(*) FROM t"}
+                )
+                return result.structured_content["rows"][0][0]
+
+            counts.append(await count())  # no writer: read immutable
+            writer = sqlite3.connect(db)
+            writer.execute("INSERT INTO t VALUES (2)")
+            writer.commit()
+            counts.append(await count())  # through the writer's -wal and -shm
+            writer.execute("INSERT INTO t VALUES (3)")
+            writer.commit()
+            counts.append(await count())
+            writer.close()
+            counts.append(await count())  # after the writer is gone
+        return counts
+
+    assert asyncio.run(run()) == [1, 2, 3, 3]
+    assert {p.name for p in folder.iterdir()} <= {"live.db", "live.db-wal", "live.db-shm"}
