@@ -102,12 +102,14 @@ class Root:
     dev: int = field(repr=False)
     ino: int = field(repr=False)
     parts: tuple[str, ...] = field(init=False, repr=False)
+    text: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "parts", split_path(str(self.path)))
+        object.__setattr__(self, "text", str(self.path))
+        object.__setattr__(self, "parts", split_path(self.text))
 
     def display(self, rel: Sequence[str]) -> str:
-        return str(self.path.joinpath(*rel)) if rel else str(self.path)
+        return f"{self.text}/{'/'.join(rel)}" if rel else self.text
 
 
 @dataclass(eq=False)
@@ -464,11 +466,11 @@ def _real_rel(root: Root, fd: int) -> tuple[str, ...]:
         real = os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         raise _Refused("cannot verify resolved path (/proc unavailable)") from None
-    parts = split_path(real)
-    rparts = root.parts
-    if not real.startswith("/") or parts[: len(rparts)] != rparts:
+    if real == root.text:
+        return ()
+    if not real.startswith(root.text + "/"):
         raise _Refused("resolved outside root")
-    return parts[len(rparts) :]
+    return split_path(real[len(root.text) :])
 
 
 def _realpath_open(root: Root, parts: Sequence[str], flags: int) -> tuple[int, tuple[str, ...]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import anyio
-import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
 
@@ -75,11 +74,6 @@ async def test_attacks_and_controls_through_stdio(ws: Workspace) -> None:
     assert names.structured_content["matches"] == []
 
 
-@pytest.mark.xfail(
-    reason="logging_setup._InterceptHandler indexes record.exc_info when fastmcp passes "
-    "exc_info=False, so served refusals become 'Error calling tool' (reported to the lead)",
-    strict=False,
-)
 async def test_refusals_keep_their_message_through_stdio(ws: Workspace) -> None:
     """The uniform message and the FIFO refusal reach a real client unchanged."""
     plant_attacks(ws)
