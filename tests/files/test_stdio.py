@@ -55,8 +55,12 @@ async def test_attacks_and_controls_through_stdio(ws: Workspace) -> None:
                 result = await call(client, "read_text_file", {"path": path})
                 assert result.is_error, path
                 assert CANARY not in dump(result) and str(ws.outside) not in dump(result)
+            # the uniform message and the FIFO refusal reach a real client unchanged
             fifo = await call(client, "read_text_file", {"path": "pipe"})
-            assert fifo.is_error
+            assert dump(fifo) == "not a regular file"
+            outside = await call(client, "read_text_file", {"path": "../outside/canary.txt"})
+            missing = await call(client, "read_text_file", {"path": "missing.txt"})
+            assert dump(outside) == dump(missing) == NOT_ALLOWED_MESSAGE
             ok = await call(client, "read_text_file", {"path": "in_rel"})
             assert ok.structured_content["text"] == SAFE
             head = await call(client, "read_text_file", {"path": "hello.txt", "head": 1})
@@ -72,16 +76,3 @@ async def test_attacks_and_controls_through_stdio(ws: Workspace) -> None:
     assert not tree.is_error and CANARY not in dump(tree) and ".env" not in dump(tree)
     assert grep.structured_content["matches"] == []
     assert names.structured_content["matches"] == []
-
-
-async def test_refusals_keep_their_message_through_stdio(ws: Workspace) -> None:
-    """The uniform message and the FIFO refusal reach a real client unchanged."""
-    plant_attacks(ws)
-    os.mkfifo(ws.root / "pipe")
-    async with Client(server(ws)) as client:
-        with anyio.fail_after(60):
-            outside = await call(client, "read_text_file", {"path": "../outside/canary.txt"})
-            missing = await call(client, "read_text_file", {"path": "missing.txt"})
-            fifo = await call(client, "read_text_file", {"path": "pipe"})
-    assert dump(outside) == dump(missing) == NOT_ALLOWED_MESSAGE
-    assert dump(fifo) == "not a regular file"
