@@ -54,7 +54,11 @@ class AuditMiddleware(Middleware):
         self.fail_open = settings.audit.fail_open
         self.redactor = Redactor(settings.secrets, settings.audit.max_value_chars)
         self.monitor = (
-            SecurityMonitor(settings.monitor, settings.deny_patterns)
+            SecurityMonitor(
+                settings.monitor,
+                settings.deny_patterns,
+                tuple(str(root) for root in settings.allowed_dirs),
+            )
             if settings.monitor.enabled
             else None
         )

@@ -100,9 +100,17 @@ class Incident:
 
 
 class SecurityMonitor:
-    def __init__(self, settings: MonitorSettings, deny_patterns: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        settings: MonitorSettings,
+        deny_patterns: tuple[str, ...],
+        allowed_roots: tuple[str, ...] = (),
+    ) -> None:
         self.settings = settings
         self._deny = DenyList(deny_patterns)
+        # A path inside an allowed root is not a probe of a system folder, even when the
+        # user allowed /etc/myapp or runs as root with roots under /root.
+        self._roots = tuple(r.rstrip("/") + "/" for r in allowed_roots)
         self._violations: dict[str, deque[float]] = {}
         self._locked: dict[str, tuple[float, float]] = {}  # tool -> (monotonic, wall) end
 
@@ -118,7 +126,9 @@ class SecurityMonitor:
     def _scan_text(self, field: str, text: str, is_sql: bool) -> Iterator[Finding]:
         if _ANY_PATH.search(text):
             for name, pattern in PATH_PATTERNS.items():
-                if pattern.search(text):
+                if pattern.search(text) and not (
+                    name == "system_path" and self._inside_roots(text)
+                ):
                     yield Finding(name, field)
         if is_sql:
             if _ANY_SQL.search(text):
@@ -132,6 +142,10 @@ class SecurityMonitor:
                 [part for part in _SEPARATORS.split(text) if part]
             ):
                 yield Finding("sensitive_file", field)
+
+    def _inside_roots(self, text: str) -> bool:
+        candidate = text.strip()
+        return any((candidate + "/").startswith(root) for root in self._roots)
 
     # -- violations and lockouts ----------------------------------------------------------
 

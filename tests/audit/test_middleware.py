@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from fastmcp import Client
+from loguru import logger
 
 from mcp_fileserver.audit import audit_of
 from mcp_fileserver.audit.records import FIELDS
@@ -173,10 +174,18 @@ async def test_fail_closed_withholds_the_result_when_the_write_fails(
 
 async def test_fail_open_serves_and_says_so(tmp_path: Path) -> None:
     settings = audit_settings(tmp_path, audit={"fail_open": True})
-    async with Client(tool_server(settings)) as client:
-        shutil.rmtree(settings.log_dir)
-        result = await client.call_tool("echo", {"text": "unaudited"})
-    assert not result.is_error
+    warnings: list[str] = []
+    handler = logger.add(warnings.append, level="WARNING", format="{message}")
+    try:
+        async with Client(tool_server(settings)) as client:
+            shutil.rmtree(settings.log_dir)
+            result = await client.call_tool("echo", {"text": "unaudited"})
+            again = await client.call_tool("echo", {"text": "unaudited"})
+    finally:
+        logger.remove(handler)
+    assert not result.is_error and not again.is_error
+    said = [w for w in warnings if "UNAUDITED" in w]
+    assert len(said) == 1  # once per outage, not once per call
 
 
 # -- monitor and lockout -------------------------------------------------------------------

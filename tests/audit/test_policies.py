@@ -183,3 +183,12 @@ def test_invented_tool_names_share_one_bucket() -> None:
         limiter.acquire(f"tool{n}")
     assert limiter.acquire("yet-another") is None
     assert limiter.acquire("and-another") is not None
+
+
+def test_system_paths_inside_an_allowed_root_are_not_probes() -> None:
+    monitor = SecurityMonitor(MonitorSettings(), (), ("/etc/myapp", "/root/project"))
+    assert monitor.scan({"path": "/etc/myapp/settings.ini"}) == []
+    assert monitor.scan({"path": "/root/project/src/main.py"}) == []
+    assert {f.pattern for f in monitor.scan({"path": "/etc/myapp/../passwd"})} == {"path_traversal"}
+    assert {f.pattern for f in monitor.scan({"path": "/etc/myappx/a"})} == {"system_path"}
+    assert {f.pattern for f in monitor.scan({"path": "/root/.ssh/id_rsa"})} >= {"system_path"}
