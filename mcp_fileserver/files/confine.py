@@ -393,7 +393,8 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int) -> int:
 
 def walk_open(root: Root, parts: Sequence[str], flags: int) -> tuple[int, tuple[str, ...]]:
     """Resolve `parts` beneath `root` one `openat(O_NOFOLLOW)` at a time (see module doc)."""
-    pending = [p for p in reversed(parts) if p not in ("", ".")]
+    # (component, came from a symlink target): the operator detail names the culprit
+    pending = [(p, False) for p in reversed(parts) if p not in ("", ".")]
     stack: list[int] = []
     names: list[str] = []
     links = steps = 0
@@ -403,10 +404,10 @@ def walk_open(root: Root, parts: Sequence[str], flags: int) -> tuple[int, tuple[
             steps += 1
             if steps > MAX_STEPS:
                 raise _Refused("too many path components")
-            name = pending.pop()
+            name, spliced = pending.pop()
             if name == "..":
                 if not stack:
-                    raise _Refused("'..' above root")
+                    raise _Refused("symlink escape" if spliced else "'..' above root")
                 os.close(stack.pop())
                 names.pop()
                 top_is_final = False
@@ -433,7 +434,7 @@ def walk_open(root: Root, parts: Sequence[str], flags: int) -> tuple[int, tuple[
                     while stack:
                         os.close(stack.pop())
                     names.clear()
-                pending.extend(reversed(target_parts))
+                pending.extend((p, True) for p in reversed(target_parts))
                 continue
             stack.append(fd)
             names.append(name)

@@ -388,3 +388,20 @@ def test_each_mechanism_is_really_used(ws: Workspace, monkeypatch) -> None:
     walker = make(ws, Method.WALK)
     assert read(walker, "sub/notes.txt") == SAFE
     assert len(calls) == 1
+
+
+def test_operator_detail_names_the_culprit(ws: Workspace) -> None:
+    (ws.root / "esc").symlink_to("../outside/canary.txt")
+    c = make(ws, Method.OPENAT2)
+    details = {}
+    for path in ("esc", "sub/../../outside/canary.txt", "/etc/passwd", ".env", "nope"):
+        with pytest.raises(NotAllowed) as info:
+            c.open(path)
+        details[path] = info.value.detail
+    assert details == {
+        "esc": "symlink escape",
+        "sub/../../outside/canary.txt": "'..' above root",
+        "/etc/passwd": "outside roots",
+        ".env": "denied name",
+        "nope": "open failed: ENOENT",
+    }
