@@ -28,6 +28,7 @@ from mcp_fileserver.audit.records import BadRecord, decode, make_hasher
 from mcp_fileserver.config import AuditSettings, Settings
 
 SHUTDOWN_GRACE_S = 5.0
+RESPONSE_SETTLE_S = 0.1
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
@@ -76,9 +77,12 @@ def install_signal_handlers(mcp: FastMCP) -> None:
         deadline = time.monotonic() + SHUTDOWN_GRACE_S
         if audit is not None:
             audit.stopping = True
+            waited = audit.in_flight > 0
             while audit.in_flight > 0 and time.monotonic() < deadline:
                 time.sleep(0.01)
             pending = audit.in_flight
+            if waited and not pending:
+                time.sleep(RESPONSE_SETTLE_S)  # let the last responses reach stdout
             reason = name + (f"; {pending} call(s) still running were cut off" if pending else "")
         else:
             reason = name

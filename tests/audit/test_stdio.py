@@ -215,3 +215,84 @@ def test_unusable_log_dir_refuses_to_start(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 2 and result.stdout == ""
     assert "audit log folder" in result.stderr and "fail_open" in result.stderr
+
+
+SLOW_SERVER = """
+import asyncio, sys
+from fastmcp import FastMCP
+from mcp_fileserver.audit import install_audit
+from mcp_fileserver.audit.lifecycle import install_signal_handlers, record_start, record_stop
+from tests.conftest import make_settings
+from pathlib import Path
+
+settings = make_settings(allow=[Path(sys.argv[1])], log_dir=Path(sys.argv[2]))
+mcp = FastMCP("slow")
+
+@mcp.tool
+async def slow(seconds: float) -> str:
+    (Path(sys.argv[1]) / "started").touch()
+    await asyncio.sleep(seconds)
+    return "done"
+
+install_audit(mcp, settings)
+record_start(mcp, settings)
+install_signal_handlers(mcp)
+try:
+    mcp.run(transport="stdio", show_banner=False)
+finally:
+    record_stop(mcp, "stdin closed")
+"""
+
+
+def test_sigterm_lets_calls_in_flight_finish_and_record(tmp_path: Path) -> None:
+    """SIGTERM while a call runs: the call completes and is recorded, new calls are
+    refused (and recorded), then server_stop, exit 0, all before the client closes."""
+    script = tmp_path / "slow_server.py"
+    script.write_text(SLOW_SERVER)
+    log_dir = tmp_path / "logs"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_FILESERVER_")}
+    env["PYTHONPATH"] = str(REPO)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path), str(log_dir)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def send(message: dict[str, Any]) -> None:
+        proc.stdin.write(json.dumps(message).encode() + b"\n")  # type: ignore[union-attr]
+        proc.stdin.flush()  # type: ignore[union-attr]
+
+    try:
+        send(
+            {"jsonrpc": "2.0", "id": 0, "method": "initialize",
+             "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                        "clientInfo": {"name": "t", "version": "1"}}}
+        )  # fmt: skip
+        assert json.loads(proc.stdout.readline())["id"] == 0
+        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        send(
+            {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+             "params": {"name": "slow", "arguments": {"seconds": 1.5}}}
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "started").exists():  # the call is running (1.5 s)
+            assert time.monotonic() < deadline, "the slow call never started"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        send(
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+             "params": {"name": "slow", "arguments": {"seconds": 0}}}
+        )  # fmt: skip
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    calls = {r["request_id"]: r for r in events(log_dir, "tool_call")}
+    assert calls["1"]["outcome"] == "ok"
+    if "2" in calls:  # arrived before the exit: refused, and recorded
+        assert calls["2"]["outcome"] == "error" and "shutting down" in calls["2"]["reason"]
+    (stop,) = events(log_dir, "server_stop")
+    assert stop["reason"] == "SIGTERM"
+    assert records(log_dir)[-1]["event"] == "server_stop"
+    assert verify_folder(log_dir).ok
