@@ -284,6 +284,9 @@ def test_verify_log_command_exit_codes(chained: Path) -> None:
 
     good = run(str(chained))
     assert good.returncode == 0 and good.stdout.startswith("OK: 40 records")
+    configured = run("--log-dir", str(chained), "--allow", str(chained))  # DIR from config
+    assert configured.returncode == 0 and configured.stdout.startswith("OK: 40 records")
+    assert run(str(chained / "nope")).returncode == 1
     path = middle_file(chained)
     lines = lines_of(path)
     del lines[0]
