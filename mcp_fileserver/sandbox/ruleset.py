@@ -227,38 +227,54 @@ def _import_roots() -> tuple[Path, ...]:
     editable checkout) are not granted wholesale; only the packages already loaded from
     them are, so a project folder's other files stay out of reach.
     """
-    prefixes = {_real(p) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix}}
-    roots: list[Path] = []
+    prefixes = {os.path.realpath(p) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix}}
+    roots: list[str] = []
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         if value := sysconfig.get_paths().get(key):
-            roots.append(_real(value))
+            roots.append(os.path.realpath(value))
     for entry in sys.path:
         if not entry:
             continue
-        real = _real(entry)
-        if any(real.is_relative_to(p) for p in prefixes) or real.name in (
-            "site-packages",
-            "dist-packages",
-        ):
+        real = os.path.realpath(entry)
+        if _beneath(real, prefixes) or os.path.basename(real) in ("site-packages", "dist-packages"):
             roots.append(real)
+    real_parents: dict[str, str] = {}
+
+    def resolve(path: str) -> str:
+        """realpath, resolving each distinct parent folder once (hundreds of modules)."""
+        parent, name = os.path.split(path)
+        if parent not in real_parents:
+            real_parents[parent] = os.path.realpath(parent)
+        joined = os.path.join(real_parents[parent], name)
+        return os.path.realpath(joined) if os.path.islink(joined) else joined
+
     for name, module in list(sys.modules.items()):
         if "." in name:
             continue
         location = _module_location(module)
-        if location is not None and not any(location.is_relative_to(r) for r in roots):
+        if location is None:
+            continue
+        # Resolved, since Landlock sees the real path (a symlinked package, say).
+        location = resolve(location)
+        if not _beneath(location, roots):
             roots.append(location)
-    return tuple(dict.fromkeys(roots))
+    return tuple(Path(p) for p in dict.fromkeys(roots))
 
 
-def _module_location(module: object) -> Path | None:
+def _beneath(path: str, roots: Iterable[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+
+
+def _module_location(module: object) -> str | None:
     paths = getattr(module, "__path__", None)
     if paths:
         try:
-            return _real(next(iter(paths)))
+            first = next(iter(paths))
         except (StopIteration, TypeError):
             return None
+        return first if isinstance(first, str) else None
     file = getattr(module, "__file__", None)
-    return _real(file) if isinstance(file, str) else None
+    return file if isinstance(file, str) else None
 
 
 def _is_wal(path: Path) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,25 @@ def test_gathered_runtime_never_grants_the_working_directory_or_home(
 def test_same_inputs_same_ruleset(tmp_path: Path) -> None:
     settings = make_settings(allow=[tmp_path], log_dir=tmp_path / "logs")
     assert compute_ruleset(settings, facts()) == compute_ruleset(settings, facts())
+
+
+def test_a_symlinked_package_is_granted_where_it_really_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Landlock sees resolved paths: a package reached through a symlink is granted at
+    its target, or its lazily imported submodules would be refused."""
+    real = tmp_path / "src" / "sbx_linked_pkg"
+    real.mkdir(parents=True)
+    (real / "__init__.py").write_text("")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sbx_linked_pkg").symlink_to(real)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "sbx_linked_pkg", raising=False)
+    __import__("sbx_linked_pkg")
+    try:
+        roots = RuntimeFacts.gather(make_settings(allow=[tmp_path])).import_roots
+    finally:
+        del sys.modules["sbx_linked_pkg"]
+    assert real in roots
+    assert site / "sbx_linked_pkg" not in roots
