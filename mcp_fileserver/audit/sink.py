@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import queue
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -64,6 +65,8 @@ class AuditSink:
         self._identity: tuple[int, int] = (-1, -1)
         self._size = 0
         self._torn_tail = False  # a failed write could not be truncated away
+        self._pending: queue.Queue[Path | None] = queue.Queue()
+        self._worker: threading.Thread | None = None
         self.seq = 0
         self.prev = GENESIS
         # Set when the previous run left a damaged last record (for the start record).
@@ -109,6 +112,11 @@ class AuditSink:
         return None
 
     def close(self) -> None:
+        """Finish pending compression and retention, fsync, close. Idempotent."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            self._pending.put(None)
+            worker.join()
         with self._thread_lock:
             if self._fd is not None:
                 with suppress(OSError):
@@ -208,11 +216,26 @@ class AuditSink:
         os.fsync(self._fd)
         os.rename(self.active, target)
         self._open_active()
-        try:
-            compress(target, self._settings.compression)
-        except OSError as exc:
-            logger.error("audit file {} left uncompressed: {}", target.name, exc.strerror)
-        self._apply_retention()
+        if self._worker is None:
+            self._worker = threading.Thread(
+                target=self._housekeeping, name="audit-housekeeping", daemon=True
+            )
+            self._worker.start()
+        self._pending.put(target)
+
+    def _housekeeping(self) -> None:
+        """Compress rotated files and apply retention, off the calls' path (xz takes
+        seconds per 10 MiB). Until a file is compressed it is read as it is."""
+        while (target := self._pending.get()) is not None:
+            try:
+                compress(target, self._settings.compression)
+            except OSError as exc:
+                logger.error("audit file {} left uncompressed: {}", target.name, exc.strerror)
+            try:
+                with self._thread_lock, self._file_lock():
+                    self._apply_retention()
+            except OSError as exc:
+                logger.error("audit retention failed: {}", exc)
 
     def _apply_retention(self) -> None:
         rotated = [f for f in list_log_files(self.folder) if f.first_seq is not None]

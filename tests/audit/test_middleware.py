@@ -298,6 +298,7 @@ async def test_load_every_call_exactly_once_across_rotations(tmp_path: Path) -> 
                     await mcp.call_tool("echo", {"text": "x", "n": n})
 
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    audit_of(mcp).close()  # type: ignore[union-attr]  # waits for pending compression
     calls = events(settings.log_dir, "tool_call")
     numbers = [r["args"]["n"] for r in calls]
     assert len(numbers) == total and sorted(numbers) == list(range(total))
