@@ -67,8 +67,11 @@ RUN /opt/venv/bin/pip install --quiet --no-deps . \
     && /opt/venv/bin/pyinstaller --noconfirm --log-level WARN \
        --distpath /dist --workpath /tmp/pyinstaller config/pyinstaller/mcp-fileserver.spec
 
-# The runtime file system: the bundle, the system libraries it needs (PyInstaller leaves
-# glibc out on purpose; libgcc_s is loaded by glibc at thread exit), tini, CA bundle.
+# The runtime file system: the bundle, the system libraries it needs and does not carry
+# (PyInstaller leaves glibc out on purpose; glibc loads libgcc_s at thread exit), tini,
+# the CA bundle. ldd resolves the bundle's libraries with the bundle first, as the
+# bootloader arranges at run time (LD_LIBRARY_PATH=/app/_internal), so nothing the bundle
+# holds is copied twice; the bootloader itself starts before that, from system paths.
 RUN set -eu; \
     R=/rootfs; \
     mkdir -p $R/app $R/usr/bin $R/etc/ssl/certs $R/tmp $R/data $R/run/secrets /owned/logs; \
@@ -76,9 +79,11 @@ RUN set -eu; \
     cp /usr/bin/tini-static $R/usr/bin/tini; \
     cp /etc/ssl/certs/ca-certificates.crt $R/etc/ssl/certs/; \
     gcc_s=$(ldconfig -p | awk '$1 == "libgcc_s.so.1" { print $NF; exit }'); \
-    { find $R/app -type f \( -name '*.so*' -o -perm -u+x \) -exec ldd {} \; 2>/dev/null \
-        | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'; \
-      echo "$gcc_s"; } \
+    { ldd $R/app/mcp-fileserver; \
+      find $R/app -type f \( -name '*.so*' -o -perm -u+x \) \
+        -exec env LD_LIBRARY_PATH=$R/app/_internal ldd {} \; 2>/dev/null; } \
+      | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' \
+      | { cat; echo "$gcc_s"; } \
       | grep -v "^$R/" | sort -u | while read -r lib; do cp -L --parents "$lib" $R/; done; \
     echo 'mcp:x:10001:10001:mcp-fileserver:/nonexistent:/sbin/nologin' > $R/etc/passwd; \
     echo 'mcp:x:10001:' > $R/etc/group; \

@@ -46,7 +46,7 @@ def sources_mtime(*extra: str) -> float:
 
 
 def frozen_binary() -> Path:
-    path = Path(os.environ.get(ENV_BINARY) or REPO / BINARY_RELATIVE_PATH)
+    path = Path(os.environ.get(ENV_BINARY) or REPO / BINARY_RELATIVE_PATH).absolute()
     if not (path.is_file() and os.access(path, os.X_OK)):
         missing(f"{path} is not built", f"run `make binary` or set {ENV_BINARY}")
     elif not os.environ.get(ENV_BINARY) and path.stat().st_mtime < sources_mtime():
@@ -55,10 +55,11 @@ def frozen_binary() -> Path:
 
 
 def onefile_binary() -> Path:
-    path = Path(os.environ.get(ENV_ONEFILE) or REPO / ONEFILE_RELATIVE_PATH)
+    path = Path(os.environ.get(ENV_ONEFILE) or REPO / ONEFILE_RELATIVE_PATH).absolute()
     if not (path.is_file() and os.access(path, os.X_OK)):
-        # Optional artifact: CI builds only the one-folder bundle, so this always skips.
-        pytest.skip(f"the one-file executable {path} is not built (run `make binary-onefile`)")
+        missing(f"{path} is not built", f"run `make binary-onefile` or set {ENV_ONEFILE}")
+    elif not os.environ.get(ENV_ONEFILE) and path.stat().st_mtime < sources_mtime():
+        missing(f"{path} is older than the sources", "run `make binary-onefile`")
     return path
 
 
