@@ -299,6 +299,8 @@ class SQLiteDatabase:
             )
         if "too big" in lowered or "too long" in lowered:
             return LimitExceeded(f"query stopped: {message} (a value or the SQL is too large)")
+        if "one statement at a time" in lowered:
+            return PolicyViolation(f"refused by SQLite: {message}")
         if "not authorized" in lowered or "readonly" in lowered or "read-only" in lowered:
             return PolicyViolation(f"refused by SQLite's read-only policy: {message}")
         if isinstance(exc, sqlite3.OperationalError) and "unable to open" in lowered:
