@@ -148,6 +148,10 @@ def compute_ruleset(settings: Settings, facts: RuntimeFacts) -> Ruleset:
     for db in settings.databases:
         if db.engine == "sqlite" and db.path is not None:
             grant([db.path], READ_FILE, f"SQLite database {db.name}", essential=True)
+            # A reader opens a non-empty rollback journal to see whether it is hot; in
+            # PERSIST mode one always stays beside the database (missing ones are skipped).
+            journal = db.path.with_name(db.path.name + "-journal")
+            grant([journal], READ_FILE, f"SQLite database {db.name} (journal)")
             if db.path in facts.wal_databases:
                 # WAL readers open the -wal and -shm files, which come and go with writers.
                 grant([db.path.parent], READ_FILE, f"SQLite database {db.name} (WAL files)")

@@ -55,6 +55,16 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     )
     conn.commit()
     conn.close()
+    # PERSIST journal mode leaves a non-empty -journal beside the database for good;
+    # readers must be able to open it to see that it is not hot.
+    persist = base / "data" / "persist.db"
+    conn = sqlite3.connect(persist)
+    conn.execute("PRAGMA journal_mode=PERSIST")
+    conn.execute("CREATE TABLE t (x INTEGER)")
+    conn.execute("INSERT INTO t VALUES (42)")
+    conn.commit()
+    conn.close()
+    assert (base / "data" / "persist.db-journal").stat().st_size > 0
     config = base / "server.toml"
     config.write_text(
         f"""
@@ -64,6 +74,9 @@ allowed_dirs = ["{root}"]
 [databases.shop]
 url = "sqlite:///{db}"
 max_rows = 5
+
+[databases.persist]
+url = "sqlite:///{persist}"
 
 [audit]
 log_dir = "{base / "audit"}"
@@ -95,6 +108,7 @@ def tool_calls(root: Path) -> list[tuple[str, dict[str, Any]]]:
             {"database": "shop", "sql": "SELECT count(*) FROM (SELECT DISTINCT title FROM books)"},
         ),
         ("explain_query", {"database": "shop", "sql": "SELECT * FROM books ORDER BY title"}),
+        ("run_query", {"database": "persist", "sql": "SELECT x FROM t"}),
     ]
 
 
@@ -164,6 +178,7 @@ def test_every_tool_works_under_the_sandbox(session: dict[str, Any]) -> None:
     assert "needle here" in text_of(by_name["search_file_contents"])
     counts = [r for name, r in session["results"] if name == "run_query"]
     assert counts[1].structured_content["rows"] == [[20000]]  # DISTINCT spilled to temp
+    assert counts[2].structured_content["rows"] == [[42]]  # beside a persistent journal
 
 
 def test_outside_paths_are_refused_and_the_canary_never_appears(

@@ -108,6 +108,7 @@ def test_sqlite_file_only_and_its_folder_only_for_wal(tmp_path: Path) -> None:
     assert gathered.wal_databases == {wal}
     rules = rules_by_path(compute_ruleset(settings, facts(wal_databases=frozenset({wal}))))
     assert rules[str(plain)] == ll.FS_READ_FILE
+    assert rules[str(plain) + "-journal"] == ll.FS_READ_FILE  # skipped when absent
     assert rules[str(wal)] == ll.FS_READ_FILE
     assert rules[str(wal.parent)] == ll.FS_READ_FILE  # -wal/-shm: read, never list or write
     assert str(tmp_path) not in rules
