@@ -58,6 +58,8 @@ NETWORK_READ: Final = (
     "/usr/share/ca-certificates",
     "/usr/local/share/ca-certificates",
     "/etc/pki/tls/certs",
+    "/etc/pki/ca-trust/extracted",  # Fedora/RHEL: what /etc/pki/tls/certs links to
+    "/etc/ssl/cert.pem",  # Alpine, macOS-style single bundle
 )
 # libpq connection options and environment variables that name files it reads.
 PG_FILE_OPTIONS: Final = ("sslrootcert", "sslcert", "sslkey", "sslcrl", "sslcrldir", "passfile")
