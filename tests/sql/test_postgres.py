@@ -5,12 +5,16 @@ the database unchanged, with the guard on and off; reads, limits, reconnects, `c
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
+import anyio
 import pytest
+from fastmcp import Client
 
 from mcp_fileserver.sql.check import database_warnings
+from tests.conftest import stdio_transport
 from tests.sql.attacks import POSTGRES_ATTACKS, POSTGRES_CONTROLS
 from tests.sql.conftest import call, error_text, pg_fingerprint, pg_settings, sql_client
 from tests.sql.pg_cluster import Cluster, _free_port
@@ -272,3 +276,33 @@ async def test_explain_plans_with_parameters_without_executing(pg_cluster, tmp_p
             client, "explain_query", database="pg", sql="SELECT count(*) FROM big a, big b"
         )
         assert not slow.is_error and "Nested Loop" in slow.structured_content["plan"]
+
+
+async def test_stdio_end_to_end_with_the_sandbox(pg_cluster, tmp_path):
+    """The real server process (kernel sandbox on, as users run it) reaches PostgreSQL."""
+    pg_settings(pg_cluster, tmp_path)
+    env = {"MCP_FILESERVER_SANDBOX": "on", "PG_TEST_PASSWORD": pg_cluster.reader_password}
+    if os.geteuid() == 0:
+        env["MCP_FILESERVER_ALLOW_ROOT"] = "1"
+    transport = stdio_transport(
+        "--config",
+        str(tmp_path / "pg-reader.toml"),
+        "--log-dir",
+        str(tmp_path / "logs"),
+        env=env,
+        cwd=tmp_path,
+    )
+    before = pg_fingerprint(pg_cluster)
+    async with Client(transport) as client:
+        with anyio.fail_after(60):
+            ok = await call(
+                client,
+                "run_query",
+                database="pg",
+                sql="SELECT title FROM books WHERE id = $1",
+                params=[2],
+            )
+            assert ok.structured_content["rows"] == [["A Wizard of Earthsea"]], error_text(ok)
+            refused = await call(client, "run_query", database="pg", sql="COMMIT; DROP TABLE books")
+            assert refused.is_error and "query refused" in error_text(refused)
+    assert pg_fingerprint(pg_cluster) == before
