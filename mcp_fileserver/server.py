@@ -11,7 +11,6 @@ from mcp_fileserver import __version__
 from mcp_fileserver.audit import install_audit
 from mcp_fileserver.config import Settings
 from mcp_fileserver.files.tools import register_file_tools
-from mcp_fileserver.sql.tools import register_sql_tools
 
 # fastmcp defers these imports to the first tools/list (session-state store, schema
 # dereferencing) and the first tool call; loading them at startup keeps ~0.3 s off the
@@ -46,6 +45,11 @@ def build_server(settings: Settings) -> FastMCP:
     if settings.allowed_dirs:
         register_file_tools(mcp, settings)
     if settings.databases:
+        # The SQL stack (sqlglot, pglast, psycopg) is a quarter of the import time; a
+        # files-only server does not pay it. Imported here, before serving, never on the
+        # first request.
+        from mcp_fileserver.sql.tools import register_sql_tools
+
         register_sql_tools(mcp, settings)
     # Last, and inserted first in the chain: audit sees every call, whatever refuses it.
     install_audit(mcp, settings)
