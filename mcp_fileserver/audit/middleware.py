@@ -141,7 +141,7 @@ class AuditMiddleware(Middleware):
                 findings=findings,
                 violation=violation,
             )
-        except OSError as exc:
+        except (OSError, ValueError, TypeError) as exc:  # I/O, or a record that cannot encode
             if isinstance(failure, asyncio.CancelledError):
                 raise failure from None
             self._lost_record(exc)
@@ -167,8 +167,8 @@ class AuditMiddleware(Middleware):
         logger.error("tool call refused: {}", problem)
         raise AuditUnavailable(AUDIT_DOWN_MESSAGE, detail=problem)
 
-    def _lost_record(self, exc: OSError) -> None:
-        problem = f"audit record not written: {exc.strerror or exc}"
+    def _lost_record(self, exc: Exception) -> None:
+        problem = f"audit record not written: {getattr(exc, 'strerror', None) or exc}"
         if self.fail_open:
             if not self._warned_unaudited:
                 logger.warning("serving UNAUDITED calls (fail_open = true): {}", problem)
