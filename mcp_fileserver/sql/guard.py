@@ -14,8 +14,8 @@ Parsers:
   function to a typed node under another name, so deny-listed names are also matched on
   the token stream, where a name is exactly what the user wrote.
 
-Verdicts are cached by SQL text (an LRU of `VERDICT_CACHE_SIZE` entries): the same query
-asked twice is validated once.
+Verdicts are cached by SQL text (an LRU of `VERDICT_CACHE_SIZE` entries, texts up to
+`CACHEABLE_SQL_CHARS`): the same query asked twice is validated once.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ from mcp_fileserver.sql.denylist import (
 )
 
 VERDICT_CACHE_SIZE = 1024
+# Only texts up to this length are cached, so the cache holds at most ~4 MiB of SQL.
+CACHEABLE_SQL_CHARS = 4096
 READ_ONLY_HINT = "only a single read-only query (SELECT, VALUES, WITH ... SELECT) is allowed"
 
 
@@ -59,21 +61,27 @@ class Verdict:
 
 def check_read_only(sql: str, dialect: Dialect) -> None:
     """Return if `sql` is one read-only statement; raise a `Refusal` saying why not."""
-    verdict = _cached_verdict(sql, dialect)
-    if verdict.reason is None:
+    found = verdict(sql, dialect)
+    if found.reason is None:
         return
-    if verdict.unparsable:
-        raise InvalidRequest(f"query refused: {verdict.reason}")
-    raise PolicyViolation(f"query refused: {verdict.reason}; {READ_ONLY_HINT}")
+    if found.unparsable:
+        raise InvalidRequest(f"query refused: {found.reason}")
+    raise PolicyViolation(f"query refused: {found.reason}; {READ_ONLY_HINT}")
 
 
 def verdict(sql: str, dialect: Dialect) -> Verdict:
-    """The cached verdict for `sql` (for tests and benchmarks)."""
-    return _cached_verdict(sql, dialect)
+    """The verdict for `sql`, from the cache when the text is short enough to be kept."""
+    if len(sql) <= CACHEABLE_SQL_CHARS:
+        return _cached_verdict(sql, dialect)
+    return _verdict(sql, dialect)
 
 
 @lru_cache(maxsize=VERDICT_CACHE_SIZE)
 def _cached_verdict(sql: str, dialect: Dialect) -> Verdict:
+    return _verdict(sql, dialect)
+
+
+def _verdict(sql: str, dialect: Dialect) -> Verdict:
     if not sql.strip():
         return Verdict("the query is empty", unparsable=True)
     if "\x00" in sql:

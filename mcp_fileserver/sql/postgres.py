@@ -89,6 +89,7 @@ class PostgresDatabase:
         self._enforce_guard = enforce_guard
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
+        self._role_checked = False
 
     # --- tools -------------------------------------------------------------------
 
@@ -274,48 +275,7 @@ class PostgresDatabase:
 
     def write_privileges(self) -> list[str]:
         """What this role could change if every other layer failed (for `check`)."""
-
-        def run(conn: psycopg.Connection[Any]) -> list[str]:
-            found: list[str] = []
-            role = conn.execute(
-                "SELECT current_user, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls "
-                "FROM pg_catalog.pg_roles WHERE rolname = current_user"
-            ).fetchone()
-            if role is not None:
-                name, superuser, createrole, createdb, bypassrls = role
-                if superuser:
-                    found.append(f"role {name} is a superuser")
-                if createrole or createdb:
-                    found.append(f"role {name} may create roles or databases")
-                if bypassrls:
-                    found.append(f"role {name} bypasses row-level security")
-            tables = conn.execute(
-                """
-                SELECT n.nspname || '.' || c.relname
-                FROM pg_catalog.pg_class c
-                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
-                  AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
-                  AND (pg_catalog.has_table_privilege(c.oid, 'INSERT')
-                       OR pg_catalog.has_table_privilege(c.oid, 'UPDATE')
-                       OR pg_catalog.has_table_privilege(c.oid, 'DELETE')
-                       OR pg_catalog.has_table_privilege(c.oid, 'TRUNCATE'))
-                ORDER BY 1
-                """
-            ).fetchall()
-            if tables:
-                shown = ", ".join(t[0] for t in tables[:5]) + (", ..." if len(tables) > 5 else "")
-                found.append(f"INSERT/UPDATE/DELETE/TRUNCATE on {len(tables)} table(s): {shown}")
-            schemas = conn.execute(
-                "SELECT nspname FROM pg_catalog.pg_namespace "
-                "WHERE nspname <> 'information_schema' AND nspname NOT LIKE 'pg\\_%' "
-                "AND pg_catalog.has_schema_privilege(oid, 'CREATE') ORDER BY 1"
-            ).fetchall()
-            if schemas:
-                found.append("CREATE in schema(s): " + ", ".join(s[0] for s in schemas))
-            return found
-
-        return self._run(run)
+        return self._run(_write_privileges)
 
     def close(self) -> None:
         with self._lock:
@@ -389,7 +349,27 @@ class PostgresDatabase:
             ) from None
         conn.read_only = True  # conn.transaction() starts with BEGIN READ ONLY
         self._conn = conn
+        if not self._role_checked:
+            self._role_checked = True
+            self._warn_if_role_can_write(conn)
         return conn
+
+    def _warn_if_role_can_write(self, conn: psycopg.Connection[Any]) -> None:
+        """Once per process: the operator's log says when the last layer is missing."""
+        try:
+            with conn.transaction(force_rollback=True):
+                conn.execute("SELECT pg_catalog.set_config('statement_timeout', '2s', true)")
+                found = _write_privileges(conn)
+        except psycopg.Error as exc:
+            logger.debug("database {}: role check failed: {}", self.config.name, self._clean(exc))
+            return
+        if found:
+            logger.warning(
+                "database {}: the role can write ({}); only the other layers keep it "
+                "read-only: use a read-only role (docs/sql.md)",
+                self.config.name,
+                self._secrets.mask("; ".join(found)),
+            )
 
     def _drop_connection(self) -> None:
         if self._conn is not None:
@@ -425,6 +405,48 @@ class PostgresDatabase:
         text = str(exc_or_text) or type(exc_or_text).__name__
         text = " ".join(text.split())
         return _CONNINFO.sub("[connection details hidden]", self._secrets.mask(text))
+
+
+def _write_privileges(conn: psycopg.Connection[Any]) -> list[str]:
+    """Superuser, role-creation, RLS bypass, table DML and schema CREATE privileges."""
+    found: list[str] = []
+    role = conn.execute(
+        "SELECT current_user, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls "
+        "FROM pg_catalog.pg_roles WHERE rolname = current_user"
+    ).fetchone()
+    if role is not None:
+        name, superuser, createrole, createdb, bypassrls = role
+        if superuser:
+            found.append(f"role {name} is a superuser")
+        if createrole or createdb:
+            found.append(f"role {name} may create roles or databases")
+        if bypassrls:
+            found.append(f"role {name} bypasses row-level security")
+    tables = conn.execute(
+        """
+        SELECT n.nspname || '.' || c.relname
+        FROM pg_catalog.pg_class c
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+          AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
+          AND (pg_catalog.has_table_privilege(c.oid, 'INSERT')
+               OR pg_catalog.has_table_privilege(c.oid, 'UPDATE')
+               OR pg_catalog.has_table_privilege(c.oid, 'DELETE')
+               OR pg_catalog.has_table_privilege(c.oid, 'TRUNCATE'))
+        ORDER BY 1
+        """
+    ).fetchall()
+    if tables:
+        shown = ", ".join(t[0] for t in tables[:5]) + (", ..." if len(tables) > 5 else "")
+        found.append(f"INSERT/UPDATE/DELETE/TRUNCATE on {len(tables)} table(s): {shown}")
+    schemas = conn.execute(
+        "SELECT nspname FROM pg_catalog.pg_namespace "
+        "WHERE nspname <> 'information_schema' AND nspname NOT LIKE 'pg\\_%' "
+        "AND pg_catalog.has_schema_privilege(oid, 'CREATE') ORDER BY 1"
+    ).fetchall()
+    if schemas:
+        found.append("CREATE in schema(s): " + ", ".join(s[0] for s in schemas))
+    return found
 
 
 def _cancel(conn: psycopg.Connection[Any]) -> None:

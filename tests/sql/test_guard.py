@@ -153,3 +153,14 @@ def test_sqlite_compiles_whatever_the_guard_accepts_as_reads_only(tokens):
     finally:
         conn.close()
     assert set(actions) <= READ_ACTIONS, (sql, actions)
+
+
+def test_only_short_texts_are_cached():
+    from mcp_fileserver.sql.guard import CACHEABLE_SQL_CHARS, _cached_verdict
+
+    _cached_verdict.cache_clear()
+    long_sql = "SELECT 1 AS " + "x" * CACHEABLE_SQL_CHARS
+    assert verdict(long_sql, Dialect.POSTGRESQL).reason is None
+    assert _cached_verdict.cache_info().currsize == 0
+    verdict("SELECT 1", Dialect.POSTGRESQL)
+    assert _cached_verdict.cache_info().currsize == 1

@@ -12,8 +12,10 @@ import sys
 import anyio
 import pytest
 from fastmcp import Client
+from loguru import logger
 
 from mcp_fileserver.sql.check import database_warnings
+from mcp_fileserver.sql.postgres import PostgresDatabase
 from tests.conftest import stdio_transport
 from tests.sql.attacks import POSTGRES_ATTACKS, POSTGRES_CONTROLS
 from tests.sql.conftest import call, error_text, pg_fingerprint, pg_settings, sql_client
@@ -306,3 +308,21 @@ async def test_stdio_end_to_end_with_the_sandbox(pg_cluster, tmp_path):
             refused = await call(client, "run_query", database="pg", sql="COMMIT; DROP TABLE books")
             assert refused.is_error and "query refused" in error_text(refused)
     assert pg_fingerprint(pg_cluster) == before
+
+
+def test_the_first_connection_logs_a_warning_when_the_role_can_write(pg_cluster, tmp_path):
+    messages: list[str] = []
+    sink = logger.add(lambda message: messages.append(str(message)), level="WARNING")
+    try:
+        for role in ("reader", "writer"):
+            settings = pg_settings(pg_cluster, tmp_path, role=role)
+            database = PostgresDatabase(settings.databases[0], settings.secrets)
+            database.list_tables()
+            database.list_tables()  # checked once per process, not per call
+            database.close()
+    finally:
+        logger.remove(sink)
+    warnings = [m for m in messages if "the role can write" in m]
+    assert len(warnings) == 1
+    assert "INSERT/UPDATE/DELETE/TRUNCATE" in warnings[0]
+    assert pg_cluster.writer_password not in warnings[0]
