@@ -61,7 +61,7 @@ class BoundedPrintf:
                     raise PrintfTooLarge(
                         f"printf width or precision {abs(value)} exceeds {self._max} bytes"
                     )
-            if match.group(4) != "%":
+            if match.group(4) not in ("%", "n"):  # %% and %n take no argument in SQL
                 consumed += 1
 
     def close(self) -> None:
