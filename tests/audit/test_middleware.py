@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
 import shutil
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -308,3 +311,49 @@ async def test_load_every_call_exactly_once_across_rotations(tmp_path: Path) -> 
     assert verdict.records == total and verdict.files > 50
     compressed = [p for p in settings.log_dir.iterdir() if p.name.endswith(".jsonl.gz")]
     assert len(compressed) == verdict.files - 1
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A 256 KiB tmpfs to fill up (needs CAP_SYS_ADMIN, as root in CI)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root / no CAP_SYS_ADMIN)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+async def test_fail_closed_on_a_really_full_disk(tmp_path: Path, tiny_disk: Path) -> None:
+    settings = audit_settings(tmp_path, audit={"max_value_chars": 10_000})
+    settings = dataclasses.replace(settings, log_dir=tiny_disk / "logs")
+    async with Client(tool_server(settings)) as client:
+        assert not (await client.call_tool("echo", {"text": "before"})).is_error
+        filler = tiny_disk / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"x" * 512):
+                pass
+        except OSError:
+            pass  # ENOSPC: the disk is full
+        finally:
+            os.close(fd)
+        # a record bigger than a page: it cannot fit in the file's last allocated page
+        big = "y" * 9000
+        full = await client.call_tool("echo", {"text": big}, raise_on_error=False)
+        assert full.is_error and "audit log cannot be written" in full.content[0].text
+        assert big not in str(full.content)
+        filler.unlink()  # space again: serving resumes, nothing torn was left behind
+        assert not (await client.call_tool("echo", {"text": "after"})).is_error
+    assert [r["args"]["text"] for r in events(settings.log_dir, "tool_call")] == [
+        "before",
+        "after",
+    ]
+    assert verify_folder(settings.log_dir).ok
