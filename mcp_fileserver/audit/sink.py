@@ -242,7 +242,8 @@ class AuditSink:
         doomed = rotated[: max(0, len(rotated) - self._settings.retention_files)]
         if self._settings.retention_days is not None:
             cutoff = time.time() - self._settings.retention_days * 86400
-            for item in rotated[len(doomed) :]:
+            # The newest rotated file always stays: it anchors where the chain starts.
+            for item in rotated[len(doomed) : -1]:
                 try:
                     if item.path.stat().st_mtime < cutoff:
                         doomed.append(item)

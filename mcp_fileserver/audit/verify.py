@@ -72,7 +72,17 @@ def verify_folder(folder: Path, hmac_key: str | None = None) -> Verdict:
                 record = decode(line)
                 if prev_seq is None:
                     verdict.first_seq = record.seq
-                    if record.seq != 1 or record.prev != GENESIS:
+                    starts_fresh = record.seq == 1 and record.prev == GENESIS
+                    if not starts_fresh and item.first_seq is None:
+                        # Retention always keeps a rotated file, so a chain that starts
+                        # in the active file must start at the very beginning.
+                        verdict.ok = False
+                        verdict.problem = (
+                            f"{where}: seq {record.seq} is the first record: records "
+                            f"1..{record.seq - 1} are missing"
+                        )
+                        return verdict
+                    if not starts_fresh:
                         verdict.notes.append(
                             f"the chain starts at seq {record.seq}: earlier files were removed "
                             "(retention keeps only the newest)"

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mcp_fileserver.audit.files import list_log_files, read_lines
 from mcp_fileserver.audit.log import AuditLog
@@ -294,3 +296,46 @@ def test_verify_log_command_exit_codes(chained: Path) -> None:
     bad = run(str(chained))
     assert bad.returncode == 1
     assert bad.stdout.startswith(f"FAIL: {path.name}:1: ")
+
+
+_PRISTINE: list[str] = []
+
+
+def _pristine_lines() -> list[str]:
+    """A 12-record plain chain, built once."""
+    if not _PRISTINE:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            write_records(Path(tmp), 12, AuditSettings(compression="none"))
+            _PRISTINE.extend(lines_of(Path(tmp) / "audit.jsonl"))
+    return list(_PRISTINE)
+
+
+@given(data=st.data())
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_tampering_is_detected(data: st.DataObject) -> None:
+    """Property: any change of one byte, a deletion (not of the last record), a duplicated
+    record or two swapped records is always reported."""
+    import tempfile
+
+    lines = _pristine_lines()
+    op = data.draw(st.sampled_from(["byte", "delete", "duplicate", "swap"]))
+    if op == "byte":
+        index = data.draw(st.integers(0, len(lines) - 1))
+        line = lines[index]
+        at = data.draw(st.integers(0, len(line) - 2))  # keep the newline
+        new = data.draw(st.characters(codec="ascii").filter(lambda c: c != line[at]))
+        lines[index] = line[:at] + new + line[at + 1 :]
+    elif op == "delete":
+        del lines[data.draw(st.integers(0, len(lines) - 2))]
+    elif op == "duplicate":
+        index = data.draw(st.integers(0, len(lines) - 1))
+        lines.insert(data.draw(st.integers(0, len(lines))), lines[index])
+    else:
+        a, b = data.draw(st.lists(st.integers(0, len(lines) - 1), min_size=2, max_size=2,
+                                  unique=True))  # fmt: skip
+        lines[a], lines[b] = lines[b], lines[a]
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "audit.jsonl").write_text("".join(lines), newline="")
+        assert not verify_folder(Path(tmp)).ok
