@@ -198,6 +198,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     try:
         return serve(settings)
     except ConfigError as exc:  # e.g. root without --allow-root, `--sandbox require` unmet
+        if settings.audit.enabled:
+            from mcp_fileserver.audit.lifecycle import record_config_error
+
+            record_config_error(settings.log_dir, str(exc), settings.audit, settings.hmac_key)
         return fail(str(exc), ConfigError.exit_code)
 
 

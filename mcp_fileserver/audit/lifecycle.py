@@ -101,17 +101,22 @@ def install_signal_handlers(mcp: FastMCP) -> None:
         signal.signal(sig, on_signal)
 
 
-def record_config_error(log_dir: Path, message: str) -> bool:
-    """A `config_error` record in `log_dir`, when that is safe to do without the settings.
+def record_config_error(
+    log_dir: Path,
+    message: str,
+    settings: AuditSettings | None = None,
+    hmac_key: str | None = None,
+) -> bool:
+    """A `config_error` record in `log_dir`. Returns whether a record was written.
 
-    The HMAC key (if any) is unknown when the configuration cannot be read, so the record
-    is only appended to a folder that is empty or whose chain is plain SHA-256; otherwise
-    the chain would break. Returns whether a record was written.
+    Without the settings (the configuration could not be read) the HMAC key is unknown,
+    so the record is only appended to a folder that is empty or whose chain is plain
+    SHA-256; otherwise the chain would break.
     """
     try:
-        if log_dir.exists() and not _plain_chain(log_dir):
+        if settings is None and log_dir.exists() and not _plain_chain(log_dir):
             return False
-        log = AuditLog(log_dir, AuditSettings(), hmac_key=None)
+        log = AuditLog(log_dir, settings or AuditSettings(), hmac_key=hmac_key)
     except OSError:
         return False
     try:

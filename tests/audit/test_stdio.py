@@ -296,3 +296,24 @@ def test_sigterm_lets_calls_in_flight_finish_and_record(tmp_path: Path) -> None:
     assert stop["reason"] == "SIGTERM"
     assert records(log_dir)[-1]["event"] == "server_stop"
     assert verify_folder(log_dir).ok
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the root refusal needs root")
+def test_a_startup_refusal_is_recorded_with_the_configured_chain(tmp_path: Path) -> None:
+    """Refusing to run as root is a configuration error found after the settings loaded:
+    it is recorded with the configured HMAC key, so the chain still verifies."""
+    (tmp_path / "root").mkdir()
+    config = tmp_path / "server.toml"
+    config.write_text('[audit]\nhmac_key = "${AUDIT_HMAC}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_FILESERVER_")}
+    env.update(MCP_FILESERVER_SANDBOX="off", PYTHONPATH=str(REPO), AUDIT_HMAC=SECRET)
+    log_dir = tmp_path / "logs"
+    result = subprocess.run(
+        [sys.executable, "-m", "mcp_fileserver", "--config", str(config), "--log-dir",
+         str(log_dir), "--allow", str(tmp_path / "root")],
+        capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 2 and "root" in result.stderr
+    (record,) = records(log_dir)
+    assert record["event"] == "config_error" and "root" in record["reason"]
+    assert verify_folder(log_dir, SECRET).ok
