@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from mcp_fileserver.secrets import MASK, SecretStore
@@ -54,6 +55,7 @@ MAX_ITEMS = 50
 MAX_DEPTH = 6
 
 
+@lru_cache(maxsize=1024)  # argument names repeat on every call
 def is_sensitive_key(key: str) -> bool:
     """Whether an argument name denotes a credential: `password`, `api_key`,
     `X-Auth-Token`, `clientSecret`, `private_key`... but not `keyword` or `monkey`."""
