@@ -64,7 +64,7 @@ def acquire(folder: Path, settings: AuditSettings, hmac_key: str | None) -> Audi
     key = folder.expanduser().absolute()
     with _registry_lock:
         log = _registry.get(key)
-        if log is None or log.sink.problem() == "the audit log is closed":
+        if log is None or log.sink.closed:
             log = AuditLog(key, settings, hmac_key)
             _registry[key] = log
         log._refs += 1

@@ -99,6 +99,10 @@ class AuditSink:
             self.prev = digest
             return self.seq
 
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
+
     def problem(self) -> str | None:
         """Why a record cannot be written right now, or None (a cheap pre-call check)."""
         if self._fd is None:
