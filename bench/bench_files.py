@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
 
 from common import (
+    BENCH,
     INSTALLED_COMMAND,
     ONE_KIB_TEXT,
     fmt_ms,
@@ -39,6 +41,8 @@ from rpc import Server, child_env
 from startup import Probe, measure_startup, med_ms
 
 NODE_FS = "@modelcontextprotocol/server-filesystem"
+OURS, NODE = "mcp-fileserver", "node server-filesystem"
+FLOOR = "FastMCP floor (reference)"
 LATENCY_BUDGET = 1.5
 STARTUP_BUDGET = 2.5
 READ_TOOL = "read_text_file"
@@ -75,12 +79,23 @@ def main() -> None:
         def spawn_node() -> Server:
             return Server(node_argv, env=child_env(), stderr_path=stderr_log)
 
-        spawners = {"mcp-fileserver": spawn_ours, "node server-filesystem": spawn_node}
+        def spawn_floor() -> Server:
+            argv = [sys.executable, str(BENCH / "floor_server.py"), str(root)]
+            return Server(argv, env=child_env(), stderr_path=stderr_log)
+
+        spawners = {
+            OURS: spawn_ours,
+            FLOOR: spawn_floor,
+            NODE: spawn_node,
+        }
         has_read = _has_tool(spawn_ours, READ_TOOL)
         probe = Probe(READ_TOOL, {"path": target}) if has_read else None
-        probes = {"node server-filesystem": Probe(READ_TOOL, {"path": target})}
+        probes = {
+            NODE: Probe(READ_TOOL, {"path": target}),
+            FLOOR: Probe(READ_TOOL, {"path": target}),
+        }
         if probe:
-            probes["mcp-fileserver"] = probe
+            probes[OURS] = probe
 
         startup = measure_startup(spawners, reps=reps, probes=probes)
         data: dict[str, object] = {
@@ -102,8 +117,8 @@ def main() -> None:
         latency_rows: list[list[object]] = []
         rate_rows: list[list[object]] = []
         if has_read:
-            with spawn_ours() as ours, spawn_node() as baseline:
-                servers = {"mcp-fileserver": ours, "node server-filesystem": baseline}
+            with spawn_ours() as ours, spawn_floor() as floor, spawn_node() as baseline:
+                servers = {OURS: ours, FLOOR: floor, NODE: baseline}
                 for server in servers.values():
                     server.initialize()
                     _check_read(server, target)
@@ -139,7 +154,7 @@ def main() -> None:
                     },
                     rounds=max(3, rounds // 8),
                 )
-            base_lat = lat["node server-filesystem"]
+            base_lat = lat[NODE]
             for name, s in lat.items():
                 latency_rows.append(
                     [
@@ -157,8 +172,8 @@ def main() -> None:
                         name,
                         f"{_median(seq[name]):.0f}",
                         f"{_median(par[name]):.0f}",
-                        ratio(_median(seq[name]), _median(seq["node server-filesystem"])),
-                        ratio(_median(par[name]), _median(par["node server-filesystem"])),
+                        ratio(_median(seq[name]), _median(seq[NODE])),
+                        ratio(_median(par[name]), _median(par[NODE])),
                     ]
                 )
             data["read_latency_ms"] = {
@@ -171,9 +186,7 @@ def main() -> None:
 
     latency_verdict = "n/a"
     if has_read:
-        latency_verdict = verdict(
-            lat["mcp-fileserver"].p50_ms, lat["node server-filesystem"].p50_ms, LATENCY_BUDGET
-        )
+        latency_verdict = verdict(lat[OURS].p50_ms, lat[NODE].p50_ms, LATENCY_BUDGET)
     body = _render(
         startup, latency_rows, rate_rows, has_read, reps, rounds * per_round, latency_verdict
     )
@@ -212,7 +225,7 @@ def _render(
     samples: int,
     latency_verdict: str,
 ) -> str:
-    base = startup["node server-filesystem"]
+    base = startup[NODE]
     rows = []
     for name, s in startup.items():
         rows.append(
@@ -230,7 +243,7 @@ def _render(
                 else "n/a",
             ]
         )
-    ours = startup["mcp-fileserver"]
+    ours = startup[OURS]
     parts = [
         f"### Startup (median of {reps} cold starts each, interleaved)",
         "",
