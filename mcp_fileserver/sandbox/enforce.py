@@ -60,6 +60,10 @@ def plan_sandbox(settings: Settings) -> SandboxReport:
     )
     enforced, missing = _features(abi)
     enforced = ["no_new_privs", "core dumps disabled", *enforced]
+    if root and settings.sandbox.allow_root:
+        enforced.append(
+            f"root capabilities dropped except {', '.join(process.KEPT_CAPABILITY_NAMES)}"
+        )
     return SandboxReport(
         mode=mode,
         status="planned" if abi or mode == "on" else "unavailable",
@@ -114,6 +118,10 @@ def apply_sandbox(settings: Settings) -> SandboxReport:
     enforced.append("core dumps disabled")
     process.set_no_new_privs()
     enforced.append("no_new_privs")
+    if root:
+        process.drop_capabilities()
+        kept = ", ".join(process.KEPT_CAPABILITY_NAMES)
+        enforced.append(f"root capabilities dropped except {kept}")
 
     if temp_dir is None and _needs_temp_dir(settings):
         missing.append(

@@ -160,6 +160,8 @@ async def run_session(workspace: dict[str, Path]) -> dict[str, Any]:
         process = {
             "no_new_privs": proc_field(pid, "NoNewPrivs"),
             "core_limit": proc_field(pid, "Max core file size", "limits").split()[:2],
+            "cap_bounding": int(proc_field(pid, "CapBnd"), 16),
+            "cap_effective": int(proc_field(pid, "CapEff"), 16),
         }
     return {"results": results, "refusals": refusals, "process": process}
 
@@ -193,6 +195,9 @@ def test_outside_paths_are_refused_and_the_canary_never_appears(
 def test_process_is_hardened(session: dict[str, Any]) -> None:
     assert session["process"]["no_new_privs"] == "1"
     assert session["process"]["core_limit"] == ["0", "0"]
+    if os.geteuid() == 0:  # tests run as root in CI, with MCP_FILESERVER_ALLOW_ROOT=1
+        assert session["process"]["cap_bounding"] == 0b1110
+        assert session["process"]["cap_effective"] == 0b1110
 
 
 def audit_records(folder: Path) -> list[dict[str, Any]]:
