@@ -5,6 +5,9 @@ and `[monitor] enabled = true` (the shipped defaults), one with both false. Rate
 is off in both so it cannot interfere. Latency is timed in interleaved blocks, throughput
 in interleaved runs (sequential, and 8 requests in flight). Budget: within 10%.
 
+A third instance, configured exactly like the "off" one, is measured alongside as an A/A
+control: its distance from "off" is the noise of the machine, printed with the result.
+
 After the run the audit folder of the "on" instance must hold at least one record per
 call made: a benchmark of an audit log that silently wrote nothing would prove nothing.
 """
@@ -35,6 +38,7 @@ from rpc import Server
 
 READ_TOOL = "read_text_file"
 ON, OFF = "audit+monitor on", "audit+monitor off"
+CONTROL = "audit+monitor off, A/A control"
 BUDGET = 0.10
 
 
@@ -49,11 +53,11 @@ def main() -> None:
         base = Path(tmp)
         root = make_file_workspace(base)
         target = {"path": str(root / "note.txt")}
-        log_dirs = {ON: base / "audit-on", OFF: base / "audit-off"}
+        log_dirs = {ON: base / "audit-on", OFF: base / "audit-off", CONTROL: base / "audit-aa"}
         servers: dict[str, Server] = {}
-        for name, enabled in ((ON, "true"), (OFF, "false")):
+        for index, (name, enabled) in enumerate(((ON, "true"), (OFF, "false"), (CONTROL, "false"))):
             config = write_config(
-                base / f"{'on' if enabled == 'true' else 'off'}.toml",
+                base / f"instance-{index}.toml",
                 f"""
                 [files]
                 allowed_dirs = [{toml_str(root)}]
@@ -137,6 +141,9 @@ def main() -> None:
     ]
     p50_over = lat[ON].p50_ms / lat[OFF].p50_ms - 1
     tput_under = [1 - med[w][ON] / med[w][OFF] for w in (1, 8)]
+    # Two identical instances: how far apart the machine's noise alone puts them.
+    aa_p50 = lat[CONTROL].p50_ms / lat[OFF].p50_ms - 1
+    aa_tput = [1 - med[w][CONTROL] / med[w][OFF] for w in (1, 8)]
     within = p50_over <= BUDGET and all(t <= BUDGET for t in tput_under)
     body = "\n".join(
         [
@@ -157,6 +164,11 @@ def main() -> None:
             f"{tput_under[1]:+.1%} with 8 in flight. Budget 10%: "
             f"{'within budget' if within else 'OVER BUDGET'}.",
             "",
+            f"Noise floor (A/A: the control is configured exactly like the 'off' instance): "
+            f"p50 {aa_p50:+.1%}, throughput {aa_tput[0]:+.1%} sequential, "
+            f"{aa_tput[1]:+.1%} with 8 in flight. A difference smaller than this is not "
+            "a measurement.",
+            "",
             f"Audit records written: {records_on} by the audited instance for {calls_made} "
             f"tool calls (plus lifecycle records); {records_off} by the unaudited one.",
         ]
@@ -168,6 +180,7 @@ def main() -> None:
             for name, s in lat.items()
         },
         "calls_per_s": {str(w): r for w, r in rates.items()},
+        "aa_noise": {"p50": aa_p50, "throughput": aa_tput},
         "records": {"on": records_on, "off": records_off, "calls": calls_made},
     }
     report(_title(), _command(), body, data)
