@@ -18,14 +18,14 @@ import platform
 import sys
 from typing import Final
 
-# Syscall numbers: the generic table, shared by x86_64, aarch64, arm, riscv, ... (alpha
-# differs and is not supported).
+# Syscall numbers: the unified table shared by x86_64, i386, aarch64, arm, riscv, ppc,
+# s390x, loongarch (alpha and MIPS number them differently and are not supported).
 _SYS_CREATE_RULESET: Final = 444
 _SYS_ADD_RULE: Final = 445
 _SYS_RESTRICT_SELF: Final = 446
 _SUPPORTED_MACHINES: Final = frozenset(
     {"x86_64", "amd64", "aarch64", "arm64", "i386", "i686", "armv7l", "armv8l", "riscv64",
-     "ppc64le", "ppc64", "s390x", "loongarch64", "mips64"}
+     "ppc64le", "ppc64", "s390x", "loongarch64"}
 )  # fmt: skip
 
 CREATE_RULESET_VERSION: Final = 1 << 0
