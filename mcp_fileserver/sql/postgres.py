@@ -101,6 +101,7 @@ class PostgresDatabase:
                 FROM pg_catalog.pg_class c
                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                 WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p')
+                  AND NOT c.relispartition  -- a partitioned table stands for its parts
                   AND n.nspname <> 'information_schema'
                   AND n.nspname NOT LIKE 'pg\\_%'
                   AND pg_catalog.has_schema_privilege(n.oid, 'USAGE')
@@ -322,22 +323,27 @@ class PostgresDatabase:
             return self._conn
         self._drop_connection()
         cfg = self.config
-        options = dict(cfg.options)
+        # libpq options: ours are defaults the URL's query may override (sslmode,
+        # connect_timeout, ...), except the read-only startup option, always appended last
+        # so it wins over any `-c default_transaction_read_only=off` in the URL.
+        conninfo: dict[str, Any] = {
+            "connect_timeout": max(2, math.ceil(cfg.timeout_s)),
+            "application_name": APPLICATION_NAME,
+            **dict(cfg.options),
+            "host": cfg.host,
+            "port": cfg.port,
+            "user": cfg.user,
+            "dbname": cfg.dbname,
+            "password": cfg.password,
+        }
         startup = "-c default_transaction_read_only=on"
-        options["options"] = (options.get("options", "") + " " + startup).strip()
+        conninfo["options"] = f"{conninfo.get('options', '')} {startup}".strip()
         try:
             conn = psycopg.Connection.connect(
-                host=cfg.host,
-                port=cfg.port,
-                user=cfg.user,
-                dbname=cfg.dbname,
-                password=cfg.password,
-                connect_timeout=max(2, math.ceil(cfg.timeout_s)),
-                application_name=APPLICATION_NAME,
                 autocommit=True,  # transactions only through conn.transaction()
                 prepare_threshold=None,  # no server-side prepared statements left behind
                 cursor_factory=psycopg.RawCursor,  # native $1 placeholders, no % parsing
-                **options,
+                **conninfo,
             )
         except psycopg.Error as exc:
             detail = self._clean(exc)

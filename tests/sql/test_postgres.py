@@ -16,7 +16,7 @@ from loguru import logger
 
 from mcp_fileserver.sql.check import database_warnings
 from mcp_fileserver.sql.postgres import PostgresDatabase
-from tests.conftest import stdio_transport
+from tests.conftest import make_settings, stdio_transport
 from tests.sql.attacks import POSTGRES_ATTACKS, POSTGRES_CONTROLS
 from tests.sql.conftest import call, error_text, pg_fingerprint, pg_settings, sql_client
 from tests.sql.pg_cluster import Cluster, _free_port
@@ -326,3 +326,27 @@ def test_the_first_connection_logs_a_warning_when_the_role_can_write(pg_cluster,
     assert len(warnings) == 1
     assert "INSERT/UPDATE/DELETE/TRUNCATE" in warnings[0]
     assert pg_cluster.writer_password not in warnings[0]
+
+
+async def test_url_options_reach_libpq_but_cannot_turn_read_only_off(pg_cluster, tmp_path):
+    config = tmp_path / "options.toml"
+    url = pg_cluster.url("reader", "PG_TEST_PASSWORD") + (
+        "?connect_timeout=7&application_name=custom"
+        "&options=-c%20default_transaction_read_only%3Doff"
+    )
+    config.write_text(f'[databases.pg]\nurl = "{url}"\n', encoding="utf-8")
+    settings = make_settings(
+        config=config,
+        log_dir=tmp_path / "logs",
+        env={"PG_TEST_PASSWORD": pg_cluster.reader_password},
+    )
+    async with sql_client(settings) as client:
+        result = await call(
+            client,
+            "run_query",
+            database="pg",
+            sql="SELECT current_setting('application_name'), "
+            "current_setting('default_transaction_read_only'), "
+            "current_setting('transaction_read_only')",
+        )
+    assert result.structured_content["rows"] == [["custom", "on", "on"]], error_text(result)
