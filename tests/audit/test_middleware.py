@@ -357,3 +357,26 @@ async def test_fail_closed_on_a_really_full_disk(tmp_path: Path, tiny_disk: Path
         "after",
     ]
     assert verify_folder(settings.log_dir).ok
+
+
+async def test_servers_in_one_process_do_not_cross_talk(tmp_path: Path) -> None:
+    """Two folders get their own records; two servers on one folder share one chain."""
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+    first = audit_settings(tmp_path / "a")
+    second = audit_settings(tmp_path / "b")
+    same = dataclasses.replace(audit_settings(tmp_path / "c"), log_dir=first.log_dir)
+    async with (
+        Client(tool_server(first)) as one,
+        Client(tool_server(second)) as two,
+        Client(tool_server(same)) as three,
+    ):
+        await asyncio.gather(
+            *(one.call_tool("echo", {"text": "one", "n": n}) for n in range(20)),
+            *(two.call_tool("echo", {"text": "two", "n": n}) for n in range(20)),
+            *(three.call_tool("echo", {"text": "three", "n": n}) for n in range(20)),
+        )
+    shared = {r["args"]["text"] for r in events(first.log_dir, "tool_call")}
+    assert shared == {"one", "three"} and len(events(first.log_dir, "tool_call")) == 40
+    assert {r["args"]["text"] for r in events(second.log_dir, "tool_call")} == {"two"}
+    assert verify_folder(first.log_dir).ok and verify_folder(second.log_dir).ok
