@@ -178,3 +178,11 @@ def check_audit(workspace: Workspace, called: set[str]) -> list[dict[str, Any]]:
     assert len(refused) >= len(attacks("/")), f"attacks not recorded as refused: {refused}"
     assert CANARY not in workspace.audit_text()
     return records
+
+
+def check_sandbox_enforced(records: list[dict[str, Any]]) -> None:
+    """The start record says the kernel sandbox (Landlock & co.) is on in this build."""
+    starts = [r for r in records if r.get("event") == "server_start"]
+    assert starts, "no server_start record"
+    sandbox = starts[-1].get("sandbox") or {}
+    assert sandbox.get("status") == "enforced", f"sandbox not enforced: {sandbox}"

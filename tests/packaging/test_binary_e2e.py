@@ -89,8 +89,8 @@ async def test_stdio_session_every_tool_audit_and_attacks(binary: Path, tmp_path
         # Same tools, same schemas as the installed package builds.
         settings = make_settings(allow=[ws.root], db=[f"app=sqlite:///{ws.db}"], log_dir=ws.logs)
         async with in_memory_client(settings) as reference:
-            expected = {t.name: t.inputSchema for t in await reference.list_tools()}
-        assert {t.name: t.inputSchema for t in await client.list_tools()} == expected
+            expected = {t.name: t.input_schema for t in await reference.list_tools()}
+        assert {t.name: t.input_schema for t in await client.list_tools()} == expected
         # PostgreSQL: pglast parses (a write is refused by policy) and psycopg's libpq
         # is loaded and tries to connect (an unreachable server is a clear error).
         refused = await client.call_tool(
@@ -104,6 +104,7 @@ async def test_stdio_session_every_tool_audit_and_attacks(binary: Path, tmp_path
             assert result.is_error and session.MASKED_ERROR not in text, text
         assert session.result_text(refused) != session.result_text(unreachable)
     records = session.check_audit(ws, called)
+    session.check_sandbox_enforced(records)
     assert records[-1].get("event") == "server_stop", "EOF must stop the server cleanly"
     verified = run([str(binary), "verify-log", str(ws.logs)])
     assert verified.returncode == 0, verified.stdout + verified.stderr
