@@ -66,4 +66,6 @@ def setup_logging(secrets: SecretStore | None = None, level: str | None = None) 
         for handler in std.handlers[:]:
             std.removeHandler(handler)
         std.propagate = True
-    logging.getLogger("fastmcp").setLevel(level)
+        # Never below INFO: the frameworks' DEBUG lines quote whole call arguments, which
+        # the audit log redacts by key and shortens; stderr must not undo that.
+        std.setLevel(max(logging.INFO, logging.getLevelNamesMapping().get(level, logging.INFO)))
