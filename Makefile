@@ -41,10 +41,9 @@ binary: install
 	  --workpath build/pyinstaller $(SPEC)
 
 # One file: dist/onefile/mcp-fileserver (unpacks itself to a temp folder on every start).
-# Same work folder as `binary`: right after it, PyInstaller reuses its analysis.
 binary-onefile: install
 	$(BIN)/pyinstaller --noconfirm --log-level WARN --distpath dist/onefile \
-	  --workpath build/pyinstaller $(SPEC) -- --onefile
+	  --workpath build/pyinstaller-onefile $(SPEC) -- --onefile
 
 # Docker image mcp-fileserver:<version> (and :latest). Offline base for this machine:
 #   make docker PYTHON_IMAGE=$$(../shared/tools/docker-base.sh)
