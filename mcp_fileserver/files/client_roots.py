@@ -3,8 +3,10 @@
 When the client declared the `roots` capability, the effective roots of a request are
 `Confinement.narrow(client roots)`: the intersection with the configured directories.
 A client that declares roots none of which meets a configured directory gets no roots
-at all (every path is refused); a client that does not declare the capability gets the
-configured roots.
+at all (every path is refused). A client that does not declare the capability, or lists
+no roots at all (many clients, the MCP Inspector among them, declare the capability and
+answer with an empty list), sets no boundary and gets the configured roots: that is never
+wider than the operator's configuration, and the official filesystem server does the same.
 
 How the roots are fetched depends on the negotiated protocol:
 - handshake era (<= 2025-11-25): a `roots/list` request to the client, mid-call;
@@ -100,7 +102,9 @@ class ClientRoots:
         return [str(r.uri) for r in result.roots]
 
     def _store(self, key: str, uris: list[str]) -> tuple[Root, ...]:
-        roots = self.narrow(uris)
+        # No roots listed: no boundary set. Roots listed but none usable (outside, remote,
+        # another scheme): nothing, since the client did set a boundary.
+        roots = self.narrow(uris) if uris else self.confinement.roots
         self._cache[key] = roots
         self._cache.move_to_end(key)
         while len(self._cache) > MAX_CACHED_SESSIONS:

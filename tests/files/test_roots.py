@@ -53,6 +53,22 @@ async def test_roots_cannot_widen(ws: Workspace, mode: str) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
+async def test_an_empty_roots_list_sets_no_boundary(ws: Workspace, mode: str) -> None:
+    async with client_for(ws, [], mode) as client:
+        assert await allowed(client) == [str(ws.root)]
+        ok = await call(client, "read_text_file", {"path": "hello.txt"})
+        assert not ok.is_error, dump(ok)
+        refused = await call(client, "read_text_file", {"path": str(ws.canary_file)})
+        assert refused.is_error and CANARY not in dump(refused)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_unusable_roots_leave_nothing(ws: Workspace, mode: str) -> None:
+    async with client_for(ws, ["file://otherhost/data"], mode) as c:
+        assert await allowed(c) == []
+
+
+@pytest.mark.parametrize("mode", MODES)
 async def test_roots_outside_leave_nothing(ws: Workspace, mode: str) -> None:
     roots = [f"file://{ws.outside}", f"file://{ws.root}/../outside"]
     async with client_for(ws, roots, mode) as client:
