@@ -26,7 +26,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 from loguru import logger
@@ -42,7 +42,8 @@ from mcp_fileserver.errors import (
     Unavailable,
 )
 from mcp_fileserver.secrets import SecretStore
-from mcp_fileserver.sql.guard import Dialect, check_read_only
+from mcp_fileserver.sql.backend import DatabaseBackend, Params, T, elapsed_ms
+from mcp_fileserver.sql.guard import Dialect
 from mcp_fileserver.sql.models import (
     ColumnInfo,
     ForeignKey,
@@ -63,8 +64,6 @@ _CONNINFO = re.compile(
     r"(postgres(?:ql)?(?:\+\w+)?://\S*)|(\b(?:password|user|host|hostaddr|port|dbname)=\S+)", re.I
 )
 
-Params = Sequence[Any] | Mapping[str, Any] | None
-T = TypeVar("T")
 
 _KINDS = {
     "r": "table",
@@ -75,7 +74,7 @@ _KINDS = {
 }
 
 
-class PostgresDatabase:
+class PostgresDatabase(DatabaseBackend):
     """One configured PostgreSQL database, connected lazily, one call at a time."""
 
     dialect = Dialect.POSTGRESQL
@@ -83,11 +82,7 @@ class PostgresDatabase:
     def __init__(
         self, config: DatabaseConfig, secrets: SecretStore, *, enforce_guard: bool = True
     ) -> None:
-        # enforce_guard=False exists only so tests can prove layer 2 stands alone.
-        self.config = config
-        self._secrets = secrets
-        self._enforce_guard = enforce_guard
-        self._lock = threading.Lock()
+        super().__init__(config, secrets, enforce_guard=enforce_guard)
         self._conn: psycopg.Connection[Any] | None = None
         self._role_checked = False
 
@@ -245,15 +240,7 @@ class PostgresDatabase:
                 collected = collect_rows(
                     cursor.fetchmany, max_rows=max_rows, max_bytes=self.config.max_result_bytes
                 )
-            return QueryResult(
-                database=self.config.name,
-                columns=columns,
-                rows=collected.rows,
-                row_count=len(collected.rows),
-                truncated=collected.truncated_reason is not None,
-                truncated_reason=collected.truncated_reason,
-                elapsed_ms=_elapsed_ms(started),
-            )
+            return self._query_result(columns, collected, started)
 
         return self._run(run)
 
@@ -269,7 +256,7 @@ class PostgresDatabase:
             return QueryPlan(
                 database=self.config.name,
                 plan="\n".join(str(row[0]) for row in rows),
-                elapsed_ms=_elapsed_ms(started),
+                elapsed_ms=elapsed_ms(started),
             )
 
         return self._run(run)
@@ -278,15 +265,7 @@ class PostgresDatabase:
         """What this role could change if every other layer failed (for `check`)."""
         return self._run(_write_privileges)
 
-    def close(self) -> None:
-        with self._lock:
-            self._drop_connection()
-
     # --- engine ------------------------------------------------------------------
-
-    def _guard(self, sql: str) -> None:
-        if self._enforce_guard:
-            check_read_only(sql, self.dialect)
 
     def _run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         with self._lock:
@@ -496,7 +475,3 @@ def _connect_reason(message: str) -> str:
         if needle in lowered:
             return reason
     return "connection failed"
-
-
-def _elapsed_ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)

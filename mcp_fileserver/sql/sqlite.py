@@ -20,12 +20,11 @@ Read-only without trusting the guard:
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from loguru import logger
 
@@ -39,8 +38,9 @@ from mcp_fileserver.errors import (
     Unavailable,
 )
 from mcp_fileserver.secrets import SecretStore
+from mcp_fileserver.sql.backend import DatabaseBackend, Params, T, elapsed_ms
 from mcp_fileserver.sql.denylist import SQLITE_DENIED_TABLES, SQLITE_FUNCTIONS
-from mcp_fileserver.sql.guard import Dialect, check_read_only
+from mcp_fileserver.sql.guard import Dialect
 from mcp_fileserver.sql.models import (
     ColumnInfo,
     ForeignKey,
@@ -66,11 +66,8 @@ READ_ONLY_PRAGMAS = frozenset(
     {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list"}
 )
 
-Params = Sequence[Any] | Mapping[str, Any] | None
-T = TypeVar("T")
 
-
-class SQLiteDatabase:
+class SQLiteDatabase(DatabaseBackend):
     """One configured SQLite file, opened lazily, used by one thread at a time."""
 
     dialect = Dialect.SQLITE
@@ -78,11 +75,7 @@ class SQLiteDatabase:
     def __init__(
         self, config: DatabaseConfig, secrets: SecretStore, *, enforce_guard: bool = True
     ) -> None:
-        # enforce_guard=False exists only so tests can prove layer 2 stands alone.
-        self.config = config
-        self._secrets = secrets
-        self._enforce_guard = enforce_guard
-        self._lock = threading.Lock()
+        super().__init__(config, secrets, enforce_guard=enforce_guard)
         self._conn: sqlite3.Connection | None = None
         self._deadline = 0.0
         self._printf: BoundedPrintf | None = None
@@ -174,15 +167,7 @@ class SQLiteDatabase:
                 )
             finally:
                 cursor.close()
-            return QueryResult(
-                database=self.config.name,
-                columns=columns,
-                rows=collected.rows,
-                row_count=len(collected.rows),
-                truncated=collected.truncated_reason is not None,
-                truncated_reason=collected.truncated_reason,
-                elapsed_ms=_elapsed_ms(started),
-            )
+            return self._query_result(columns, collected, started)
 
         return self._run(run)
 
@@ -196,20 +181,12 @@ class SQLiteDatabase:
             return QueryPlan(
                 database=self.config.name,
                 plan=_render_plan(rows),
-                elapsed_ms=_elapsed_ms(started),
+                elapsed_ms=elapsed_ms(started),
             )
 
         return self._run(run)
 
-    def close(self) -> None:
-        with self._lock:
-            self._drop_connection()
-
     # --- engine ------------------------------------------------------------------
-
-    def _guard(self, sql: str) -> None:
-        if self._enforce_guard:
-            check_read_only(sql, self.dialect)
 
     def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
@@ -373,7 +350,3 @@ def _render_plan(rows: list[tuple[Any, ...]]) -> str:
         depth[node_id] = level
         lines.append("  " * level + str(detail))
     return "\n".join(lines) or "(empty plan)"
-
-
-def _elapsed_ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)

@@ -1,0 +1,61 @@
+"""What every SQL backend shares: configuration, the one-call-at-a-time lock, the guard
+hook (layer 1) and the shape of a query result. Each engine module adds layer 2."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
+
+from mcp_fileserver.config import DatabaseConfig
+from mcp_fileserver.secrets import SecretStore
+from mcp_fileserver.sql.guard import Dialect, check_read_only
+from mcp_fileserver.sql.models import QueryResult, ResultColumn
+from mcp_fileserver.sql.results import CollectedRows
+
+Params = Sequence[Any] | Mapping[str, Any] | None
+T = TypeVar("T")
+
+
+class DatabaseBackend:
+    """Base of `SQLiteDatabase` and `PostgresDatabase`."""
+
+    dialect: ClassVar[Dialect]
+
+    def __init__(
+        self, config: DatabaseConfig, secrets: SecretStore, *, enforce_guard: bool = True
+    ) -> None:
+        # enforce_guard=False exists only so tests can prove layer 2 stands alone.
+        self.config = config
+        self._secrets = secrets
+        self._enforce_guard = enforce_guard
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop_connection()
+
+    def _drop_connection(self) -> None:
+        raise NotImplementedError
+
+    def _guard(self, sql: str) -> None:
+        if self._enforce_guard:
+            check_read_only(sql, self.dialect)
+
+    def _query_result(
+        self, columns: list[ResultColumn], collected: CollectedRows, started: float
+    ) -> QueryResult:
+        return QueryResult(
+            database=self.config.name,
+            columns=columns,
+            rows=collected.rows,
+            row_count=len(collected.rows),
+            truncated=collected.truncated_reason is not None,
+            truncated_reason=collected.truncated_reason,
+            elapsed_ms=elapsed_ms(started),
+        )
+
+
+def elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
