@@ -71,6 +71,16 @@ def register_file_tools(
     mcp.add_middleware(RootsChangedMiddleware(client_roots))
     limits = settings.files
 
+    async def confined(
+        ctx: Context, operation: Callable[..., T], *args: Any, **kwargs: Any
+    ) -> T | InputRequiredResult:
+        """Run a file operation in a worker thread, within the client's effective roots
+        (or ask a 2026-07-28 client for its roots first)."""
+        roots = await client_roots.effective(ctx)
+        if isinstance(roots, InputRequiredResult):
+            return roots
+        return await _run(operation, *args, roots=roots, **kwargs)
+
     @mcp.tool(annotations=READ_ONLY)
     async def list_allowed_directories(ctx: Context) -> AllowedDirectories | InputRequiredResult:
         """The directories this server may read; paths given to other tools must be inside one."""
@@ -91,10 +101,7 @@ def register_file_tools(
         """Entries of a directory (name, type, size, modified), sorted by name, paged.
 
         Symlinks are listed as symlinks; sensitive names (keys, .env...) are left out."""
-        roots = await client_roots.effective(ctx)
-        if isinstance(roots, InputRequiredResult):
-            return roots
-        return await _run(service.list_directory, path, offset=offset, limit=limit, roots=roots)
+        return await confined(ctx, service.list_directory, path, offset=offset, limit=limit)
 
     @mcp.tool(annotations=READ_ONLY)
     async def directory_tree(
@@ -109,16 +116,13 @@ def register_file_tools(
         """A nested tree of a directory; `truncated` says whether a limit cut it short.
 
         Symlinks are shown, never followed."""
-        roots = await client_roots.effective(ctx)
-        if isinstance(roots, InputRequiredResult):
-            return roots
-        return await _run(
+        return await confined(
+            ctx,
             service.directory_tree,
             path,
             max_depth=max_depth,
             max_entries=max_entries,
             exclude_patterns=exclude_patterns,
-            roots=roots,
             progress=_progress(ctx),
         )
 
@@ -131,10 +135,7 @@ def register_file_tools(
     ) -> TextFile | InputRequiredResult:
         """A text file's content (UTF-8), capped per call (1 MiB by default); head/tail
         read only the lines they need. Binary files are refused; use read_media_file."""
-        roots = await client_roots.effective(ctx)
-        if isinstance(roots, InputRequiredResult):
-            return roots
-        return await _run(service.read_text_file, path, head=head, tail=tail, roots=roots)
+        return await confined(ctx, service.read_text_file, path, head=head, tail=tail)
 
     @mcp.tool(annotations=READ_ONLY)
     async def read_multiple_files(
@@ -142,18 +143,14 @@ def register_file_tools(
         paths: Annotated[list[str], Field(min_length=1, max_length=limits.max_multi_files)],
     ) -> MultipleFiles | InputRequiredResult:
         """Several text files at once: one result or error per path, total size capped."""
-        roots = await client_roots.effective(ctx)
-        if isinstance(roots, InputRequiredResult):
-            return roots
-        return await _run(service.read_multiple_files, paths, roots=roots)
+        return await confined(ctx, service.read_multiple_files, paths)
 
     @mcp.tool(annotations=READ_ONLY, output_schema=MediaFile.model_json_schema())
     async def read_media_file(ctx: Context, path: PathArg) -> ToolResult | InputRequiredResult:
         """An image or audio file as MCP content; the type is detected from the bytes."""
-        roots = await client_roots.effective(ctx)
-        if isinstance(roots, InputRequiredResult):
-            return roots
-        found = await _run(service.read_media_file, path, roots=roots)
+        found = await confined(ctx, service.read_media_file, path)
+        if isinstance(found, InputRequiredResult):
+            return found
         mime = found.info.mime_type
         block: ImageContent | AudioContent
         if media.is_image(mime):
@@ -165,10 +162,7 @@ def register_file_tools(
     @mcp.tool(annotations=READ_ONLY)
     async def get_file_info(ctx: Context, path: PathArg) -> FileInfo | InputRequiredResult:
         """Size, type, times and permissions of a path; a symlink is described as itself."""
-        roots = await client_roots.effective(ctx)
-        if isinstance(roots, InputRequiredResult):
-            return roots
-        return await _run(service.get_file_info, path, roots=roots)
+        return await confined(ctx, service.get_file_info, path)
 
     @mcp.tool(annotations=READ_ONLY)
     async def search_files(
@@ -188,16 +182,13 @@ def register_file_tools(
         ] = limits.max_search_results,
     ) -> FileSearch | InputRequiredResult:
         """Find files and directories by name beneath a directory."""
-        roots = await client_roots.effective(ctx)
-        if isinstance(roots, InputRequiredResult):
-            return roots
-        return await _run(
+        return await confined(
+            ctx,
             service.search_files,
             path,
             pattern,
             exclude_patterns=exclude_patterns,
             max_results=max_results,
-            roots=roots,
             progress=_progress(ctx),
         )
 
@@ -225,10 +216,8 @@ def register_file_tools(
     ) -> ContentSearch | InputRequiredResult:
         """Lines matching a text or RE2 pattern in the text files beneath a directory (or
         in one file): file, line number and line. Binary files are skipped."""
-        roots = await client_roots.effective(ctx)
-        if isinstance(roots, InputRequiredResult):
-            return roots
-        return await _run(
+        return await confined(
+            ctx,
             service.search_file_contents,
             path,
             pattern,
@@ -236,7 +225,6 @@ def register_file_tools(
             glob=glob,
             case_sensitive=case_sensitive,
             max_results=max_results,
-            roots=roots,
             progress=_progress(ctx),
         )
 
