@@ -36,6 +36,7 @@ class SecretStore:
         self._env_file = {k: v for k, v in (env_file or {}).items() if v is not None}
         self._secrets_dir = secrets_dir
         self._values: set[str] = set()
+        self._longest_first: tuple[str, ...] = ()  # what `mask` replaces, in order
 
     def lookup(self, name: str) -> str | None:
         """The value of `name` from the environment, the env file or a secret file."""
@@ -73,8 +74,10 @@ class SecretStore:
 
     def add(self, value: str) -> None:
         """Treat `value` as secret from now on."""
-        if value:
+        if value and value not in self._values:
             self._values.add(value)
+            # Longest first, so a secret that contains another is masked whole.
+            self._longest_first = tuple(sorted(self._values, key=len, reverse=True))
 
     def add_all(self, values: Iterable[str]) -> None:
         for value in values:
@@ -84,10 +87,14 @@ class SecretStore:
     def values(self) -> frozenset[str]:
         return frozenset(self._values)
 
+    @property
+    def empty(self) -> bool:
+        """No secret known: nothing to mask (cheaper than building `values`)."""
+        return not self._longest_first
+
     def mask(self, text: str) -> str:
         """`text` with every known secret value replaced by `***`."""
-        # Longest first, so a secret that contains another is masked whole.
-        for secret in sorted(self._values, key=len, reverse=True):
+        for secret in self._longest_first:
             if len(secret) >= MIN_MASKED_LENGTH or text == secret:
                 text = text.replace(secret, MASK)
         return text

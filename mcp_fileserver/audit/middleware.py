@@ -23,6 +23,14 @@ from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import ToolResult
 from loguru import logger
 from mcp import MCPError
+from mcp.types import (
+    AudioContent,
+    BlobResourceContents,
+    EmbeddedResource,
+    ImageContent,
+    TextContent,
+    TextResourceContents,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from mcp_fileserver.audit.log import AuditLog
@@ -178,31 +186,30 @@ class AuditMiddleware(Middleware):
         raise AuditUnavailable(AUDIT_DOWN_MESSAGE, detail=problem) from None
 
     def _clean(self, result: ToolResult) -> int:
-        """Mask secrets in the result (text, resources, structured content); its size."""
-        mask = self.redactor.mask if self.settings.secrets.values else None
+        """Mask secrets in the result (text, resources, structured content); its size.
+
+        Blocks are told apart by type, not by probing attributes: a missing attribute
+        on a pydantic model costs an exception, on every call."""
+        mask = None if self.settings.secrets.empty else self.redactor.mask
         size = 0
         content = []
         for block in result.content:
-            text = getattr(block, "text", None)
-            resource = getattr(block, "resource", None)
-            data = getattr(block, "data", None)
-            if isinstance(text, str):
-                size += _utf8_len(text)
-                if mask is not None and (masked := mask(text)) != text:
+            if isinstance(block, TextContent):
+                size += _utf8_len(block.text)
+                if mask is not None and (masked := mask(block.text)) != block.text:
                     block = block.model_copy(update={"text": masked})
-            elif resource is not None:
-                inner = getattr(resource, "text", None)
-                blob = getattr(resource, "blob", None)
-                if isinstance(inner, str):
-                    size += _utf8_len(inner)
-                    if mask is not None and (masked := mask(inner)) != inner:
+            elif isinstance(block, EmbeddedResource):
+                resource = block.resource
+                if isinstance(resource, TextResourceContents):
+                    size += _utf8_len(resource.text)
+                    if mask is not None and (masked := mask(resource.text)) != resource.text:
                         block = block.model_copy(
                             update={"resource": resource.model_copy(update={"text": masked})}
                         )
-                elif isinstance(blob, str):
-                    size += len(blob) * 3 // 4
-            elif isinstance(data, str):
-                size += len(data) * 3 // 4
+                elif isinstance(resource, BlobResourceContents):
+                    size += len(resource.blob) * 3 // 4
+            elif isinstance(block, ImageContent | AudioContent):
+                size += len(block.data) * 3 // 4
             content.append(block)
         if mask is not None:
             result.content = content

@@ -18,10 +18,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 Event = Literal[
@@ -56,6 +57,7 @@ FIELDS: tuple[str, ...] = (
 CHAIN_FIELDS: tuple[str, ...] = ("seq", "prev")
 RESERVED = frozenset(FIELDS) | frozenset(CHAIN_FIELDS) | {"hash"}
 
+_to_json = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode
 _HASH_SUFFIX = re.compile(r',"hash":"([0-9a-f]{64})"\}\n?\Z')
 
 Hasher = Callable[[bytes], str]
@@ -70,10 +72,18 @@ def make_hasher(key: str | None) -> Hasher:
     return lambda body: hashlib.sha256(body).hexdigest()
 
 
-def utc_timestamp(now: datetime | None = None) -> str:
-    """ISO 8601 UTC with milliseconds, e.g. 2026-11-25T11:39:21.123Z."""
-    moment = now or datetime.now(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+_second_stamp: tuple[int, str] = (-1, "")  # the last second formatted (strftime is slow)
+
+
+def utc_timestamp(now: float | None = None) -> str:
+    """ISO 8601 UTC with milliseconds, e.g. 2026-11-25T11:39:21.123Z (`now`: epoch s)."""
+    global _second_stamp
+    moment = time.time() if now is None else now
+    second = math.floor(moment)
+    cached = _second_stamp
+    if cached[0] != second:
+        cached = _second_stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{int((moment - second) * 1000):03d}Z"
 
 
 def encode(fields: Mapping[str, Any], seq: int, prev: str, hasher: Hasher) -> tuple[str, str]:
@@ -84,7 +94,7 @@ def encode(fields: Mapping[str, Any], seq: int, prev: str, hasher: Hasher) -> tu
             ordered[name] = value
     ordered["seq"] = seq
     ordered["prev"] = prev
-    body = json.dumps(ordered, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+    body = _to_json(ordered)
     digest = hasher(body.encode("ascii"))
     return f'{body[:-1]},"hash":"{digest}"}}\n', digest
 

@@ -65,6 +65,7 @@ class AuditSink:
         self._identity: tuple[int, int] = (-1, -1)
         self._size = 0
         self._torn_tail = False  # a failed write could not be truncated away
+        self._healthy = True  # the last write reached the file (see `problem`)
         self._pending: queue.Queue[Path | None] = queue.Queue()
         self._worker: threading.Thread | None = None
         self.seq = 0
@@ -87,6 +88,7 @@ class AuditSink:
     def write(self, fields: Mapping[str, Any]) -> int:
         """Chain and append one record; returns its seq. Raises OSError on failure."""
         with self._thread_lock, self._file_lock():
+            self._healthy = False
             self._sync_with_disk()
             line, digest = encode(fields, self.seq + 1, self.prev, self._hasher)
             data = line.encode("ascii")
@@ -97,6 +99,7 @@ class AuditSink:
             self._append(data)
             self.seq += 1
             self.prev = digest
+            self._healthy = True
             return self.seq
 
     @property
@@ -104,9 +107,14 @@ class AuditSink:
         return self._fd is None
 
     def problem(self) -> str | None:
-        """Why a record cannot be written right now, or None (a cheap pre-call check)."""
+        """Why a record cannot be written right now, or None. A pre-call check: free
+        while the last write succeeded (the next write is the real test, and its call
+        is refused if it fails), a stat of the folder after a failure, so that calls
+        are refused before they run until the folder is usable again."""
         if self._fd is None:
             return "the audit log is closed"
+        if self._healthy:
+            return None
         try:
             os.stat(self.active)
         except FileNotFoundError:

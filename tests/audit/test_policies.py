@@ -132,6 +132,47 @@ def test_ordinary_arguments_raise_nothing(args: dict) -> None:
     assert scan(args) == set()
 
 
+_GATE_TOKENS = [
+    *"/\\.~$:;&|<>`%\x00\n \t'\"=(,)ab",
+    *["..", "proc", "sys", "dev", "boot", "root", "etc", "run", "secrets", "var", "PROC"],
+    *["Etc", "2e", "2f", "5c", "25", "00", "HOME", "USERPROFILE", "c:", "windows", "rm"],
+    *["bash", "curl", "id", "{", "(", "/Sys", "/ROOT"],
+]
+
+
+@given(
+    st.one_of(
+        st.lists(st.sampled_from(_GATE_TOKENS), max_size=12).map("".join),
+        st.text(alphabet=st.characters(max_codepoint=127), max_size=40),
+    )
+)
+@settings(max_examples=3000, deadline=None)
+def test_the_clean_fast_path_never_hides_a_pattern(text: str) -> None:
+    """`plainly_clean` lets a string skip the path and shell patterns: it may only say so
+    of a string that none of them matches."""
+    if monitor_module.plainly_clean(text):
+        patterns = {**monitor_module.PATH_PATTERNS, **monitor_module.SHELL_PATTERNS}
+        assert not [name for name, rx in patterns.items() if rx.search(text)]
+
+
+_PATH_AND_SHELL = {**monitor_module.PATH_PATTERNS, **monitor_module.SHELL_PATTERNS}
+
+
+@given(
+    st.sampled_from(sorted(_PATH_AND_SHELL)).flatmap(
+        lambda name: st.from_regex(_PATH_AND_SHELL[name], alphabet=st.characters(max_codepoint=127))
+    )
+)
+@settings(max_examples=3000, deadline=None)
+def test_every_string_a_pattern_matches_takes_the_full_scan(text: str) -> None:
+    assert not monitor_module.plainly_clean(text)
+
+
+@pytest.mark.parametrize("text", ["/\u017fys/x", "/etc\u0131/x", "caf\u00e9/../x"])
+def test_non_ascii_text_always_takes_the_full_scan(text: str) -> None:
+    assert not monitor_module.plainly_clean(text)
+
+
 def test_lockout_after_threshold_within_window(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [1000.0]
     monkeypatch.setattr(monitor_module.time, "monotonic", lambda: clock[0])
