@@ -99,7 +99,6 @@ def plainly_clean(text: str) -> bool:
 _ANY_PATH = _prefilter(PATH_PATTERNS)
 _ANY_SHELL = _prefilter(SHELL_PATTERNS)
 _ANY_SQL = _prefilter(SQL_PATTERNS)
-_SEPARATORS = re.compile(r"[\\/]")
 
 
 @dataclass(frozen=True)
@@ -156,9 +155,7 @@ class SecurityMonitor:
         else:
             if not plain and _ANY_SHELL.search(text):
                 yield Finding("shell_metacharacters", field)
-            if len(text) <= 4096 and self._deny.denies_parts(
-                [part for part in _SEPARATORS.split(text) if part]
-            ):
+            if len(text) <= 4096 and self._deny.denies_components(text):
                 yield Finding("sensitive_file", field)
 
     def _inside_roots(self, text: str) -> bool:

@@ -55,7 +55,7 @@ FIELDS: tuple[str, ...] = (
     "pid",
 )
 CHAIN_FIELDS: tuple[str, ...] = ("seq", "prev")
-RESERVED = frozenset(FIELDS) | frozenset(CHAIN_FIELDS) | {"hash"}
+_CHAIN_KEYS = frozenset(CHAIN_FIELDS) | {"hash"}  # set by `encode`, never by a caller
 
 _to_json = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode
 _HASH_SUFFIX = re.compile(r',"hash":"([0-9a-f]{64})"\}\n?\Z')
@@ -66,10 +66,16 @@ Hasher = Callable[[bytes], str]
 def make_hasher(key: str | None) -> Hasher:
     """SHA-256, or HMAC-SHA256 when a key is configured (the chain cannot be recomputed
     by someone who can write the files but does not know the key)."""
-    if key:
-        secret = key.encode("utf-8")
-        return lambda body: hmac.new(secret, body, hashlib.sha256).hexdigest()
-    return lambda body: hashlib.sha256(body).hexdigest()
+    # Copying a keyed, ready-made state skips the digest lookup and the key schedule that
+    # `hashlib.sha256()` / `hmac.new()` redo on every call.
+    base = hmac.new(key.encode("utf-8"), digestmod=hashlib.sha256) if key else hashlib.sha256()
+
+    def digest(body: bytes) -> str:
+        state = base.copy()
+        state.update(body)
+        return state.hexdigest()
+
+    return digest
 
 
 _second_stamp: tuple[int, str] = (-1, "")  # the last second formatted (strftime is slow)
@@ -88,10 +94,11 @@ def utc_timestamp(now: float | None = None) -> str:
 
 def encode(fields: Mapping[str, Any], seq: int, prev: str, hasher: Hasher) -> tuple[str, str]:
     """The record line (with trailing newline) and its hash."""
-    ordered: dict[str, Any] = {name: fields.get(name) for name in FIELDS}
-    for name, value in fields.items():
-        if name not in RESERVED:
-            ordered[name] = value
+    ordered: dict[str, Any] = dict.fromkeys(FIELDS)
+    ordered.update(fields)  # FIELDS keep their places; extras follow in their order
+    if not _CHAIN_KEYS.isdisjoint(fields):
+        for name in _CHAIN_KEYS.intersection(fields):
+            del ordered[name]
     ordered["seq"] = seq
     ordered["prev"] = prev
     body = _to_json(ordered)

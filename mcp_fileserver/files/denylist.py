@@ -12,6 +12,8 @@ import fnmatch
 import re
 from collections.abc import Iterable, Sequence
 
+_SEPARATORS = re.compile(r"[\\/]")
+
 DEFAULT_DENY_PATTERNS: tuple[str, ...] = (
     # Environment and credential files
     ".env",
@@ -79,6 +81,14 @@ class DenyList:
     def denies_parts(self, parts: Sequence[str]) -> bool:
         """Whether any component of a root-relative path is sensitive."""
         return any(self.denies_name(part) for part in parts)
+
+    def denies_components(self, text: str) -> bool:
+        """Whether any `/`- or `\\`-separated component of `text` is sensitive: the
+        monitor's check of every string argument, so folded once and split once."""
+        if self._regex is None:
+            return False
+        match = self._regex.match
+        return any(match(part) for part in _SEPARATORS.split(text.casefold()) if part)
 
 
 def effective_patterns(replace: Sequence[str] | None, extend: Sequence[str]) -> tuple[str, ...]:
