@@ -5,8 +5,13 @@ and `[monitor] enabled = true` (the shipped defaults), one with both false. Rate
 is off in both so it cannot interfere. Latency is timed in interleaved blocks, throughput
 in interleaved runs (sequential, and 8 requests in flight). Budget: within 10%.
 
-A third instance, configured exactly like the "off" one, is measured alongside as an A/A
+A third configuration, exactly like the "off" one, is measured alongside as an A/A
 control: its distance from "off" is the noise of the machine, printed with the result.
+
+Each configuration runs as several processes (`--instances`, default 4), whose samples
+are pooled: two identical server processes differ by up to ~8% in throughput (hash
+seeds, memory layout), which a single pair of processes would report as the cost or the
+saving of auditing.
 
 After the run the audit folder of the "on" instance must hold at least one record per
 call made: a benchmark of an audit log that silently wrote nothing would prove nothing.
@@ -22,6 +27,7 @@ from pathlib import Path
 
 from common import (
     INSTALLED_COMMAND,
+    Series,
     fmt_ms,
     interleave,
     interleaved_rates,
@@ -45,17 +51,26 @@ BUDGET = 0.10
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    parser.add_argument("--instances", type=int, default=4, help="processes per configuration")
     args = parser.parse_args()
-    rounds, per_round, warm = (5, 20, 50) if args.quick else (40, 50, 300)
-    rate_rounds, rate_total = (3, 100) if args.quick else (8, 400)
+    instances = max(1, args.instances)
+    rounds, per_round, warm = (5, 20, 50) if args.quick else (10, 50, 300)
+    rate_rounds, rate_total = (2, 100) if args.quick else (3, 400)
 
     with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
         base = Path(tmp)
         root = make_file_workspace(base)
         target = {"path": str(root / "note.txt")}
-        log_dirs = {ON: base / "audit-on", OFF: base / "audit-off", CONTROL: base / "audit-aa"}
-        servers: dict[str, Server] = {}
-        for index, (name, enabled) in enumerate(((ON, "true"), (OFF, "false"), (CONTROL, "false"))):
+        configs = {ON: "true", OFF: "false", CONTROL: "false"}
+        servers: dict[str, Server] = {}  # "<configuration> #<copy>" -> process
+        owner: dict[str, str] = {}  # the same label -> its configuration
+        log_dirs: dict[str, Path] = {}
+        for index, ((name, enabled), copy) in enumerate(
+            (item, copy) for copy in range(instances) for item in configs.items()
+        ):
+            key = f"{name} #{copy}"
+            owner[key] = name
+            log_dirs[key] = base / f"audit-{index}"
             config = write_config(
                 base / f"instance-{index}.toml",
                 f"""
@@ -63,14 +78,14 @@ def main() -> None:
                 allowed_dirs = [{toml_str(root)}]
                 [audit]
                 enabled = {enabled}
-                log_dir = {toml_str(log_dirs[name])}
+                log_dir = {toml_str(log_dirs[key])}
                 [monitor]
                 enabled = {enabled}
                 [rate_limit]
                 enabled = false
                 """.replace("                ", ""),
             )
-            servers[name] = Server(
+            servers[key] = Server(
                 [str(INSTALLED_COMMAND), "--config", str(config)],
                 env=ours_env(),
                 stderr_path=base / "stderr.log",
@@ -79,38 +94,44 @@ def main() -> None:
         try:
             for server in servers.values():
                 server.initialize()
-            if not any(t["name"] == READ_TOOL for t in servers[ON].list_tools()):
+            if not any(t["name"] == READ_TOOL for t in servers[f"{ON} #0"].list_tools()):
                 body = f"`{READ_TOOL}` is not served by this build: nothing measured."
                 report(_title(), _command(), body, {"read_tool_available": False})
                 return
             for server in servers.values():
                 for _ in range(warm):
                     server.call_tool(READ_TOOL, target)
-            lat = interleave(
-                {name: (lambda s=s: s.call_tool(READ_TOOL, target)) for name, s in servers.items()},
+            per_process = interleave(
+                {key: (lambda s=s: s.call_tool(READ_TOOL, target)) for key, s in servers.items()},
                 rounds=rounds,
                 per_round=per_round,
             )
-            rates = {
-                window: interleaved_rates(
+            lat = {name: Series(name) for name in configs}
+            for key, series in per_process.items():
+                lat[owner[key]].samples.extend(series.samples)
+            rates: dict[int, dict[str, list[float]]] = {}
+            for window in (1, 8):
+                measured = interleaved_rates(
                     {
-                        name: (
+                        key: (
                             lambda s=s, w=window: pipelined_rate(
                                 s, READ_TOOL, target, total=rate_total, window=w
                             )
                         )
-                        for name, s in servers.items()
+                        for key, s in servers.items()
                     },
                     rounds=rate_rounds,
                 )
-                for window in (1, 8)
-            }
+                rates[window] = {name: [] for name in configs}
+                for key, values in measured.items():
+                    rates[window][owner[key]].extend(values)
             calls_made = warm + rounds * per_round + 2 * rate_rounds * rate_total
         finally:
             for server in servers.values():
                 server.close()
-        records_on = _count_records(log_dirs[ON])
-        records_off = _count_records(log_dirs[OFF])
+        records_on = sum(_count_records(log_dirs[k]) for k in servers if owner[k] == ON)
+        records_off = sum(_count_records(log_dirs[k]) for k in servers if owner[k] != ON)
+        calls_made *= instances
 
     if records_on < calls_made:
         raise SystemExit(
@@ -137,7 +158,7 @@ def main() -> None:
             ratio(med[1][name], med[1][OFF]),
             ratio(med[8][name], med[8][OFF]),
         ]
-        for name in servers
+        for name in configs
     ]
     p50_over = lat[ON].p50_ms / lat[OFF].p50_ms - 1
     tput_under = [1 - med[w][ON] / med[w][OFF] for w in (1, 8)]
@@ -147,9 +168,11 @@ def main() -> None:
     within = p50_over <= BUDGET and all(t <= BUDGET for t in tput_under)
     body = "\n".join(
         [
-            f"`{READ_TOOL}` on a 1 KiB file; {rounds * per_round} timed calls per instance, "
-            f"interleaved, after {warm} warm-up calls; throughput: median of {rate_rounds} "
-            f"interleaved runs of {rate_total} calls.",
+            f"`{READ_TOOL}` on a 1 KiB file; {instances} server processes per configuration, "
+            f"samples pooled; {instances * rounds * per_round} timed calls per configuration, "
+            f"interleaved, after {warm} warm-up calls per process; throughput: median of "
+            f"{instances * rate_rounds} interleaved runs of {rate_total} calls per "
+            "configuration.",
             "",
             markdown_table(
                 ["instance", "n", "p50 ms", "p99 ms", "p50 ratio", "p99 ratio"], lat_rows
@@ -169,8 +192,8 @@ def main() -> None:
             f"{aa_tput[1]:+.1%} with 8 in flight. A difference smaller than this is not "
             "a measurement.",
             "",
-            f"Audit records written: {records_on} by the audited instance for {calls_made} "
-            f"tool calls (plus lifecycle records); {records_off} by the unaudited one.",
+            f"Audit records written: {records_on} by the audited processes for {calls_made} "
+            f"tool calls (plus lifecycle records); {records_off} by the unaudited ones.",
         ]
     )
     data = {
@@ -182,6 +205,7 @@ def main() -> None:
         "calls_per_s": {str(w): r for w, r in rates.items()},
         "aa_noise": {"p50": aa_p50, "throughput": aa_tput},
         "records": {"on": records_on, "off": records_off, "calls": calls_made},
+        "instances": instances,
     }
     report(_title(), _command(), body, data)
 

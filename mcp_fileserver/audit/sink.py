@@ -87,20 +87,27 @@ class AuditSink:
 
     def write(self, fields: Mapping[str, Any]) -> int:
         """Chain and append one record; returns its seq. Raises OSError on failure."""
-        with self._thread_lock, self._file_lock():
-            self._healthy = False
-            self._sync_with_disk()
-            line, digest = encode(fields, self.seq + 1, self.prev, self._hasher)
-            data = line.encode("ascii")
-            if self._torn_tail and self._ends_mid_line():
-                data = b"\n" + data
-            if self._size > 0 and self._size + len(data) > self._settings.rotation_bytes:
-                self._rotate()
-            self._append(data)
-            self.seq += 1
-            self.prev = digest
-            self._healthy = True
-            return self.seq
+        with self._thread_lock:
+            # The file lock by hand, not `_file_lock()`: this runs on every call.
+            if self._lock_fd < 0:
+                raise OSError(errno.EBADF, "the audit log is closed")
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                self._healthy = False
+                self._sync_with_disk()
+                line, digest = encode(fields, self.seq + 1, self.prev, self._hasher)
+                data = line.encode("ascii")
+                if self._torn_tail and self._ends_mid_line():
+                    data = b"\n" + data
+                if self._size > 0 and self._size + len(data) > self._settings.rotation_bytes:
+                    self._rotate()
+                self._append(data)
+                self.seq += 1
+                self.prev = digest
+                self._healthy = True
+                return self.seq
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     @property
     def closed(self) -> bool:
