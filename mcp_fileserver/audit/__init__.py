@@ -27,7 +27,7 @@ def install_audit(mcp: FastMCP, settings: Settings) -> AuditMiddleware | None:
         settings.audit.enabled
         or settings.monitor.enabled
         or settings.rate_limit.enabled
-        or bool(settings.secrets.values)
+        or not settings.secrets.empty
     )
     if not needed:
         return None
