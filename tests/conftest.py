@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -78,3 +79,14 @@ def stdio_transport(
         cwd=str(cwd) if cwd else None,
         keep_alive=False,
     )
+
+
+def wal_database(path: Path) -> Path:
+    """A SQLite database in WAL mode holding `t(x)` = 1, closed: no -wal/-shm left."""
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (x INTEGER)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.commit()
+    conn.close()
+    return path

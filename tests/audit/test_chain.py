@@ -180,14 +180,19 @@ def middle_file(folder: Path) -> Path:
     return files[len(files) // 2].path
 
 
+def broken_at(folder: Path, where: str) -> str:
+    """The problem verify-log reports for `folder`, which must name `where` first."""
+    verdict = verify_folder(folder)
+    assert not verdict.ok and verdict.problem.startswith(where), verdict.problem
+    return verdict.problem
+
+
 def test_edit_is_detected(chained: Path) -> None:
     path = middle_file(chained)
     lines = lines_of(path)
     lines[1] = lines[1].replace('"tool":"echo"', '"tool":"ohce"')
     rewrite(path, lines)
-    verdict = verify_folder(chained)
-    assert not verdict.ok and verdict.problem.startswith(f"{path.name}:2: ")
-    assert "hash does not match" in verdict.problem
+    assert "hash does not match" in broken_at(chained, f"{path.name}:2: ")
 
 
 def test_edit_with_recomputed_hash_is_detected_by_the_next_record(chained: Path) -> None:
@@ -198,9 +203,7 @@ def test_edit_with_recomputed_hash_is_detected_by_the_next_record(chained: Path)
     fields = {k: v for k, v in record.items() if k not in ("seq", "prev", "hash")}
     lines[0], _ = encode(fields, record["seq"], record["prev"], make_hasher(None))
     rewrite(path, lines)
-    verdict = verify_folder(chained)
-    assert not verdict.ok and verdict.problem.startswith(f"{path.name}:2: ")
-    assert "prev does not match" in verdict.problem
+    assert "prev does not match" in broken_at(chained, f"{path.name}:2: ")
 
 
 def test_deletion_is_detected(chained: Path) -> None:
@@ -208,9 +211,7 @@ def test_deletion_is_detected(chained: Path) -> None:
     lines = lines_of(path)
     del lines[1]
     rewrite(path, lines)
-    verdict = verify_folder(chained)
-    assert not verdict.ok and verdict.problem.startswith(f"{path.name}:2: ")
-    assert "missing" in verdict.problem
+    assert "missing" in broken_at(chained, f"{path.name}:2: ")
 
 
 def test_insertion_is_detected(chained: Path) -> None:
@@ -218,8 +219,7 @@ def test_insertion_is_detected(chained: Path) -> None:
     lines = lines_of(path)
     lines.insert(1, lines[0])
     rewrite(path, lines)
-    verdict = verify_folder(chained)
-    assert not verdict.ok and verdict.problem.startswith(f"{path.name}:2: ")
+    broken_at(chained, f"{path.name}:2: ")
 
 
 def test_reordering_is_detected(chained: Path) -> None:
@@ -227,8 +227,7 @@ def test_reordering_is_detected(chained: Path) -> None:
     lines = lines_of(path)
     lines[0], lines[1] = lines[1], lines[0]
     rewrite(path, lines)
-    verdict = verify_folder(chained)
-    assert not verdict.ok and verdict.problem.startswith(f"{path.name}:1: ")
+    broken_at(chained, f"{path.name}:1: ")
 
 
 def test_duplicate_key_trick_is_detected(chained: Path) -> None:

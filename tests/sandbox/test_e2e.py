@@ -19,7 +19,7 @@ from fastmcp import Client
 
 from mcp_fileserver.audit.files import list_log_files, read_lines
 from mcp_fileserver.audit.verify import verify_folder
-from tests.conftest import stdio_transport
+from tests.conftest import stdio_transport, wal_database
 from tests.sandbox.child import ABI
 from tests.sql.pg_cluster import start_cluster, stop_cluster
 
@@ -326,13 +326,7 @@ def test_wal_database_read_before_during_and_after_a_writer(tmp_path: Path) -> N
     grant on its folder lets the confined server follow them."""
     folder = tmp_path / "wal"
     folder.mkdir()
-    db = folder / "live.db"
-    conn = sqlite3.connect(db)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("CREATE TABLE t (x INTEGER)")
-    conn.execute("INSERT INTO t VALUES (1)")
-    conn.commit()
-    conn.close()
+    db = wal_database(folder / "live.db")
     assert sorted(p.name for p in folder.iterdir()) == ["live.db"]
     transport = stdio_transport(
         "--db", f"live=sqlite:///{db}", "--log-dir", str(tmp_path / "audit"), "--sandbox", "require"

@@ -10,7 +10,7 @@ import sqlite3
 import anyio
 from fastmcp import Client
 
-from tests.conftest import make_settings, stdio_transport
+from tests.conftest import make_settings, stdio_transport, wal_database
 from tests.sql.conftest import call, error_text, folder_snapshot, sql_client, sqlite_settings
 from tests.sql.pg_cluster import _free_port
 
@@ -207,13 +207,7 @@ async def test_stdio_end_to_end(sqlite_setup, tmp_path, sandbox="on"):
 async def test_a_wal_database_is_read_without_creating_files(tmp_path):
     folder = tmp_path / "wal"
     folder.mkdir()
-    db = folder / "w.db"
-    writer = sqlite3.connect(db)
-    writer.execute("PRAGMA journal_mode = WAL")
-    writer.execute("CREATE TABLE t (x)")
-    writer.execute("INSERT INTO t VALUES (1)")
-    writer.commit()
-    writer.close()
+    db = wal_database(folder / "w.db")
     assert sorted(p.name for p in folder.iterdir()) == ["w.db"]
     settings = make_settings(db=[f"w=sqlite:///{db}"], log_dir=tmp_path / "logs")
     async with sql_client(settings) as client:
