@@ -88,10 +88,8 @@ class AuditSink:
     def write(self, fields: Mapping[str, Any]) -> int:
         """Chain and append one record; returns its seq. Raises OSError on failure."""
         with self._thread_lock:
-            # The file lock by hand, not `_file_lock()`: this runs on every call.
-            if self._lock_fd < 0:
-                raise OSError(errno.EBADF, "the audit log is closed")
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            # Not `_file_lock()`: its generator machinery shows on this per-call path.
+            self._lock_file()
             try:
                 self._healthy = False
                 self._sync_with_disk()
@@ -148,11 +146,15 @@ class AuditSink:
 
     # -- internals --------------------------------------------------------------------
 
-    @contextmanager
-    def _file_lock(self) -> Iterator[None]:
+    def _lock_file(self) -> None:
+        """Take the folder's exclusive lock (release with `flock(LOCK_UN)`)."""
         if self._lock_fd < 0:
             raise OSError(errno.EBADF, "the audit log is closed")
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+
+    @contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        self._lock_file()
         try:
             yield
         finally:
