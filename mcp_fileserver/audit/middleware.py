@@ -87,24 +87,13 @@ class AuditMiddleware(Middleware):
         context: MiddlewareContext[Any],
         call_next: CallNext[Any, ToolResult],
     ) -> ToolResult:
+        # One frame for the whole call: this runs on every call, and each extra
+        # coroutine layer showed in the audit's cost.
         started = time.perf_counter()
         tool = str(context.message.name)
         arguments = context.message.arguments or {}
         self._require_audit()
         self.in_flight += 1
-        try:
-            return await self._audited_call(context, call_next, tool, arguments, started)
-        finally:
-            self.in_flight -= 1
-
-    async def _audited_call(
-        self,
-        context: MiddlewareContext[Any],
-        call_next: CallNext[Any, ToolResult],
-        tool: str,
-        arguments: Mapping[str, Any],
-        started: float,
-    ) -> ToolResult:
         outcome: Outcome = "ok"
         reason: str | None = None
         detail: str | None = None
@@ -114,49 +103,53 @@ class AuditMiddleware(Middleware):
         failure: BaseException | None = None
         result: ToolResult | None = None
         try:
-            if self.stopping:
-                raise Unavailable("the server is shutting down; retry after it restarts")
-            locked_until = self.monitor.locked_until(tool) if self.monitor else None
-            if locked_until is not None:
-                raise ToolLocked(
-                    f"{tool} is locked until {_iso(locked_until)} (UTC) after repeated "
-                    "security violations; the operator can review the audit log"
-                )
-            if self.monitor is not None:
-                findings = self.monitor.scan(arguments)
-            if self.limiter is not None and (why := self.limiter.acquire(tool)) is not None:
-                raise RateLimited(why)
-            result = await call_next(context)
-            result_bytes = self._clean(result)
-            if result.is_error:
-                outcome, reason = "error", "the tool returned an error result"
-        except BaseException as exc:
-            outcome, reason, detail, failure = self._classify(exc, tool)
-            violation = isinstance(exc, NotAllowed | PolicyViolation)
+            try:
+                if self.stopping:
+                    raise Unavailable("the server is shutting down; retry after it restarts")
+                monitor = self.monitor
+                if monitor is not None:
+                    locked_until = monitor.locked_until(tool)
+                    if locked_until is not None:
+                        raise ToolLocked(
+                            f"{tool} is locked until {_iso(locked_until)} (UTC) after repeated "
+                            "security violations; the operator can review the audit log"
+                        )
+                    findings = monitor.scan(arguments)
+                if self.limiter is not None and (why := self.limiter.acquire(tool)) is not None:
+                    raise RateLimited(why)
+                result = await call_next(context)
+                result_bytes = self._clean(result)
+                if result.is_error:
+                    outcome, reason = "error", "the tool returned an error result"
+            except BaseException as exc:
+                outcome, reason, detail, failure = self._classify(exc, tool)
+                violation = isinstance(exc, NotAllowed | PolicyViolation)
 
-        duration_ms = round((time.perf_counter() - started) * 1000, 3)
-        violation = self.monitor is not None and (violation or bool(findings))
-        try:
-            self._record(
-                context,
-                tool=tool,
-                arguments=arguments,
-                outcome=outcome,
-                reason=reason,
-                detail=detail,
-                duration_ms=duration_ms,
-                result_bytes=result_bytes,
-                findings=findings,
-                violation=violation,
-            )
-        except (OSError, ValueError, TypeError) as exc:  # I/O, or a record that cannot encode
-            if isinstance(failure, asyncio.CancelledError):
-                raise failure from None
-            self._lost_record(exc)
-        if failure is not None:
-            raise failure
-        assert result is not None
-        return result
+            duration_ms = round((time.perf_counter() - started) * 1000, 3)
+            violation = self.monitor is not None and (violation or bool(findings))
+            try:
+                self._record(
+                    context,
+                    tool=tool,
+                    arguments=arguments,
+                    outcome=outcome,
+                    reason=reason,
+                    detail=detail,
+                    duration_ms=duration_ms,
+                    result_bytes=result_bytes,
+                    findings=findings,
+                    violation=violation,
+                )
+            except (OSError, ValueError, TypeError) as exc:  # I/O, or a record that cannot encode
+                if isinstance(failure, asyncio.CancelledError):
+                    raise failure from None
+                self._lost_record(exc)
+            if failure is not None:
+                raise failure
+            assert result is not None
+            return result
+        finally:
+            self.in_flight -= 1
 
     # -- steps --------------------------------------------------------------------------
 
@@ -279,22 +272,33 @@ class AuditMiddleware(Middleware):
                     if incident.locked_until
                     else "",
                 )
-        if self.log is None or not self.settings.audit.enabled:
+        log = self.log
+        if log is None or not self.settings.audit.enabled:
             return
         text = self.redactor.text
-        common = {"tool": text(tool), **_client(context)}
-        self.log.write(
-            "tool_call",
-            **common,
-            args=self.redactor.arguments(arguments),
-            outcome=outcome,
-            reason=text(reason) if reason else None,
-            detail=text(detail) if detail else None,
-            duration_ms=duration_ms,
-            result_bytes=result_bytes,
+        request_id, client_name, client_version = _client(context)
+        log.tool_call(
+            text(tool),
+            self.redactor.arguments(arguments),
+            outcome,
+            text(reason) if reason else None,
+            text(detail) if detail else None,
+            duration_ms,
+            result_bytes,
+            request_id,
+            client_name,
+            client_version,
         )
+        if not (findings or violation or incident):
+            return
+        common = {
+            "tool": text(tool),
+            "request_id": request_id,
+            "client_name": client_name,
+            "client_version": client_version,
+        }
         for finding in findings:
-            self.log.write(
+            log.write(
                 "security_alert",
                 **common,
                 outcome=outcome,
@@ -303,7 +307,7 @@ class AuditMiddleware(Middleware):
                 pattern=finding.pattern,
             )
         if outcome == "denied" and violation and reason is not None:
-            self.log.write(
+            log.write(
                 "security_alert",
                 **common,
                 outcome=outcome,
@@ -313,7 +317,7 @@ class AuditMiddleware(Middleware):
             )
         if incident is not None:
             until = _iso(incident.locked_until) if incident.locked_until else None
-            self.log.write(
+            log.write(
                 "security_incident",
                 **common,
                 outcome="locked" if until else outcome,
@@ -328,26 +332,24 @@ class AuditMiddleware(Middleware):
             )
 
 
-def _client(context: MiddlewareContext[Any]) -> dict[str, Any]:
+def _client(context: MiddlewareContext[Any]) -> tuple[str | None, str | None, str | None]:
+    """(request id, client name, client version) of the call, where known."""
     ctx = context.fastmcp_context
-    request_id = client_name = client_version = None
-    if ctx is not None:
-        try:
-            rc = ctx.request_context
-            if rc is not None:
-                request_id = str(rc.request_id)
-                params = rc.session.client_params
-                info = params.client_info if params is not None else None
-                if info is not None:
-                    client_name = str(info.name)[:128]
-                    client_version = str(info.version)[:64]
-        except (RuntimeError, AttributeError):
-            pass
-    return {
-        "request_id": request_id,
-        "client_name": client_name,
-        "client_version": client_version,
-    }
+    try:
+        rc = ctx.request_context if ctx is not None else None
+    except (RuntimeError, AttributeError):
+        rc = None
+    if rc is None:
+        return None, None, None
+    request_id = str(rc.request_id)
+    try:
+        params = rc.session.client_params
+        info = params.client_info if params is not None else None
+    except (RuntimeError, AttributeError):
+        info = None
+    if info is None:
+        return request_id, None, None
+    return request_id, str(info.name)[:128], str(info.version)[:64]
 
 
 def _validation_summary(exc: ValidationError) -> str:

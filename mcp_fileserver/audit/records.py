@@ -23,6 +23,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, Literal
 
 Event = Literal[
@@ -57,7 +58,27 @@ FIELDS: tuple[str, ...] = (
 CHAIN_FIELDS: tuple[str, ...] = ("seq", "prev")
 _CHAIN_KEYS = frozenset(CHAIN_FIELDS) | {"hash"}  # set by `encode`, never by a caller
 
-_to_json = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode
+
+def _unserialisable(value: object) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _make_json_encoder() -> Callable[[Any], str]:
+    """Compact, ASCII-only JSON that refuses NaN and infinities.
+
+    One reusable C encoder: `JSONEncoder.encode` builds a new one on every call, which
+    showed on the per-call path. It checks no cycles (markers None): what it encodes is
+    a fresh, depth-bounded tree built from JSON arguments and settings."""
+    if c_make_encoder is None:  # an interpreter without the _json accelerator
+        return json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode
+    chunks = c_make_encoder(
+        None, _unserialisable, encode_basestring_ascii, None, ":", ",", False, False, False
+    )
+    return lambda value: "".join(chunks(value, 0))
+
+
+to_json = _make_json_encoder()
+json_string = encode_basestring_ascii  # a str as a JSON string literal, ASCII-only
 _HASH_SUFFIX = re.compile(r',"hash":"([0-9a-f]{64})"\}\n?\Z')
 
 Hasher = Callable[[bytes], str]
@@ -92,18 +113,77 @@ def utc_timestamp(now: float | None = None) -> str:
     return f"{cached[1]}.{int((moment - second) * 1000):03d}Z"
 
 
-def encode(fields: Mapping[str, Any], seq: int, prev: str, hasher: Hasher) -> tuple[str, str]:
-    """The record line (with trailing newline) and its hash."""
+def record_head(fields: Mapping[str, Any]) -> str:
+    """The record's JSON up to its chain fields: `{"ts":...` without the closing brace.
+
+    FIELDS keep their places (absent ones are null), extras follow in their order;
+    `seq`, `prev` and `hash` are the chain's own and are set by `chain`."""
     ordered: dict[str, Any] = dict.fromkeys(FIELDS)
-    ordered.update(fields)  # FIELDS keep their places; extras follow in their order
+    ordered.update(fields)
     if not _CHAIN_KEYS.isdisjoint(fields):
         for name in _CHAIN_KEYS.intersection(fields):
             del ordered[name]
-    ordered["seq"] = seq
-    ordered["prev"] = prev
-    body = _to_json(ordered)
+    return to_json(ordered)[:-1]
+
+
+def tool_call_head(
+    ts: str,
+    tool: str,
+    args: Mapping[str, Any],
+    outcome: str,
+    reason: str | None,
+    detail: str | None,
+    duration_ms: float,
+    result_bytes: int | None,
+    request_id: str | None,
+    client_name: str | None,
+    client_version: str | None,
+    constant_tail: str,
+) -> str:
+    """`record_head` of a `tool_call` record, assembled without the intermediate dict.
+
+    The one record written on every call. `constant_tail` is the encoded
+    `,"server_version":...,"pid":...` that never changes in a process (see
+    `constant_tail`). tests/audit/test_chain.py holds this equal to `record_head`."""
+    return (
+        f'{{"ts":{json_string(ts)},"event":"tool_call","tool":{json_string(tool)},'
+        f'"args":{to_json(args)},"outcome":{json_string(outcome)},'
+        f'"reason":{"null" if reason is None else json_string(reason)},'
+        f'"detail":{"null" if detail is None else json_string(detail)},'
+        f'"duration_ms":{_number(duration_ms)},'
+        f'"result_bytes":{"null" if result_bytes is None else _number(result_bytes)},'
+        f'"request_id":{"null" if request_id is None else json_string(request_id)},'
+        f'"client_name":{"null" if client_name is None else json_string(client_name)},'
+        f'"client_version":{"null" if client_version is None else json_string(client_version)}'
+        f"{constant_tail}"
+    )
+
+
+def _number(value: float) -> str:
+    """A JSON number as `to_json` writes it (`repr` for a finite int or float), without
+    the encoder call; anything else (NaN, a bool...) goes to `to_json`, which refuses or
+    encodes it the same way."""
+    kind = value.__class__
+    if kind is int or (kind is float and math.isfinite(value)):
+        return repr(value)
+    return to_json(value)
+
+
+def constant_tail(server_version: str, pid: int) -> str:
+    """The encoded last two FIELDS, which every record of a process shares."""
+    return f',"server_version":{json_string(server_version)},"pid":{to_json(pid)}'
+
+
+def chain(head: str, seq: int, prev: str, hasher: Hasher) -> tuple[str, str]:
+    """The full record line (with trailing newline) for `head`, and its hash."""
+    body = f'{head},"seq":{seq},"prev":"{prev}"}}'
     digest = hasher(body.encode("ascii"))
     return f'{body[:-1]},"hash":"{digest}"}}\n', digest
+
+
+def encode(fields: Mapping[str, Any], seq: int, prev: str, hasher: Hasher) -> tuple[str, str]:
+    """The record line (with trailing newline) and its hash."""
+    return chain(record_head(fields), seq, prev, hasher)
 
 
 class BadRecord(ValueError):

@@ -21,10 +21,9 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
 
 from loguru import logger
 
@@ -46,8 +45,8 @@ from mcp_fileserver.audit.records import (
     BadRecord,
     Hasher,
     ParsedRecord,
+    chain,
     decode,
-    encode,
 )
 from mcp_fileserver.config import AuditSettings
 
@@ -85,15 +84,16 @@ class AuditSink:
 
     # -- public -----------------------------------------------------------------------
 
-    def write(self, fields: Mapping[str, Any]) -> int:
-        """Chain and append one record; returns its seq. Raises OSError on failure."""
+    def write(self, head: str) -> int:
+        """Chain and append one record, given as its encoded head (see
+        `records.record_head`); returns its seq. Raises OSError on failure."""
         with self._thread_lock:
             # Not `_file_lock()`: its generator machinery shows on this per-call path.
             self._lock_file()
             try:
                 self._healthy = False
                 self._sync_with_disk()
-                line, digest = encode(fields, self.seq + 1, self.prev, self._hasher)
+                line, digest = chain(head, self.seq + 1, self.prev, self._hasher)
                 data = line.encode("ascii")
                 if self._torn_tail and self._ends_mid_line():
                     data = b"\n" + data

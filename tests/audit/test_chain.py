@@ -15,7 +15,15 @@ from hypothesis import strategies as st
 
 from mcp_fileserver.audit.files import list_log_files, read_lines
 from mcp_fileserver.audit.log import AuditLog
-from mcp_fileserver.audit.records import GENESIS, decode, encode, make_hasher
+from mcp_fileserver.audit.records import (
+    GENESIS,
+    constant_tail,
+    decode,
+    encode,
+    make_hasher,
+    record_head,
+    tool_call_head,
+)
 from mcp_fileserver.audit.verify import verify_folder
 from mcp_fileserver.config import AuditSettings
 from tests.audit.helpers import records
@@ -50,6 +58,107 @@ def test_record_hash_covers_the_exact_line_without_the_hash() -> None:
     assert parsed.hash == digest == hasher(parsed.body)
     assert line.endswith(f',"hash":"{digest}"}}\n') and line.isascii()
     assert json.loads(line)["prev"] == GENESIS
+
+
+_json_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20)
+)
+_optional_text = st.none() | st.text(max_size=40)
+
+
+@given(
+    ts=st.text(max_size=30),
+    tool=st.text(max_size=30),
+    args=st.dictionaries(
+        st.text(max_size=10),
+        st.recursive(
+            _json_scalars,
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+            max_leaves=8,
+        ),
+        max_size=4,
+    ),
+    outcome=st.text(max_size=12),
+    reason=_optional_text,
+    detail=_optional_text,
+    duration_ms=st.floats(allow_nan=True, allow_infinity=True) | st.integers(),
+    result_bytes=st.none() | st.integers(min_value=0),
+    client=st.tuples(_optional_text, _optional_text, _optional_text),
+    version=st.text(max_size=10),
+    pid=st.integers(min_value=1, max_value=2**22),
+)
+@settings(max_examples=500, deadline=None)
+def test_the_tool_call_fast_path_writes_the_bytes_of_the_generic_encoder(
+    ts: str,
+    tool: str,
+    args: dict,
+    outcome: str,
+    reason: str | None,
+    detail: str | None,
+    duration_ms: float,
+    result_bytes: int | None,
+    client: tuple[str | None, str | None, str | None],
+    version: str,
+    pid: int,
+) -> None:
+    """`tool_call_head` assembles the per-call record by hand; it must stay byte for byte
+    what `record_head` writes from the same fields, and refuse what it refuses."""
+    request_id, client_name, client_version = client
+    fields = {
+        "ts": ts,
+        "event": "tool_call",
+        "tool": tool,
+        "args": args,
+        "outcome": outcome,
+        "reason": reason,
+        "detail": detail,
+        "duration_ms": duration_ms,
+        "result_bytes": result_bytes,
+        "request_id": request_id,
+        "client_name": client_name,
+        "client_version": client_version,
+        "server_version": version,
+        "pid": pid,
+    }
+    try:
+        expected = record_head(fields)
+    except ValueError:  # NaN or an infinity: not JSON
+        with pytest.raises(ValueError):
+            tool_call_head(
+                ts,
+                tool,
+                args,
+                outcome,
+                reason,
+                detail,
+                duration_ms,
+                result_bytes,
+                request_id,
+                client_name,
+                client_version,
+                constant_tail(version, pid),
+            )
+        return
+    assert expected == tool_call_head(
+        ts,
+        tool,
+        args,
+        outcome,
+        reason,
+        detail,
+        duration_ms,
+        result_bytes,
+        request_id,
+        client_name,
+        client_version,
+        constant_tail(version, pid),
+    )
+    assert (
+        expected
+        == json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode(
+            fields
+        )[:-1]
+    )
 
 
 def test_hmac_chain_needs_the_key(tmp_path: Path) -> None:
