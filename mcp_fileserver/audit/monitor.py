@@ -80,20 +80,15 @@ def _prefilter(patterns: Mapping[str, re.Pattern[str]]) -> re.Pattern[str]:
 
 
 # Every path and shell pattern needs one of these characters or (case-insensitively)
-# words. For ASCII text, where `lower()` is exactly the patterns' case folding, a string
-# with none of them cannot match, and skips the combined patterns, whose backtracking
-# costs about 10 us on an ordinary path, on every call (tests/audit/test_policies.py
-# checks the claim against the patterns themselves).
-_GATE_CHARS = frozenset("%\x00~$:`;&|\n<>")
-_GATE_WORDS = ("..", "/proc", "/sys", "/dev", "/boot", "/root", "/etc", "/run/secrets")
+# words. For ASCII text a string with none of them cannot match, and skips the combined
+# patterns, whose backtracking costs about 10 us on an ordinary path, on every call
+# (tests/audit/test_policies.py checks the claim against the patterns themselves).
+_GATE = re.compile(r"[%\x00~$:`;&|\n<>]|\.\.|/(?:proc|sys|dev|boot|root|etc|run/secrets)", _I)
 
 
 def plainly_clean(text: str) -> bool:
     """True only if no path or shell pattern can match `text` (a fast pre-check)."""
-    if not text.isascii() or not _GATE_CHARS.isdisjoint(text):
-        return False
-    lowered = text.lower()
-    return not any(word in lowered for word in _GATE_WORDS)
+    return text.isascii() and _GATE.search(text) is None
 
 
 _ANY_PATH = _prefilter(PATH_PATTERNS)
@@ -134,29 +129,36 @@ class SecurityMonitor:
 
     def scan(self, arguments: Mapping[str, Any] | None) -> list[Finding]:
         findings: list[Finding] = []
-        if arguments:
-            for field, text, is_sql in _strings(arguments, "", False, 0):
-                findings.extend(self._scan_text(field, text, is_sql))
+        if not arguments:
+            return findings
+        for key, value in arguments.items():
+            name = str(key)
+            is_sql = name.lower() in SQL_KEYS
+            if isinstance(value, str):  # the usual shape, without the generic walk
+                self._scan_text(name or "value", value, is_sql, findings)
+            else:
+                for field, text, in_sql in _strings(value, name, is_sql, 1):
+                    self._scan_text(field, text, in_sql, findings)
         return findings
 
-    def _scan_text(self, field: str, text: str, is_sql: bool) -> Iterator[Finding]:
+    def _scan_text(self, field: str, text: str, is_sql: bool, out: list[Finding]) -> None:
         plain = not is_sql and plainly_clean(text)
         if not plain and _ANY_PATH.search(text):
             for name, pattern in PATH_PATTERNS.items():
                 if pattern.search(text) and not (
                     name == "system_path" and self._inside_roots(text)
                 ):
-                    yield Finding(name, field)
+                    out.append(Finding(name, field))
         if is_sql:
             if _ANY_SQL.search(text):
                 for name, pattern in SQL_PATTERNS.items():
                     if pattern.search(text):
-                        yield Finding(name, field)
+                        out.append(Finding(name, field))
         else:
             if not plain and _ANY_SHELL.search(text):
-                yield Finding("shell_metacharacters", field)
+                out.append(Finding("shell_metacharacters", field))
             if len(text) <= 4096 and self._deny.denies_components(text):
-                yield Finding("sensitive_file", field)
+                out.append(Finding("sensitive_file", field))
 
     def _inside_roots(self, text: str) -> bool:
         candidate = text.strip()

@@ -12,8 +12,6 @@ import fnmatch
 import re
 from collections.abc import Iterable, Sequence
 
-_SEPARATORS = re.compile(r"[\\/]")
-
 DEFAULT_DENY_PATTERNS: tuple[str, ...] = (
     # Environment and credential files
     ".env",
@@ -87,8 +85,8 @@ class DenyList:
         monitor's check of every string argument, so folded once and split once."""
         if self._regex is None:
             return False
-        match = self._regex.match
-        return any(match(part) for part in _SEPARATORS.split(text.casefold()) if part)
+        parts = text.casefold().replace("\\", "/").split("/")
+        return any(map(self._regex.match, filter(None, parts)))
 
 
 def effective_patterns(replace: Sequence[str] | None, extend: Sequence[str]) -> tuple[str, ...]:
