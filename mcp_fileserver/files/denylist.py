@@ -61,20 +61,50 @@ DEFAULT_DENY_PATTERNS: tuple[str, ...] = (
 )
 
 
+_GLOB_CHARS = frozenset("*?[")
+
+
 class DenyList:
-    """Matches path components against glob patterns, case-insensitively."""
+    """Matches path components against glob patterns, case-insensitively.
+
+    Every component of every path a tool touches is checked, and so is every string
+    argument the monitor scans. One regex alternation of all the patterns costs a
+    backtracking pass per `*.ext` pattern per component, so patterns are sorted once:
+    plain names go in a set, `*suffix` and `prefix*` into `str.endswith` /
+    `str.startswith` tuples, and only the rest (`?`, `[...]`, inner `*`) into the regex.
+    tests/files/test_denylist.py holds the result equal to `fnmatch` on every pattern."""
 
     def __init__(self, patterns: Iterable[str]) -> None:
         self.patterns: tuple[str, ...] = tuple(patterns)
-        if self.patterns:
-            joined = "|".join(fnmatch.translate(p.casefold()) for p in self.patterns)
-            self._regex: re.Pattern[str] | None = re.compile(joined)
-        else:
-            self._regex = None
+        exact: set[str] = set()
+        prefixes: list[str] = []
+        suffixes: list[str] = []
+        other: list[str] = []
+        for pattern in (p.casefold() for p in self.patterns):
+            if _GLOB_CHARS.isdisjoint(pattern):
+                exact.add(pattern)
+            elif pattern[:1] == "*" and _GLOB_CHARS.isdisjoint(pattern[1:]):
+                suffixes.append(pattern[1:])
+            elif pattern[-1:] == "*" and _GLOB_CHARS.isdisjoint(pattern[:-1]):
+                prefixes.append(pattern[:-1])
+            else:
+                other.append(pattern)
+        self._exact = frozenset(exact)
+        self._prefixes = tuple(prefixes)
+        self._suffixes = tuple(suffixes)
+        self._regex = re.compile("|".join(map(fnmatch.translate, other))) if other else None
+
+    def _denies_folded(self, name: str) -> bool:
+        return (
+            name in self._exact
+            or name.endswith(self._suffixes)
+            or name.startswith(self._prefixes)
+            or (self._regex is not None and self._regex.match(name) is not None)
+        )
 
     def denies_name(self, name: str) -> bool:
         """Whether one path component is sensitive."""
-        return self._regex is not None and self._regex.match(name.casefold()) is not None
+        return self._denies_folded(name.casefold())
 
     def denies_parts(self, parts: Sequence[str]) -> bool:
         """Whether any component of a root-relative path is sensitive."""
@@ -83,10 +113,10 @@ class DenyList:
     def denies_components(self, text: str) -> bool:
         """Whether any `/`- or `\\`-separated component of `text` is sensitive: the
         monitor's check of every string argument, so folded once and split once."""
-        if self._regex is None:
+        if not self.patterns:
             return False
         parts = text.casefold().replace("\\", "/").split("/")
-        return any(map(self._regex.match, filter(None, parts)))
+        return any(map(self._denies_folded, filter(None, parts)))
 
 
 def effective_patterns(replace: Sequence[str] | None, extend: Sequence[str]) -> tuple[str, ...]:

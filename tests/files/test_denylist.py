@@ -1,7 +1,9 @@
-"""The deny-list's two ways of checking a path agree with each other."""
+"""The deny-list matches exactly what `fnmatch` does, and its two ways of checking a
+path agree with each other."""
 
 from __future__ import annotations
 
+import fnmatch
 import re
 
 from hypothesis import given, settings
@@ -53,3 +55,31 @@ def test_one_pass_check_examples() -> None:
     assert DENY.denies_components("C:\\Users\\u\\id_rsa.pub")
     assert not DENY.denies_components("docs/keynote/readme.md")
     assert not DenyList(()).denies_components("a/.env")
+
+
+_GLOB_ALPHABET = st.sampled_from([*"*?[]!-.ab", "A", "\u017f", "\u00df", "\\", "env"])
+_NAME_ALPHABET = st.sampled_from([*".ab-!]", "A", "B", "s", "ss", "\u017f", "\u00df", "\n", "env"])
+
+
+def _fnmatch_reference(patterns: list[str], name: str) -> bool:
+    folded = name.casefold()
+    return any(re.match(fnmatch.translate(p.casefold()), folded) for p in patterns)
+
+
+@given(
+    patterns=st.lists(st.lists(_GLOB_ALPHABET, max_size=6).map("".join), max_size=4),
+    name=st.lists(_NAME_ALPHABET, max_size=8).map("".join),
+)
+@settings(max_examples=3000, deadline=None)
+def test_a_name_is_denied_exactly_when_fnmatch_matches_a_pattern(
+    patterns: list[str], name: str
+) -> None:
+    """Patterns are sorted into a set, prefix and suffix tuples and a regex for speed;
+    the verdict must stay the one `fnmatch` gives, whatever the pattern's shape."""
+    assert DenyList(patterns).denies_name(name) == _fnmatch_reference(patterns, name)
+
+
+@given(name=st.lists(st.sampled_from(TOKENS), max_size=4).map("".join) | st.text(max_size=20))
+@settings(max_examples=2000, deadline=None)
+def test_the_default_patterns_deny_exactly_what_fnmatch_matches(name: str) -> None:
+    assert DENY.denies_name(name) == _fnmatch_reference(list(DEFAULT_DENY_PATTERNS), name)
