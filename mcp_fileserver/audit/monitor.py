@@ -79,11 +79,17 @@ def _prefilter(patterns: Mapping[str, re.Pattern[str]]) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{p.pattern})" for p in patterns.values()), _I)
 
 
-# Every path and shell pattern needs one of these characters or (case-insensitively)
-# words. For ASCII text a string with none of them cannot match, and skips the combined
-# patterns, whose backtracking costs about 10 us on an ordinary path, on every call
+# Every path and shell pattern needs one of these characters, `..`, or a system folder
+# where `system_path` looks for one (at the start or after a space, quote, `=`, `(`, `,`
+# or `.`, not as any component: `src/dev/app.py` is an ordinary path). For ASCII text a
+# string with none of them cannot match, and skips the combined patterns, whose
+# backtracking costs about 10 us on an ordinary path, on every call
 # (tests/audit/test_policies.py checks the claim against the patterns themselves).
-_GATE = re.compile(r"[%\x00~$:`;&|\n<>]|\.\.|/(?:proc|sys|dev|boot|root|etc|run/secrets)", _I)
+_GATE = re.compile(
+    r"[%\x00~$:`;&|\n<>]|\.\.|"
+    r"(?:^|[\s'\"=(,.])/(?:proc|sys|dev|boot|root|etc|run/secrets|var/run/secrets)",
+    _I,
+)
 
 
 def plainly_clean(text: str) -> bool:
