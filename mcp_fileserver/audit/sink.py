@@ -16,7 +16,6 @@ changed since this process last wrote, reloads the chain head from its last reco
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import queue
 import threading
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from mcp_fileserver.audit import heldio
 from mcp_fileserver.audit.files import (
     ACTIVE_NAME,
     FILE_MODE,
@@ -57,6 +57,7 @@ class AuditSink:
     def __init__(self, folder: Path, settings: AuditSettings, hasher: Hasher) -> None:
         self.folder = folder
         self.active = folder / ACTIVE_NAME
+        self._active_path = os.fsencode(self.active)
         self._settings = settings
         self._hasher = hasher
         self._thread_lock = threading.Lock()
@@ -105,7 +106,7 @@ class AuditSink:
                 self._healthy = True
                 return self.seq
             finally:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                heldio.unlock(self._lock_fd)
 
     @property
     def closed(self) -> bool:
@@ -150,7 +151,7 @@ class AuditSink:
         """Take the folder's exclusive lock (release with `flock(LOCK_UN)`)."""
         if self._lock_fd < 0:
             raise OSError(errno.EBADF, "the audit log is closed")
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        heldio.lock_exclusive(self._lock_fd)
 
     @contextmanager
     def _file_lock(self) -> Iterator[None]:
@@ -158,7 +159,7 @@ class AuditSink:
         try:
             yield
         finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            heldio.unlock(self._lock_fd)
 
     def _open_active(self) -> None:
         if self._fd is not None:
@@ -171,18 +172,18 @@ class AuditSink:
     def _sync_with_disk(self) -> None:
         """Follow rotations and appends by other processes; recreate a deleted file."""
         try:
-            stat = os.stat(self.active)
+            device, inode, size = heldio.identity(self._active_path)
         except FileNotFoundError:
             if not self.folder.is_dir():
                 raise
             logger.warning("audit file {} disappeared; starting a new one", self.active)
             self._open_active()
             return
-        if (stat.st_dev, stat.st_ino) != self._identity:
+        if (device, inode) != self._identity:
             self._open_active()
             self._load_head(full_scan=False)
-        elif stat.st_size != self._size:
-            self._size = stat.st_size
+        elif size != self._size:
+            self._size = size
             self._load_head(full_scan=False)
 
     def _load_head(self, *, full_scan: bool) -> None:
@@ -205,7 +206,7 @@ class AuditSink:
     def _append(self, data: bytes) -> None:
         assert self._fd is not None
         try:
-            written = os.write(self._fd, data)
+            written = heldio.write(self._fd, data)
             if written != len(data):
                 raise OSError(errno.ENOSPC, "short write to the audit log")
         except OSError:
