@@ -55,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     instances = max(1, args.instances)
     rounds, per_round, warm = (5, 20, 50) if args.quick else (10, 50, 300)
-    rate_rounds, rate_total = (2, 100) if args.quick else (3, 400)
+    rate_rounds, rate_total = (2, 100) if args.quick else (6, 400)
 
     with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
         base = Path(tmp)
