@@ -56,7 +56,7 @@ FIELDS: tuple[str, ...] = (
     "pid",
 )
 CHAIN_FIELDS: tuple[str, ...] = ("seq", "prev")
-_CHAIN_KEYS = frozenset(CHAIN_FIELDS) | {"hash"}  # set by `encode`, never by a caller
+_CHAIN_KEYS = frozenset(CHAIN_FIELDS) | {"hash"}  # set by `chain`, never by a caller
 
 
 def _unserialisable(value: object) -> Any:
