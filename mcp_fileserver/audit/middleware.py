@@ -87,8 +87,8 @@ class AuditMiddleware(Middleware):
         context: MiddlewareContext[Any],
         call_next: CallNext[Any, ToolResult],
     ) -> ToolResult:
-        # One frame for the whole call: this runs on every call, and each extra
-        # coroutine layer showed in the audit's cost.
+        # One coroutine frame for the whole call (it runs on every call): no helper
+        # coroutine around the audited part.
         started = time.perf_counter()
         tool = str(context.message.name)
         arguments = context.message.arguments or {}
