@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 from loguru import logger
 
 from mcp_fileserver import __version__
@@ -10,6 +11,7 @@ from mcp_fileserver.config import Settings
 from mcp_fileserver.logging_setup import setup_logging
 from mcp_fileserver.sandbox import ROOT_WARNING, apply_sandbox, refuse_root
 from mcp_fileserver.server import build_server
+from mcp_fileserver.stdio import run_stdio
 
 
 def serve(settings: Settings) -> int:
@@ -33,7 +35,7 @@ def serve(settings: Settings) -> int:
     install_signal_handlers(mcp)  # SIGTERM/SIGINT/SIGHUP: record, server_stop, exit 0
     stop_reason = "stdin closed"
     try:
-        mcp.run(transport="stdio", show_banner=False)
+        anyio.run(run_stdio, mcp)
     except BaseException as exc:
         stop_reason = f"stopped by {type(exc).__name__}"
         raise

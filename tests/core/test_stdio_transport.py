@@ -1,0 +1,225 @@
+"""The event-loop stdio transport (mcp_fileserver/stdio.py).
+
+Parity with the SDK's transport (lines as `TextIOWrapper` reads them), backpressure both
+ways, a response never left in memory at EOF, fd 0/1 diverted while serving and restored
+after, and the threaded fallback when stdin is not a pipe."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mcp_fileserver.stdio import READ_PAUSE_LINES, LineReader, PipeWriter
+from tests.conftest import REPO
+from tests.core.test_stdout_protocol import INIT
+
+
+class FakeReadTransport(asyncio.ReadTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.paused = False
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+
+async def _drain(reader: LineReader) -> list[str]:
+    return [line async for line in reader]
+
+
+def _read_lines(chunks: list[bytes]) -> list[str]:
+    async def run() -> list[str]:
+        reader = LineReader()
+        reader.connection_made(FakeReadTransport())
+        for chunk in chunks:
+            reader.data_received(chunk)
+        reader.eof_received()
+        return await _drain(reader)
+
+    return asyncio.run(run())
+
+
+def _split(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.lists(
+        st.one_of(
+            st.binary(max_size=12),
+            st.sampled_from([b"\n", b"\r", b"\r\n", b"\n\r", "é".encode(), b"\xff\xfe"]),
+        ),
+        max_size=20,
+    ).map(b"".join),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=8),
+)
+def test_lines_are_what_the_sdk_text_reader_gives(data: bytes, cuts: list[int]) -> None:
+    """However the bytes arrive in chunks, the lines equal `TextIOWrapper` readlines
+    with the SDK's settings (UTF-8, errors="replace", universal newlines)."""
+    expected = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace").readlines()
+    assert _read_lines(_split(data, cuts)) == expected
+
+
+def test_reading_pauses_while_lines_wait_and_resumes_when_consumed() -> None:
+    async def run() -> None:
+        reader = LineReader()
+        transport = FakeReadTransport()
+        reader.connection_made(transport)
+        reader.data_received(b"x\n" * (READ_PAUSE_LINES + 5))
+        assert transport.paused
+        while transport.paused:
+            assert await reader.__anext__() == "x\n"
+        # resumed once fewer than half the threshold are left, not before
+        assert READ_PAUSE_LINES // 2 - 1 <= len(reader._lines) < READ_PAUSE_LINES // 2
+
+    asyncio.run(run())
+
+
+def test_flush_waits_for_a_slow_reader_and_a_closed_pipe_raises() -> None:
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        read_fd, write_fd = os.pipe()
+        writer = PipeWriter()
+        transport, _ = await loop.connect_write_pipe(lambda: writer, os.fdopen(write_fd, "wb"))
+        transport.set_write_buffer_limits(high=0)
+        big = "y" * (1 << 20)  # far more than a pipe buffer holds
+        await writer.write(big)
+        flushed = asyncio.ensure_future(writer.flush())
+        await asyncio.sleep(0.05)
+        assert not flushed.done(), "flush returned while most of the data was still in memory"
+        received = bytearray()
+        while len(received) < len(big):
+            received += await loop.run_in_executor(None, os.read, read_fd, 1 << 16)
+        await asyncio.wait_for(flushed, 5)
+        assert received == big.encode()
+        os.close(read_fd)
+        with pytest.raises(BrokenPipeError):
+            for _ in range(100):  # the loop notices the closed reader on a write
+                await writer.write("z" * 65536)
+                await writer.flush()
+                await asyncio.sleep(0.01)
+        transport.close()
+
+    asyncio.run(run())
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_FILESERVER_")}
+    env.update(MCP_FILESERVER_SANDBOX="off", MCP_FILESERVER_ALLOW_ROOT="1", PYTHONPATH=str(REPO))
+    return env
+
+
+def _serve(root: Path, log_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "mcp_fileserver", "--allow", str(root), "--log-dir", str(log_dir)]
+
+
+def test_a_large_response_waits_for_a_client_that_reads_late(tmp_path: Path) -> None:
+    """An 850 kB answer to a client that only starts reading a while later: the pipe
+    fills, the server waits for it, and every byte arrives, followed by the next answer."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "big.txt").write_text("0123456789abcdef\n" * 50_000)
+    proc = subprocess.Popen(
+        _serve(root, tmp_path / "logs"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=_env(),
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        for message in (INIT, {"jsonrpc": "2.0", "method": "notifications/initialized"}):
+            proc.stdin.write(json.dumps(message).encode() + b"\n")
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline())["id"] == 1
+        for request_id in (2, 3):
+            call = {
+                "jsonrpc": "2.0",
+                "id": request_id,
+                "method": "tools/call",
+                "params": {"name": "read_text_file", "arguments": {"path": str(root / "big.txt")}},
+            }
+            proc.stdin.write(json.dumps(call).encode() + b"\n")
+        proc.stdin.flush()
+        time.sleep(1.0)  # both answers are ready long before anyone reads them
+        replies = {}
+        for _ in range(2):
+            reply = json.loads(proc.stdout.readline())
+            replies[reply["id"]] = reply
+        assert set(replies) == {2, 3}
+        for reply in replies.values():
+            assert "result" in reply, str(reply)[:300]
+            assert (
+                reply["result"]["structuredContent"]["text"].count("0123456789abcdef\n") == 50_000
+            )
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_stdin_that_is_not_a_pipe_is_served_by_the_threaded_fallback(tmp_path: Path) -> None:
+    requests = tmp_path / "requests.jsonl"
+    requests.write_bytes(json.dumps(INIT).encode() + b"\n")
+    (tmp_path / "root").mkdir()
+    with requests.open("rb") as stdin:  # a regular file: epoll cannot watch it
+        proc = subprocess.run(
+            _serve(tmp_path / "root", tmp_path / "logs"),
+            stdin=stdin,
+            capture_output=True,
+            env=_env(),
+            timeout=60,
+        )
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    (reply,) = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert reply["result"]["serverInfo"]["name"] == "mcp-fileserver"
+
+
+STRAY_WRITER = textwrap.dedent(
+    """
+    import os, sys
+    import anyio
+    from mcp_fileserver.stdio import stdio_streams
+
+    async def main():
+        async with stdio_streams() as (_, write_stream):
+            os.write(1, b"stray bytes on fd 1\\n")
+            assert os.read(0, 10) == b""  # fd 0 is /dev/null while serving
+            await write_stream.aclose()
+        sys.stderr.write(f"restored blocking={os.get_blocking(1)}\\n")
+        os.write(1, b"after\\n")
+
+    anyio.run(main)
+    """
+)
+
+
+def test_fd_1_points_at_stderr_while_serving_and_is_restored_after() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", STRAY_WRITER],
+        input=b"",
+        capture_output=True,
+        env=_env(),
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout == b"after\n"
+    assert b"stray bytes on fd 1" in proc.stderr
+    assert b"restored blocking=True" in proc.stderr
