@@ -11,6 +11,7 @@ the server (none are expected: no client capabilities are offered) get a JSON-RP
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import subprocess
@@ -53,8 +54,11 @@ class Server:
             bufsize=0,
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        self._in = self.proc.stdin
-        self._out = self.proc.stdout
+        self._in = self.proc.stdin  # unbuffered: each request leaves in one write
+        # Buffered: `readline` on the raw pipe reads one byte per system call, which cost
+        # this client ~0.9 ms of CPU per 1 KiB answer and made it, not the server, the
+        # bottleneck of every throughput figure with several requests in flight.
+        self._out = io.BufferedReader(self.proc.stdout, buffer_size=1 << 16)
         self._next_id = 0
         self._pending: dict[int, dict[str, Any]] = {}
 
