@@ -35,6 +35,7 @@ from common import (
     markdown_table,
     ours_env,
     pipelined_rate,
+    process_cpu_seconds,
     ratio,
     report,
     toml_str,
@@ -110,16 +111,22 @@ def main() -> None:
             for key, series in per_process.items():
                 lat[owner[key]].samples.extend(series.samples)
             rates: dict[int, dict[str, list[float]]] = {}
+            # Server CPU per call during the throughput runs: when the client, not the
+            # server, is what limits throughput, this is where auditing still shows.
+            cpu_s: dict[int, dict[str, float]] = {}
             for window in (1, 8):
+                cpu_s[window] = dict.fromkeys(configs, 0.0)
+
+                def timed_rate(key: str, w: int = window) -> float:
+                    server = servers[key]
+                    pid = server.proc.pid
+                    before = process_cpu_seconds(pid) or 0.0
+                    rate = pipelined_rate(server, READ_TOOL, target, total=rate_total, window=w)
+                    cpu_s[w][owner[key]] += (process_cpu_seconds(pid) or 0.0) - before
+                    return rate
+
                 measured = interleaved_rates(
-                    {
-                        key: (
-                            lambda s=s, w=window: pipelined_rate(
-                                s, READ_TOOL, target, total=rate_total, window=w
-                            )
-                        )
-                        for key, s in servers.items()
-                    },
+                    {key: (lambda k=key: timed_rate(k)) for key in servers},
                     rounds=rate_rounds,
                 )
                 rates[window] = {name: [] for name in configs}
@@ -150,6 +157,8 @@ def main() -> None:
         for name, s in lat.items()
     ]
     med = {w: {n: statistics.median(v) for n, v in r.items()} for w, r in rates.items()}
+    rate_calls = instances * rate_rounds * rate_total  # per configuration and window
+    cpu_us = {w: {n: c / rate_calls * 1e6 for n, c in per.items()} for w, per in cpu_s.items()}
     rate_rows = [
         [
             name,
@@ -157,6 +166,9 @@ def main() -> None:
             f"{med[8][name]:.0f}",
             ratio(med[1][name], med[1][OFF]),
             ratio(med[8][name], med[8][OFF]),
+            f"{cpu_us[1][name]:.0f}",
+            f"{cpu_us[8][name]:.0f}",
+            ratio(cpu_us[8][name], cpu_us[8][OFF]),
         ]
         for name in configs
     ]
@@ -179,13 +191,28 @@ def main() -> None:
             ),
             "",
             markdown_table(
-                ["instance", "calls/s sequential", "calls/s 8 in flight", "ratio seq", "ratio 8"],
+                [
+                    "instance",
+                    "calls/s sequential",
+                    "calls/s 8 in flight",
+                    "ratio seq",
+                    "ratio 8",
+                    "server CPU us/call seq",
+                    "server CPU us/call 8",
+                    "CPU ratio 8",
+                ],
                 rate_rows,
             ),
             "",
             f"p50 overhead {p50_over:+.1%}; throughput loss {tput_under[0]:+.1%} sequential, "
             f"{tput_under[1]:+.1%} with 8 in flight. Budget 10%: "
             f"{'within budget' if within else 'OVER BUDGET'}.",
+            "",
+            f"Server CPU per call (all threads, user and kernel) with 8 in flight: "
+            f"{cpu_us[8][ON] / cpu_us[8][OFF] - 1:+.1%} with auditing on "
+            f"({cpu_us[8][ON] - cpu_us[8][OFF]:.0f} us per call). Throughput follows it only "
+            "where the server, not the client or the machine, is what limits the calls; "
+            "this is the cost a faster client would see.",
             "",
             f"Noise floor (A/A: the control is configured exactly like the 'off' instance): "
             f"p50 {aa_p50:+.1%}, throughput {aa_tput[0]:+.1%} sequential, "
@@ -203,6 +230,7 @@ def main() -> None:
             for name, s in lat.items()
         },
         "calls_per_s": {str(w): r for w, r in rates.items()},
+        "server_cpu_us_per_call": {str(w): c for w, c in cpu_us.items()},
         "aa_noise": {"p50": aa_p50, "throughput": aa_tput},
         "records": {"on": records_on, "off": records_off, "calls": calls_made},
         "instances": instances,

@@ -306,6 +306,21 @@ def pipelined_rate(
     return total / (time.perf_counter() - start)
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU time used so far by every thread of process `pid` (user and kernel), from
+    /proc/<pid>/task/*/schedstat (nanoseconds, not clock ticks); None off Linux."""
+    tasks = Path(f"/proc/{pid}/task")
+    if not tasks.is_dir():
+        return None
+    total = 0
+    for task in tasks.iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that ended meanwhile
+    return total / 1e9
+
+
 def interleaved_rates(
     actions: Mapping[str, Callable[[], float]], *, rounds: int, seed: int = 3
 ) -> dict[str, list[float]]:
