@@ -26,6 +26,7 @@ from mcp import MCPError
 from mcp.types import (
     AudioContent,
     BlobResourceContents,
+    CallToolRequestParams,
     EmbeddedResource,
     ImageContent,
     TextContent,
@@ -81,6 +82,21 @@ class AuditMiddleware(Middleware):
         """Release the audit log (idempotent); records written so far are on disk."""
         if self.closer is not None:
             self.closer()
+
+    async def __call__(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
+        """Only `tools/call` is audited: go straight to `on_call_tool`, and let every
+        other message through untouched. The inherited dispatch would wrap each call in
+        `on_message` and `on_request` layers that do nothing here: 28,000 instructions
+        per call, more than a tenth of the audit's own cost (callgrind).
+
+        `fastmcp` runs this chain once per `tools/call`, in its interior dispatch, where
+        the message is the typed `CallToolRequestParams`. A `tools/call` that fails
+        before that (malformed parameters) reaches this method from the root dispatch
+        with the raw message instead, and passes through, as it did with the inherited
+        dispatch (the SDK answers it with an error before any tool runs)."""
+        if isinstance(context.message, CallToolRequestParams):
+            return await self.on_call_tool(context, call_next)
+        return await call_next(context)
 
     async def on_call_tool(
         self,

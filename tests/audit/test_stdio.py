@@ -317,3 +317,28 @@ def test_a_startup_refusal_is_recorded_with_the_configured_chain(tmp_path: Path)
     (record,) = records(log_dir)
     assert record["event"] == "config_error" and "root" in record["reason"]
     assert verify_folder(log_dir, SECRET).ok
+
+
+def test_a_malformed_tools_call_is_answered_and_the_next_call_is_audited(tmp_path: Path) -> None:
+    """A `tools/call` without a tool name fails before any tool runs (the middleware
+    sees the raw message and lets it through); the server answers it with an error and
+    keeps serving, and the next call has its record."""
+    session = Session(tmp_path)
+    session.initialize()
+    session.send({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"arguments": {}}})
+    session.send(
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "read_text_file", "arguments": {"path": "notes.txt"}},
+        }
+    )
+    answers = {a["id"]: a for a in session.responses(3)[1:]}
+    assert "error" in answers[1]
+    assert "just notes" in json.dumps(answers[2]["result"])
+    assert session.proc.stdin is not None
+    session.proc.stdin.close()
+    assert session.finish() == 0
+    calls = events(session.log_dir, "tool_call")
+    assert [(c["tool"], c["outcome"]) for c in calls] == [("read_text_file", "ok")]
