@@ -10,30 +10,32 @@ by the `seq` of their first record. Records reach it directly, not through logur
 log.py).
 
 Several processes may share a folder (two clients starting the server with the default
-log dir): every write holds the folder's exclusive lock (folderlock.py, which keeps it
-between writes while no other process asks for it) and, when the file changed since this
-process last wrote, reloads the chain head from its last record.
+log dir): every write takes an exclusive `flock` on `.audit.lock` and, when the file
+changed since this process last wrote, reloads the chain head from its last record.
 
-The system calls of a write go through `os` and `fcntl`, which release the GIL around
-each: with calls in flight, a tool thread runs on the other core meanwhile. A version
-that kept the GIL (ctypes.PyDLL) made the record's own latency steadier but cost 8% of
-throughput with 8 calls in flight (bench/RESULTS.md).
+The four system calls of a write (`flock`, `stat`, `write`, unlock) go through `os` and
+`fcntl`, which release the GIL around each: with calls in flight, a tool thread runs on
+the other core meanwhile. A version that kept the GIL (ctypes.PyDLL) made the record's
+own latency steadier but cost 8% of throughput with 8 calls in flight (bench/RESULTS.md).
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import queue
 import threading
 import time
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from loguru import logger
 
 from mcp_fileserver.audit.files import (
     ACTIVE_NAME,
+    FILE_MODE,
     LOCK_NAME,
     compress,
     ensure_folder,
@@ -44,7 +46,6 @@ from mcp_fileserver.audit.files import (
     read_lines,
     rotated_name,
 )
-from mcp_fileserver.audit.folderlock import FolderLock
 from mcp_fileserver.audit.records import (
     GENESIS,
     BadRecord,
@@ -78,9 +79,10 @@ class AuditSink:
         # Set when the previous run left a damaged last record (for the start record).
         self.recovery_note: str | None = None
         ensure_folder(folder)
-        self._lock = FolderLock(folder / LOCK_NAME, self._thread_lock)
+        lock_flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        self._lock_fd = os.open(folder / LOCK_NAME, lock_flags, FILE_MODE)
         try:
-            with self._thread_lock, self._lock.held():
+            with self._file_lock():
                 self._open_active()
                 self._load_head(full_scan=True)
         except BaseException:
@@ -93,14 +95,11 @@ class AuditSink:
         """Chain and append one record, given as its encoded head (see
         `records.record_head`); returns its seq. Raises OSError on failure."""
         with self._thread_lock:
-            leased = self._lock.acquire()
-            ok = False
+            # Not `_file_lock()`: its generator machinery shows on this per-call path.
+            self._lock_file()
             try:
                 self._healthy = False
-                if leased:  # no other server wrote since: only look for outside changes
-                    self._check_unchanged()
-                else:
-                    self._sync_with_disk()
+                self._sync_with_disk()
                 line, digest = chain(head, self.seq + 1, self.prev, self._hasher)
                 data = line.encode("ascii")
                 if self._torn_tail and self._ends_mid_line():
@@ -111,10 +110,9 @@ class AuditSink:
                 self.seq += 1
                 self.prev = digest
                 self._healthy = True
-                ok = True
                 return self.seq
             finally:
-                self._lock.after_write(ok)
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     @property
     def closed(self) -> bool:
@@ -143,15 +141,31 @@ class AuditSink:
         if worker is not None:
             self._pending.put(None)
             worker.join()
-        self._lock.close()
         with self._thread_lock:
             if self._fd is not None:
                 with suppress(OSError):
                     os.fsync(self._fd)
                 os.close(self._fd)
                 self._fd = None
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)
+                self._lock_fd = -1
 
     # -- internals --------------------------------------------------------------------
+
+    def _lock_file(self) -> None:
+        """Take the folder's exclusive lock (release with `flock(LOCK_UN)`)."""
+        if self._lock_fd < 0:
+            raise OSError(errno.EBADF, "the audit log is closed")
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+
+    @contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        self._lock_file()
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _open_active(self) -> None:
         if self._fd is not None:
@@ -160,14 +174,6 @@ class AuditSink:
         fd = open_append(self.active)
         stat = os.fstat(fd)
         self._fd, self._identity, self._size = fd, (stat.st_dev, stat.st_ino), stat.st_size
-
-    def _check_unchanged(self) -> None:
-        """Under a lease: `_sync_with_disk` only if the file was deleted, truncated or
-        appended to by someone else (one `fstat` instead of a `stat` of the path)."""
-        assert self._fd is not None
-        stat = os.fstat(self._fd)
-        if stat.st_nlink == 0 or stat.st_size != self._size:
-            self._sync_with_disk()
 
     def _sync_with_disk(self) -> None:
         """Follow rotations and appends by other processes; recreate a deleted file."""
@@ -254,7 +260,7 @@ class AuditSink:
             except OSError as exc:
                 logger.error("audit file {} left uncompressed: {}", target.name, exc.strerror)
             try:
-                with self._thread_lock, self._lock.held():
+                with self._thread_lock, self._file_lock():
                     self._apply_retention()
             except OSError as exc:
                 logger.error("audit retention failed: {}", exc)
