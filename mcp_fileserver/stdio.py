@@ -4,9 +4,9 @@ Why: the MCP SDK's `stdio_server` reads stdin and writes stdout through
 `anyio.wrap_file`, which hands every line read, every write and every flush to a worker
 thread. That is three thread round trips per call on top of the tool's own, each a
 wake-up of a worker and of the event loop, and every thread then contends for the GIL.
-Measured with 8 calls in flight (bench/RESULTS.md, "Transport"): 23 context switches
-per `read_text_file` call with the SDK's transport, 6 with this one, and about a fifth
-less server CPU per call.
+Measured with 8 calls in flight (bench/RESULTS.md, results of 2026-12-01): 23 context
+switches per `read_text_file` call with the SDK's transport, 6 with this one; per call,
+the server is now faster than a bare FastMCP server on the SDK's transport.
 
 Here stdin and stdout are asyncio pipe transports (non-blocking descriptors watched by
 the loop's epoll). The MCP session itself is still the SDK's: its `stdio_server` takes
