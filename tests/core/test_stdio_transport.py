@@ -36,6 +36,9 @@ class FakeReadTransport(asyncio.ReadTransport):
     def resume_reading(self) -> None:
         self.paused = False
 
+    def is_reading(self) -> bool:
+        return not self.paused
+
 
 async def _drain(reader: LineReader) -> list[str]:
     return [line async for line in reader]
