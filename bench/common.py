@@ -307,8 +307,13 @@ def pipelined_rate(
 
 
 def process_cpu_seconds(pid: int) -> float | None:
-    """CPU time used so far by every thread of process `pid` (user and kernel), from
-    /proc/<pid>/task/*/schedstat (nanoseconds, not clock ticks); None off Linux."""
+    """CPU time used so far by the live threads of process `pid` (user and kernel), from
+    /proc/<pid>/task/*/schedstat; None off Linux.
+
+    Not `startup.cpu_seconds` (/proc/<pid>/stat): that counts in clock ticks, too coarse
+    for a run of a few hundred calls. A thread that ends between two readings takes its
+    time with it; take both readings around one short run (the servers' worker threads
+    outlive it)."""
     tasks = Path(f"/proc/{pid}/task")
     if not tasks.is_dir():
         return None
