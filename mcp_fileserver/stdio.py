@@ -131,6 +131,7 @@ class LineReader(asyncio.Protocol):
         self._eof = False
         self._waiter: asyncio.Future[None] | None = None
         self._transport: asyncio.ReadTransport | None = None
+        self._paused = False  # kept here: 3.11.2's pipe transport has no is_reading()
 
     # -- protocol (called by the loop) --------------------------------------------------
 
@@ -155,6 +156,7 @@ class LineReader(asyncio.Protocol):
         self._partial = [last] if last else []
         if len(self._lines) >= READ_PAUSE_LINES and self._transport is not None:
             self._transport.pause_reading()
+            self._paused = True
         self._wake()
 
     def eof_received(self) -> bool:
@@ -181,13 +183,10 @@ class LineReader(asyncio.Protocol):
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
         line = self._lines.popleft()
-        transport = self._transport
-        if (
-            len(self._lines) < READ_PAUSE_LINES // 2
-            and transport is not None
-            and not transport.is_reading()
-        ):
-            transport.resume_reading()
+        if self._paused and len(self._lines) < READ_PAUSE_LINES // 2:
+            self._paused = False
+            if self._transport is not None:
+                self._transport.resume_reading()
         return line.decode("utf-8", "replace") + "\n"
 
     def _wake(self) -> None:
