@@ -85,16 +85,25 @@ def _prefilter(patterns: Mapping[str, re.Pattern[str]]) -> re.Pattern[str]:
 # string with none of them cannot match, and skips the combined patterns, whose
 # backtracking costs about 10 us on an ordinary path, on every call
 # (tests/audit/test_policies.py checks the claim against the patterns themselves).
-_GATE = re.compile(
-    r"[%\x00~$:`;&|\n<>]|\.\.|"
-    r"(?:^|[\s'\"=(,.])/(?:proc|sys|dev|boot|root|etc|run/secrets|var/run/secrets)",
-    _I,
+# The gate is three checks, not one alternation: a character class alone, a substring
+# test and a pattern that starts with a literal `/` each take sre's fast scan, where the
+# alternation tried every branch at every position (1.25 us against 0.48 us on a
+# 40-character path). The folder names are matched on the lowered text, and the
+# character before the `/` by a lookbehind placed after it, which keeps the `/` first.
+_GATE_CHARS = re.compile(r"[%\x00~$:`;&|\n<>]")
+_GATE_SYSTEM_FOLDER = re.compile(
+    r"/(?<![^\s'\"=(,.]/)(?:proc|sys|dev|boot|root|etc|run/secrets|var/run/secrets)"
 )
 
 
 def plainly_clean(text: str) -> bool:
     """True only if no path or shell pattern can match `text` (a fast pre-check)."""
-    return text.isascii() and _GATE.search(text) is None
+    return (
+        text.isascii()
+        and ".." not in text
+        and _GATE_CHARS.search(text) is None
+        and _GATE_SYSTEM_FOLDER.search(text.lower()) is None
+    )
 
 
 _ANY_PATH = _prefilter(PATH_PATTERNS)

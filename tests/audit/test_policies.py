@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -153,6 +154,25 @@ def test_the_clean_fast_path_never_hides_a_pattern(text: str) -> None:
     if monitor_module.plainly_clean(text):
         patterns = {**monitor_module.PATH_PATTERNS, **monitor_module.SHELL_PATTERNS}
         assert not [name for name, rx in patterns.items() if rx.search(text)]
+
+
+# The gate as one alternation, as it was first written: the split gate must answer the same.
+_ONE_ALTERNATION_GATE = re.compile(
+    r"[%\x00~$:`;&|\n<>]|\.\.|"
+    r"(?:^|[\s'\"=(,.])/(?:proc|sys|dev|boot|root|etc|run/secrets|var/run/secrets)",
+    re.IGNORECASE,
+)
+
+
+@given(
+    st.one_of(
+        st.lists(st.sampled_from(_GATE_TOKENS), max_size=12).map("".join),
+        st.text(alphabet=st.characters(max_codepoint=127), max_size=40),
+    )
+)
+@settings(max_examples=3000, deadline=None)
+def test_the_split_gate_answers_as_one_alternation(text: str) -> None:
+    assert monitor_module.plainly_clean(text) == (_ONE_ALTERNATION_GATE.search(text) is None)
 
 
 _PATH_AND_SHELL = {**monitor_module.PATH_PATTERNS, **monitor_module.SHELL_PATTERNS}
