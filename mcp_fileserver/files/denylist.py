@@ -90,6 +90,8 @@ class DenyList:
             else:
                 other.append(pattern)
         self._exact = frozenset(exact)
+        # For `_denies_any`, where an empty string is a gap between separators, not a name.
+        self._exact_names = self._exact - {""}
         self._prefixes = tuple(prefixes)
         self._suffixes = tuple(suffixes)
         self._regex = re.compile("|".join(map(fnmatch.translate, other))) if other else None
@@ -108,15 +110,30 @@ class DenyList:
 
     def denies_parts(self, parts: Sequence[str]) -> bool:
         """Whether any component of a root-relative path is sensitive."""
-        return any(self.denies_name(part) for part in parts)
+        return self._denies_any([part.casefold() for part in parts])
 
     def denies_components(self, text: str) -> bool:
         """Whether any `/`- or `\\`-separated component of `text` is sensitive: the
         monitor's check of every string argument, so folded once and split once."""
         if not self.patterns:
             return False
-        parts = text.casefold().replace("\\", "/").split("/")
-        return any(map(self._denies_folded, filter(None, parts)))
+        return self._denies_any(text.casefold().replace("\\", "/").split("/"))
+
+    def _denies_any(self, folded: list[str]) -> bool:
+        """`_denies_folded` over several components in one loop, without a call per
+        component (it runs on every string argument of every call); empty ones never
+        match. One set operation answers the exact names for all of them."""
+        if not self._exact_names.isdisjoint(folded):
+            return True
+        suffixes, prefixes, regex = self._suffixes, self._prefixes, self._regex
+        for name in folded:
+            if name and (
+                name.endswith(suffixes)
+                or name.startswith(prefixes)
+                or (regex is not None and regex.match(name) is not None)
+            ):
+                return True
+        return False
 
 
 def effective_patterns(replace: Sequence[str] | None, extend: Sequence[str]) -> tuple[str, ...]:

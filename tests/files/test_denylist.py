@@ -79,6 +79,22 @@ def test_a_name_is_denied_exactly_when_fnmatch_matches_a_pattern(
     assert DenyList(patterns).denies_name(name) == _fnmatch_reference(patterns, name)
 
 
+@given(
+    patterns=st.lists(st.lists(_GLOB_ALPHABET, max_size=6).map("".join), max_size=4),
+    text=st.lists(st.sampled_from([*_NAME_ALPHABET.elements, "/", "\\", ""]), max_size=10).map(
+        "".join
+    ),
+)
+@settings(max_examples=3000, deadline=None)
+def test_a_path_is_denied_exactly_when_fnmatch_matches_one_of_its_components(
+    patterns: list[str], text: str
+) -> None:
+    components = [part for part in re.split(r"[\\/]", text) if part]
+    expected = bool(patterns) and any(_fnmatch_reference(patterns, c) for c in components)
+    assert DenyList(patterns).denies_components(text) == expected
+    assert DenyList(patterns).denies_parts(components) == expected
+
+
 @given(name=st.lists(st.sampled_from(TOKENS), max_size=4).map("".join) | st.text(max_size=20))
 @settings(max_examples=2000, deadline=None)
 def test_the_default_patterns_deny_exactly_what_fnmatch_matches(name: str) -> None:
