@@ -73,6 +73,8 @@ class AuditMiddleware(Middleware):
         )
         self.limiter = RateLimiter(settings.rate_limit) if settings.rate_limit.enabled else None
         self._warned_unaudited = False
+        self._client_info: object = None  # the last `clientInfo` seen, and its strings
+        self._client_fields: tuple[str, str] = ("", "")
         self.closer: Callable[[], object] | None = None
         self.in_flight = 0  # calls between entry and their record (read at shutdown)
         self.stopping = False  # set on SIGTERM: new calls are refused and recorded
@@ -292,7 +294,7 @@ class AuditMiddleware(Middleware):
         if log is None or not self.settings.audit.enabled:
             return
         text = self.redactor.text
-        request_id, client_name, client_version = _client(context)
+        request_id, client_name, client_version = self._client(context)
         log.tool_call(
             text(tool),
             self.redactor.arguments(arguments),
@@ -347,25 +349,28 @@ class AuditMiddleware(Middleware):
                 locked_until=until,
             )
 
-
-def _client(context: MiddlewareContext[Any]) -> tuple[str | None, str | None, str | None]:
-    """(request id, client name, client version) of the call, where known."""
-    ctx = context.fastmcp_context
-    try:
-        rc = ctx.request_context if ctx is not None else None
-    except (RuntimeError, AttributeError):
-        rc = None
-    if rc is None:
-        return None, None, None
-    request_id = str(rc.request_id)
-    try:
-        params = rc.session.client_params
-        info = params.client_info if params is not None else None
-    except (RuntimeError, AttributeError):
-        info = None
-    if info is None:
-        return request_id, None, None
-    return request_id, str(info.name)[:128], str(info.version)[:64]
+    def _client(self, context: MiddlewareContext[Any]) -> tuple[str | None, str | None, str | None]:
+        """(request id, client name, client version) of the call, where known. The
+        client's strings are cut once per `clientInfo` object, not on every call."""
+        ctx = context.fastmcp_context
+        try:
+            rc = ctx.request_context if ctx is not None else None
+        except (RuntimeError, AttributeError):
+            rc = None
+        if rc is None:
+            return None, None, None
+        request_id = str(rc.request_id)
+        try:
+            params = rc.session.client_params
+            info = params.client_info if params is not None else None
+        except (RuntimeError, AttributeError):
+            info = None
+        if info is None:
+            return request_id, None, None
+        if info is not self._client_info:
+            self._client_info = info
+            self._client_fields = (str(info.name)[:128], str(info.version)[:64])
+        return request_id, *self._client_fields
 
 
 def _validation_summary(exc: ValidationError) -> str:

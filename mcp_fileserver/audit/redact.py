@@ -83,8 +83,9 @@ class Redactor:
     def arguments(self, args: Mapping[str, Any] | None) -> dict[str, Any]:
         if not args:
             return {}
-        cleaned = self._value(args, 0)
-        return cleaned if isinstance(cleaned, dict) else {"value": cleaned}
+        if not isinstance(args, Mapping):
+            return {"value": self._value(args, 0)}
+        return self._mapping(args, 0)
 
     def _value(self, value: Any, depth: int) -> Any:
         if isinstance(value, str):
@@ -96,17 +97,28 @@ class Redactor:
         if depth >= MAX_DEPTH:
             return "...[nested too deep]"
         if isinstance(value, Mapping):
-            out: dict[str, Any] = {}
-            for index, (key, item) in enumerate(value.items()):
-                if index >= MAX_ITEMS:
-                    out["..."] = f"[+{len(value) - MAX_ITEMS} keys]"
-                    break
-                name = self.text(str(key))
-                out[name] = MASK if is_sensitive_key(str(key)) else self._value(item, depth + 1)
-            return out
+            return self._mapping(value, depth)
         if isinstance(value, list | tuple):
             items = [self._value(item, depth + 1) for item in value[:MAX_ITEMS]]
             if len(value) > MAX_ITEMS:
                 items.append(f"...[+{len(value) - MAX_ITEMS} items]")
             return items
         return self.text(repr(value))
+
+    def _mapping(self, value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+        """An object's entries cleaned; a string entry, the usual argument, is cleaned
+        here without the generic walk (it runs on every argument of every call)."""
+        out: dict[str, Any] = {}
+        text = self.text
+        for index, (key, item) in enumerate(value.items()):
+            if index >= MAX_ITEMS:
+                out["..."] = f"[+{len(value) - MAX_ITEMS} keys]"
+                break
+            key = str(key)
+            if is_sensitive_key(key):
+                out[text(key)] = MASK
+            elif isinstance(item, str):
+                out[text(key)] = text(item)
+            else:
+                out[text(key)] = self._value(item, depth + 1)
+        return out
