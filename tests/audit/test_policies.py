@@ -139,21 +139,21 @@ _GATE_TOKENS = [
     *["Etc", "2e", "2f", "5c", "25", "00", "HOME", "USERPROFILE", "c:", "windows", "rm"],
     *["bash", "curl", "id", "{", "(", "/Sys", "/ROOT"],
 ]
-
-
-@given(
-    st.one_of(
-        st.lists(st.sampled_from(_GATE_TOKENS), max_size=12).map("".join),
-        st.text(alphabet=st.characters(max_codepoint=127), max_size=40),
-    )
+# Strings near the gate's edges (tokens that make or miss a pattern) and plain ASCII text.
+_GATE_TEXT = st.one_of(
+    st.lists(st.sampled_from(_GATE_TOKENS), max_size=12).map("".join),
+    st.text(alphabet=st.characters(max_codepoint=127), max_size=40),
 )
+_PATH_AND_SHELL = {**monitor_module.PATH_PATTERNS, **monitor_module.SHELL_PATTERNS}
+
+
+@given(_GATE_TEXT)
 @settings(max_examples=3000, deadline=None)
 def test_the_clean_fast_path_never_hides_a_pattern(text: str) -> None:
     """`plainly_clean` lets a string skip the path and shell patterns: it may only say so
     of a string that none of them matches."""
     if monitor_module.plainly_clean(text):
-        patterns = {**monitor_module.PATH_PATTERNS, **monitor_module.SHELL_PATTERNS}
-        assert not [name for name, rx in patterns.items() if rx.search(text)]
+        assert not [name for name, rx in _PATH_AND_SHELL.items() if rx.search(text)]
 
 
 # The gate as one alternation, as it was first written: the split gate must answer the same.
@@ -164,18 +164,10 @@ _ONE_ALTERNATION_GATE = re.compile(
 )
 
 
-@given(
-    st.one_of(
-        st.lists(st.sampled_from(_GATE_TOKENS), max_size=12).map("".join),
-        st.text(alphabet=st.characters(max_codepoint=127), max_size=40),
-    )
-)
+@given(_GATE_TEXT)
 @settings(max_examples=3000, deadline=None)
 def test_the_split_gate_answers_as_one_alternation(text: str) -> None:
     assert monitor_module.plainly_clean(text) == (_ONE_ALTERNATION_GATE.search(text) is None)
-
-
-_PATH_AND_SHELL = {**monitor_module.PATH_PATTERNS, **monitor_module.SHELL_PATTERNS}
 
 
 @given(
