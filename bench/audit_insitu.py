@@ -160,6 +160,25 @@ VARIANTS: dict[str, list[Patch]] = {
         *_UNLOCKED_WRITE,
         ("audit/sink.py", "                self._sync_with_disk()\n", ""),
     ],
+    # The record written just after the response instead of before it: what a design
+    # that gives up "no result before its record" would cost (measured, not proposed).
+    "write-after-response": [
+        (
+            "audit/log.py",
+            "        self.sink.write(head)\n",
+            "        from mcp_fileserver import stdio as _sd\n"
+            "        _sd._AFTER.append((self.sink, head))\n",
+        ),
+        ("stdio.py", "_SPANS: list = []\n", "_SPANS: list = []\n_AFTER: list = []\n"),
+        (
+            "stdio.py",
+            "        _now = _t.perf_counter()\n",
+            "        _now = _t.perf_counter()\n"
+            "        while _AFTER:\n"
+            "            _sink, _head = _AFTER.pop(0)\n"
+            "            _sink.write(_head)\n",
+        ),
+    ],
     # The audit's work replaced by a busy wait of about the same length (see --spin-us).
     "spin": [
         (
