@@ -214,8 +214,11 @@ def main() -> None:
         help="the spin variant's busy wait before,after the tool (us); "
         "default: what the audit itself took on the 2-core VM",
     )
+    parser.add_argument("--quick", action="store_true", help="two processes, one round")
     args = parser.parse_args()
     instances, rounds = max(1, args.instances), max(1, args.rounds)
+    if args.quick:
+        instances, rounds = 2, 1
     spin_before, spin_after = (float(x) / 1e6 for x in args.spin_us.split(","))
 
     with tempfile.TemporaryDirectory(prefix="audit-insitu-") as tmp:
