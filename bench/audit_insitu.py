@@ -44,8 +44,7 @@ from common import (
     markdown_table,
     ours_env,
     report,
-    toml_str,
-    write_config,
+    write_audit_config,
 )
 from rpc import Server
 
@@ -239,24 +238,13 @@ def main() -> None:
             )
         root = make_file_workspace(base)
         target = {"path": str(root / "note.txt")}
-        specs = [(name, "true", tree) for name, tree in trees.items()] * instances
-        specs += [("unaudited", "false", trees["audited"])] * instances
+        specs = [(name, True, tree) for name, tree in trees.items()] * instances
+        specs += [("unaudited", False, trees["audited"])] * instances
         servers: list[tuple[str, Server, Path]] = []
         try:
-            for index, (name, enabled, tree) in enumerate(specs):
-                config = write_config(
-                    base / f"instance-{index}.toml",
-                    f"""
-                    [files]
-                    allowed_dirs = [{toml_str(root)}]
-                    [audit]
-                    enabled = {enabled}
-                    log_dir = {toml_str(base / f"audit-{index}")}
-                    [monitor]
-                    enabled = {enabled}
-                    [rate_limit]
-                    enabled = false
-                    """.replace("                    ", ""),
+            for index, (name, audited, tree) in enumerate(specs):
+                config = write_audit_config(
+                    base / f"instance-{index}.toml", root, base / f"audit-{index}", audited=audited
                 )
                 stderr = base / f"stderr-{index}.log"
                 server = Server(

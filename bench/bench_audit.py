@@ -40,8 +40,7 @@ from common import (
     process_cpu_seconds,
     ratio,
     report,
-    toml_str,
-    write_config,
+    write_audit_config,
 )
 from rpc import Server
 
@@ -64,29 +63,18 @@ def main() -> None:
         base = Path(tmp)
         root = make_file_workspace(base)
         target = {"path": str(root / "note.txt")}
-        configs = {ON: "true", OFF: "false", CONTROL: "false"}
+        configs = {ON: True, OFF: False, CONTROL: False}
         servers: dict[str, Server] = {}  # "<configuration> #<copy>" -> process
         owner: dict[str, str] = {}  # the same label -> its configuration
         log_dirs: dict[str, Path] = {}
-        for index, ((name, enabled), copy) in enumerate(
+        for index, ((name, audited), copy) in enumerate(
             (item, copy) for copy in range(instances) for item in configs.items()
         ):
             key = f"{name} #{copy}"
             owner[key] = name
             log_dirs[key] = base / f"audit-{index}"
-            config = write_config(
-                base / f"instance-{index}.toml",
-                f"""
-                [files]
-                allowed_dirs = [{toml_str(root)}]
-                [audit]
-                enabled = {enabled}
-                log_dir = {toml_str(log_dirs[key])}
-                [monitor]
-                enabled = {enabled}
-                [rate_limit]
-                enabled = false
-                """.replace("                ", ""),
+            config = write_audit_config(
+                base / f"instance-{index}.toml", root, log_dirs[key], audited=audited
             )
             servers[key] = Server(
                 [str(INSTALLED_COMMAND), "--config", str(config)],

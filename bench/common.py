@@ -137,6 +137,26 @@ def toml_str(value: Path | str) -> str:
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
 
+def write_audit_config(path: Path, root: Path, log_dir: Path, *, audited: bool) -> Path:
+    """A server config for issue 4's comparisons: `root` readable, auditing and the
+    monitor both on or both off, rate limiting off in both so it cannot interfere."""
+    enabled = "true" if audited else "false"
+    return write_config(
+        path,
+        f"""
+        [files]
+        allowed_dirs = [{toml_str(root)}]
+        [audit]
+        enabled = {enabled}
+        log_dir = {toml_str(log_dir)}
+        [monitor]
+        enabled = {enabled}
+        [rate_limit]
+        enabled = false
+        """.replace("        ", ""),
+    )
+
+
 # -- statistics ------------------------------------------------------------------------
 
 
