@@ -65,6 +65,7 @@ _IN = [0.0]
 _TOOL = [0.0, 0.0]
 _SPANS: list = []
 _OWN: list = []
+_SPIN = [float(us) / 1e6 for us in os.environ.get("AUDIT_INSITU_SPIN_US", "10,47").split(",")]
 
 
 def _dump(*_args):
@@ -186,12 +187,12 @@ VARIANTS: dict[str, list[Patch]] = {
             "        if True:\n"
             "            from mcp_fileserver import stdio as _sd\n"
             "            _s0 = time.perf_counter()\n"
-            "            while time.perf_counter() - _s0 < SPIN_BEFORE_S:\n"
+            "            while time.perf_counter() - _s0 < _sd._SPIN[0]:\n"
             "                pass\n"
             "            _s1 = time.perf_counter()\n"
             "            _r = await call_next(context)\n"
             "            _s2 = time.perf_counter()\n"
-            "            while time.perf_counter() - _s2 < SPIN_AFTER_S:\n"
+            "            while time.perf_counter() - _s2 < _sd._SPIN[1]:\n"
             "                pass\n"
             "            _s3 = time.perf_counter()\n"
             "            _sd._OWN.append((_s1 - _s0 + _s3 - _s2, _s1 - _s0, _s3 - _s2))\n"
@@ -218,24 +219,15 @@ def main() -> None:
     instances, rounds = max(1, args.instances), max(1, args.rounds)
     if args.quick:
         instances, rounds = 2, 1
-    spin_before, spin_after = (float(x) / 1e6 for x in args.spin_us.split(","))
+    spin = [float(us) for us in args.spin_us.split(",")]
+    if len(spin) != 2:
+        parser.error("--spin-us takes two numbers: before,after")
 
     with tempfile.TemporaryDirectory(prefix="audit-insitu-") as tmp:
         base = Path(tmp)
         trees = {"audited": _instrumented(base / "audited", [])}
         for name in args.variant:
             trees[name] = _instrumented(base / name, VARIANTS[name])
-        if "spin" in trees:
-            middleware = trees["spin"] / "mcp_fileserver" / "audit" / "middleware.py"
-            text = middleware.read_text()
-            middleware.write_text(
-                text.replace(
-                    "AUDIT_DOWN_MESSAGE = (",
-                    f"SPIN_BEFORE_S = {spin_before!r}\nSPIN_AFTER_S = {spin_after!r}\n\n"
-                    "AUDIT_DOWN_MESSAGE = (",
-                    1,
-                )
-            )
         root = make_file_workspace(base)
         target = {"path": str(root / "note.txt")}
         specs = [(name, True, tree) for name, tree in trees.items()] * instances
@@ -249,7 +241,7 @@ def main() -> None:
                 stderr = base / f"stderr-{index}.log"
                 server = Server(
                     [str(INSTALLED_COMMAND), "--config", str(config)],
-                    env=ours_env({"PYTHONPATH": str(tree)}),
+                    env=ours_env({"PYTHONPATH": str(tree), "AUDIT_INSITU_SPIN_US": args.spin_us}),
                     stderr_path=stderr,
                 )
                 servers.append((name, server, stderr))
