@@ -130,20 +130,6 @@ class LineReader(asyncio.Protocol):""",
     ),
 ]
 
-_UNLOCKED_WRITE: list[Patch] = [
-    (
-        "audit/sink.py",
-        "            self._lock_file()\n            try:\n",
-        "            try:\n",
-    ),
-    (
-        "audit/sink.py",
-        "            finally:\n                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)\n\n"
-        "    @property",
-        "            finally:\n                pass\n\n    @property",
-    ),
-]
-
 VARIANTS: dict[str, list[Patch]] = {
     # No monitor scan of the arguments (the lockout check stays).
     "no-scan": [
@@ -157,7 +143,17 @@ VARIANTS: dict[str, list[Patch]] = {
     ],
     # Written without the folder lock and the stat that follows other processes' writes.
     "no-lock-stat": [
-        *_UNLOCKED_WRITE,
+        (
+            "audit/sink.py",
+            "            self._lock_file()\n            try:\n",
+            "            try:\n",
+        ),
+        (
+            "audit/sink.py",
+            "            finally:\n                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)\n\n"
+            "    @property",
+            "            finally:\n                pass\n\n    @property",
+        ),
         ("audit/sink.py", "                self._sync_with_disk()\n", ""),
     ],
     # The record written just after the response instead of before it: what a design
