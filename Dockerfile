@@ -52,15 +52,14 @@ RUN set -eu; \
     apt-get install -y -qq --no-install-recommends $packages >/dev/null; \
     rm -rf /var/lib/apt/lists/*
 
-# Dependencies first (cached until pyproject.toml changes), then our package.
+# Dependencies first (cached until the lock changes), then our package: the hashed
+# lockfile for the runtime plus PyInstaller (config/lock/freeze.txt, `make lock`), so
+# the image holds exactly the versions CI tested.
 WORKDIR /src
+COPY config/lock/freeze.txt /tmp/freeze.txt
+RUN python3 -m venv /opt/venv \
+    && /opt/venv/bin/pip install --quiet --require-hashes -r /tmp/freeze.txt
 COPY pyproject.toml README.md ./
-RUN set -eu; \
-    python3 -m venv /opt/venv; \
-    python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
-print("\n".join(p["dependencies"] + [d for d in p["optional-dependencies"]["dev"] \
-if d.startswith("pyinstaller")]))' > /tmp/requirements.txt; \
-    /opt/venv/bin/pip install --quiet -r /tmp/requirements.txt
 COPY mcp_fileserver ./mcp_fileserver
 COPY config/pyinstaller ./config/pyinstaller
 RUN /opt/venv/bin/pip install --quiet --no-deps . \

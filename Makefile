@@ -4,15 +4,35 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run demo test lint clean binary binary-onefile docker
+.PHONY: install run demo test test-all system lint lock lock-upgrade clean binary binary-onefile docker
+
+# Every Python dependency comes from the hashed lockfile config/lock/dev.txt (`make lock`
+# writes it from pyproject.toml); .ci/lockcheck.py stops the install, naming `make lock`,
+# when the two disagree.
+LOCK := config/lock/dev.txt
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python .ci/lockcheck.py
+	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip check
 	touch $(STAMP)
+
+# Regenerate config/lock/ after changing dependencies in pyproject.toml (keeps every other
+# pin; lock-upgrade takes the newest releases pyproject.toml allows), then `make install`.
+# Needs only uv in .venv, so it works while the install itself refuses a stale lock.
+UV := $(BIN)/uv
+lock:
+	@[ -x $(UV) ] || { $(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet uv; }
+	.ci/lock
+
+lock-upgrade:
+	@[ -x $(UV) ] || { $(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet uv; }
+	.ci/lock --upgrade
 
 DEMO_CONFIG := config/demo/demo.toml
 
@@ -25,8 +45,20 @@ run: install
 	$(BIN)/python -m mcp_fileserver.demo --config $(DEMO_CONFIG) --prepare-only
 	$(BIN)/mcp-fileserver --config $(DEMO_CONFIG)
 
-test: install
+# System packages the suite needs (PostgreSQL 15 server, npm for the peers): installed with
+# apt when root, otherwise one line naming the command. .ci/run runs the same steps.
+system:
+	.ci/setup
+
+# Everything that can run here; what cannot (Docker image, frozen binary not built) is
+# skipped with the make target that builds it, and counted on the last lines.
+test: install system peers
 	$(BIN)/pytest
+
+# Builds the frozen binary and the Docker image too, and runs everything; as in CI
+# (CI=true), a test that cannot run fails instead of skipping.
+test-all: install system peers binary docker
+	CI=true $(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check mcp_fileserver tests bench
