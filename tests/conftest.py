@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from fastmcp.client.transports import StdioTransport
 from mcp_fileserver.config import CliOptions, Settings, load_settings
 from mcp_fileserver.sandbox.landlock import abi_version
 from mcp_fileserver.server import build_server
+from tests.run_summary import summary_line
 
 REPO = Path(__file__).resolve().parents[1]
 E2E_SANDBOX = "require" if abi_version() else "on"
@@ -90,3 +91,13 @@ def wal_database(path: Path) -> Path:
     conn.commit()
     conn.close()
     return path
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter,
+) -> Generator[None, None, None]:
+    """End every run with one line, after pytest's own skip list and before its count:
+    what ran, and what was skipped for lack of what."""
+    yield
+    terminalreporter.write_line(summary_line(terminalreporter.stats))

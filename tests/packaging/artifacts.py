@@ -68,7 +68,7 @@ def onefile_binary() -> Path:
 def docker_image() -> str:
     image = os.environ.get(ENV_IMAGE) or DOCKER_IMAGE
     if shutil.which("docker") is None:
-        missing("there is no docker command", "install Docker")
+        missing("there is no docker command", "install Docker, then run `make docker`")
     probe = subprocess.run(
         ["docker", "image", "inspect", "--format", "{{.Id}}", image],
         capture_output=True,
