@@ -52,12 +52,12 @@ system:
 
 # Everything that can run here; what cannot (Docker image, frozen binary not built) is
 # skipped with the make target that builds it, and counted on the last lines.
-test: install system peers
+test: system install peers
 	$(BIN)/pytest
 
 # Builds the frozen binary and the Docker image too, and runs everything; as in CI
 # (CI=true), a test that cannot run fails instead of skipping.
-test-all: install system peers binary docker
+test-all: system install peers binary docker
 	CI=true $(BIN)/pytest
 
 lint: install
