@@ -55,6 +55,9 @@ def uv_env(base: Path) -> dict[str, str]:
         "UV_TOOL_DIR": str(base / "tools"),
         "UV_TOOL_BIN_DIR": str(base / "bin"),
         "UV_PYTHON_DOWNLOADS": "never",
+        # The platform's trust store, as pip uses: behind a TLS-inspecting proxy its CA is
+        # there, not in uv's bundled roots.
+        "UV_SYSTEM_CERTS": "1",
         "VIRTUAL_ENV": "",
     }
     return env
