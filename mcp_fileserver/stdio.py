@@ -33,7 +33,8 @@ from typing import Any
 
 from fastmcp import FastMCP
 from fastmcp.server.context import reset_transport, set_transport
-from mcp.server.stdio import stdio_server as sdk_stdio_server
+
+from mcp_fileserver.framework import lifespan, sdk_stdio_server, serve_session
 
 READ_PAUSE_LINES = 64  # complete lines waiting to be parsed before stdin is paused
 
@@ -241,8 +242,7 @@ async def run_stdio(mcp: FastMCP) -> None:
     `stdio_streams` in place of the SDK's transport, and no banner."""
     token = set_transport("stdio")
     try:
-        async with mcp._lifespan_manager(), stdio_streams() as (read_stream, write_stream):
-            server = mcp._mcp_server
-            await server.run(read_stream, write_stream, server.create_initialization_options())
+        async with lifespan(mcp), stdio_streams() as (read_stream, write_stream):
+            await serve_session(mcp, read_stream, write_stream)
     finally:
         reset_transport(token)

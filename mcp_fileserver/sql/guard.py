@@ -28,7 +28,6 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from pglast import parser as pg_parser
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect as SqlglotDialect
 from sqlglot.tokens import TokenType
@@ -95,6 +94,10 @@ def _verdict(sql: str, dialect: Dialect) -> Verdict:
 
 
 def _postgres_verdict(sql: str) -> Verdict:
+    # pglast loads with the PostgreSQL backend (postgres.py imports it), so that a server
+    # without a PostgreSQL database never pays for it; here it is already in memory.
+    from pglast import parser as pg_parser
+
     try:
         tree = json.loads(pg_parser.parse_sql_json(sql))
     except pg_parser.ParseError as exc:
