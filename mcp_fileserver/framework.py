@@ -13,8 +13,9 @@ Touch points:
   one exception FastMCP passes to the client when `mask_error_details=True`;
 - `lifespan`, `serve_session`: `FastMCP._lifespan_manager` and `FastMCP._mcp_server`
   (the SDK's low-level server), driven with our own stdio streams;
-- `sdk_stdio_server`: the SDK's stdio transport, given our own line reader and writer
-  in place of its stdin/stdout wrappers (stdio.py);
+- `sdk_stdio_server`: the SDK's threaded stdio transport (a tty or a file on stdio);
+- `message_stream_pair`, `parse_message`, `session_message`, `dump_message`: what the
+  SDK's stdio transport does with a line, for our own transport on pipes (stdio.py);
 - the audit middleware's `__call__` override, which relies on FastMCP running the
   middleware chain around each tool with the typed `CallToolRequestParams` message
   (checked by `self_check`).
@@ -30,20 +31,29 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from fastmcp import FastMCP
-from fastmcp.exceptions import ToolError
+from fastmcp.exceptions import DisabledError, NotFoundError, ToolError, ValidationError
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.function_tool import FunctionTool
+from mcp import MCPError
 from mcp.server.stdio import stdio_server as sdk_stdio_server
+from mcp.shared._context_streams import create_context_streams
+from mcp.shared.message import SessionMessage
+from mcp_types import INVALID_PARAMS, ErrorData, JSONRPCError, jsonrpc_message_adapter
+from pydantic import ValidationError as PydanticValidationError
 
 from mcp_fileserver.errors import Refusal
 
 __all__ = [
     "as_tool_error",
+    "dump_message",
     "lifespan",
     "local_tools",
     "map_refusals",
+    "message_stream_pair",
+    "parse_message",
     "sdk_stdio_server",
     "serve_session",
+    "session_message",
 ]
 
 R = TypeVar("R", bound=Refusal)
@@ -105,14 +115,54 @@ def local_tools(mcp: FastMCP) -> list[FunctionTool]:
 
 
 class RefusalsAsToolErrors(Middleware):
-    """Outermost: a refusal raised by a middleware (the audit's fail-closed refusal, a
-    rate limit, a locked tool) leaves as a `ToolError` too, not as an internal error."""
+    """Outermost, so it sees what every other middleware raised:
+    - a refusal from a middleware (the audit's fail-closed refusal, a rate limit, a
+      locked tool) leaves as a `ToolError`, not as an internal error;
+    - an unknown tool is the JSON-RPC error -32602 the specification asks for, not a
+      tool result (the audit, inside, has recorded it);
+    - invalid arguments read as one short sentence, without pydantic's raw text, its
+      documentation links or the rejected values."""
 
     async def __call__(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
         try:
             return await call_next(context)
         except Refusal as refusal:
             raise as_tool_error(refusal) from None
+        except (NotFoundError, DisabledError):
+            if context.method != "tools/call":
+                raise
+            name = getattr(context.message, "name", "")
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"unknown tool {str(name)[:100]!r}: tools/list names the tools "
+                "this server offers",
+            ) from None
+        except ValidationError as exc:
+            cause = exc.__cause__
+            if not isinstance(cause, PydanticValidationError):
+                raise
+            name = getattr(context.message, "name", "the tool")
+            raise ToolError(argument_errors(str(name), cause)) from None
+
+
+MAX_ARGUMENT_ERRORS = 3
+
+
+def argument_errors(tool: str, error: PydanticValidationError) -> str:
+    """One sentence naming each bad argument and what it needs; never its value."""
+    problems = []
+    for item in error.errors(include_url=False, include_input=False)[:MAX_ARGUMENT_ERRORS]:
+        where = ".".join(str(part) for part in item["loc"]) or "arguments"
+        kind = item["type"]
+        if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+            problems.append(f"{where} is not an argument of {tool}")
+        elif kind.startswith("missing"):
+            problems.append(f"{where} is required")
+        else:
+            problems.append(f"{where}: {item['msg'][:1].lower()}{item['msg'][1:]}")
+    more = error.error_count() - len(problems)
+    tail = f" (and {more} more)" if more > 0 else ""
+    return f"invalid arguments for {tool[:100]}: " + "; ".join(problems) + tail
 
 
 def map_refusals(mcp: FastMCP) -> None:
@@ -128,6 +178,33 @@ def map_refusals(mcp: FastMCP) -> None:
         mcp.middleware.insert(0, RefusalsAsToolErrors())
 
 
+def message_stream_pair() -> tuple[Any, Any]:
+    """A (send, receive) pair of the SDK's session message streams (framework internal:
+    the streams its `stdio_server` hands to the session)."""
+    return create_context_streams[Any](0)
+
+
+def parse_message(line: str) -> Any:
+    """One JSON-RPC message, as the SDK's stdio transport parses it; raises on anything
+    else (see jsonrpc_errors.py for the answer)."""
+    return jsonrpc_message_adapter.validate_json(line, by_name=False)
+
+
+def session_message(message: Any) -> SessionMessage:
+    """A parsed message, or an `(id, code, text)` error triple, as a session message."""
+    if isinstance(message, tuple):
+        request_id, code, text = message
+        message = JSONRPCError(
+            jsonrpc="2.0", id=request_id, error=ErrorData(code=code, message=text)
+        )
+    return SessionMessage(message)
+
+
+def dump_message(item: SessionMessage) -> str:
+    """The wire form of an outgoing message, as the SDK's stdio transport writes it."""
+    return item.message.model_dump_json(by_alias=True, exclude_unset=True)
+
+
 def lifespan(mcp: FastMCP) -> AbstractAsyncContextManager[Any]:
     """`mcp`'s lifespan (framework internal), entered around a session as
     `FastMCP.run_stdio_async` does."""
@@ -136,6 +213,29 @@ def lifespan(mcp: FastMCP) -> AbstractAsyncContextManager[Any]:
 
 async def serve_session(mcp: FastMCP, read_stream: Any, write_stream: Any) -> None:
     """Run the MCP session of `mcp` on the given SDK message streams (framework internal:
-    the SDK's low-level server behind FastMCP)."""
+    the SDK's low-level server behind FastMCP), announcing only what is served."""
     server = mcp._mcp_server
+    announce_served_only(server)
     await server.run(read_stream, write_stream, server.create_initialization_options())
+
+
+# Capabilities FastMCP announces whether or not anything backs them. This server has no
+# prompts or resources and sends no log messages to the client (logs go to stderr,
+# records to the audit log), so a client is not told otherwise.
+UNSERVED_CAPABILITIES = ("prompts", "resources", "logging", "completions")
+
+
+def announce_served_only(server: Any) -> None:
+    """Drop `UNSERVED_CAPABILITIES` from what `server` announces, at `initialize` and
+    at `server/discover` alike (both ask its `get_capabilities`). Idempotent."""
+    if getattr(server, "_mcp_fileserver_served_only", False):
+        return
+    announce = server.get_capabilities
+
+    def get_capabilities(*args: Any, **kwargs: Any) -> Any:
+        capabilities = announce(*args, **kwargs)
+        unserved = {name: None for name in UNSERVED_CAPABILITIES if hasattr(capabilities, name)}
+        return capabilities.model_copy(update=unserved)
+
+    server.get_capabilities = get_capabilities
+    server._mcp_fileserver_served_only = True
