@@ -131,7 +131,7 @@ class ConfigFile(_Section):
     monitor: MonitorSettings = MonitorSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
     sandbox: SandboxSettings = SandboxSettings()
-    protocol: ProtocolSettings = ProtocolSettings()
+    protocol: ProtocolSettings = field(default_factory=ProtocolSettings)
     secrets: SecretsSettings = SecretsSettings()
 
     @model_validator(mode="after")
@@ -201,7 +201,7 @@ class Settings:
     rate_limit: RateLimitSettings
     sandbox: SandboxSettings
     secrets: SecretStore = field(repr=False, compare=False)
-    protocol: ProtocolSettings = ProtocolSettings()
+    protocol: ProtocolSettings = field(default_factory=ProtocolSettings)
     config_file: Path | None = None
     env_file: Path | None = None
     hmac_key: str | None = field(default=None, repr=False)
