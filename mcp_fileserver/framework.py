@@ -38,12 +38,19 @@ from mcp import MCPError
 from mcp.server.stdio import stdio_server as sdk_stdio_server
 from mcp.shared._context_streams import create_context_streams
 from mcp.shared.message import SessionMessage
-from mcp_types import INVALID_PARAMS, ErrorData, JSONRPCError, jsonrpc_message_adapter
+from mcp_types import (
+    INVALID_PARAMS,
+    CallToolRequestParams,
+    ErrorData,
+    JSONRPCError,
+    jsonrpc_message_adapter,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from mcp_fileserver.errors import Refusal
 
 __all__ = [
+    "FrameworkChanged",
     "as_tool_error",
     "dump_message",
     "lifespan",
@@ -52,6 +59,7 @@ __all__ = [
     "message_stream_pair",
     "parse_message",
     "sdk_stdio_server",
+    "self_check",
     "serve_session",
     "session_message",
 ]
@@ -239,3 +247,55 @@ def announce_served_only(server: Any) -> None:
 
     server.get_capabilities = get_capabilities
     server._mcp_fileserver_served_only = True
+
+
+# -- startup self-check ---------------------------------------------------------------
+
+
+class FrameworkChanged(RuntimeError):
+    """FastMCP no longer behaves as the audit and the refusal mapping rely on."""
+
+
+class _ProbeMiddleware(Middleware):
+    """Dispatches exactly as `AuditMiddleware.__call__` does, and notes what it saw."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def __call__(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
+        if isinstance(context.message, CallToolRequestParams):
+            self.seen.append(str(context.message.name))
+        return await call_next(context)
+
+
+PROBE_TOOL = "self_check_probe"
+
+
+async def self_check() -> None:
+    """Run one refused call through a throwaway FastMCP server built as ours is, and
+    raise `FrameworkChanged` unless (1) a middleware overriding `__call__` saw the
+    `tools/call` with its typed params, as the audit middleware must, and (2) the
+    refusal reached the caller as a `ToolError` with its own message. Costs a few
+    milliseconds at startup; a server whose audit would be a pass-through never serves."""
+    from mcp_fileserver.errors import NOT_ALLOWED_MESSAGE, NotAllowed
+
+    probe_server = FastMCP("self-check", strict_input_validation=True, mask_error_details=True)
+
+    async def self_check_probe() -> str:
+        raise NotAllowed(detail="self-check")
+
+    probe_server.tool(self_check_probe, name=PROBE_TOOL)
+    probe = _ProbeMiddleware()
+    probe_server.middleware.insert(0, probe)
+    map_refusals(probe_server)
+    try:
+        await probe_server.call_tool(PROBE_TOOL, {})
+    except ToolError as exc:
+        if str(exc) != NOT_ALLOWED_MESSAGE or not isinstance(exc, NotAllowed):
+            raise FrameworkChanged(f"a refusal reached the client as {exc!r}") from None
+    else:
+        raise FrameworkChanged("a refused call returned a result")
+    if probe.seen != [PROBE_TOOL]:
+        raise FrameworkChanged(
+            f"the middleware chain saw {probe.seen!r} instead of one typed tools/call"
+        )

@@ -36,12 +36,15 @@ import anyio
 from fastmcp import FastMCP
 from fastmcp.server.context import reset_transport, set_transport
 
+from mcp_fileserver.errors import ConfigError
 from mcp_fileserver.framework import (
+    FrameworkChanged,
     dump_message,
     lifespan,
     message_stream_pair,
     parse_message,
     sdk_stdio_server,
+    self_check,
     serve_session,
     session_message,
 )
@@ -296,6 +299,7 @@ class PipeWriter(asyncio.Protocol):
 async def run_stdio(mcp: FastMCP, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
     """Serve `mcp` over stdio: `FastMCP.run_stdio_async` (fastmcp 4.2) with
     `stdio_streams` in place of the SDK's transport, and no banner."""
+    await require_framework()
     token = set_transport("stdio")
     try:
         async with (
@@ -343,3 +347,15 @@ async def message_streams(
         tasks.start_soon(read_messages)
         tasks.start_soon(write_messages)
         yield read_stream, write_stream
+
+
+async def require_framework() -> None:
+    """Refuse to serve (exit 2) when the framework no longer routes tool calls through
+    the audit as framework.py expects: never serve unaudited calls."""
+    try:
+        await self_check()
+    except FrameworkChanged as exc:
+        raise ConfigError(
+            f"refusing to start: this FastMCP release changed what the audit relies on "
+            f"({exc}); install the pinned dependencies"
+        ) from None
