@@ -31,6 +31,7 @@ test: install
 lint: install
 	$(BIN)/ruff check mcp_fileserver tests bench
 	$(BIN)/ruff format --check mcp_fileserver tests bench
+	$(BIN)/mypy
 
 # Frozen executable (PyInstaller, config/pyinstaller/mcp-fileserver.spec), see docs/deploy.md.
 SPEC := config/pyinstaller/mcp-fileserver.spec

@@ -28,7 +28,7 @@ import inspect
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from fastmcp import FastMCP
 from fastmcp.exceptions import DisabledError, NotFoundError, ToolError, ValidationError
@@ -83,7 +83,7 @@ def as_tool_error(refusal: R) -> R:
     twin = mapped.__new__(mapped)
     twin.__dict__.update(refusal.__dict__)
     # An expected outcome, recorded by the audit: not an ERROR line in the human log.
-    ToolError.__init__(twin, *refusal.args, log_level=logging.DEBUG)
+    ToolError.__init__(cast(ToolError, twin), *refusal.args, log_level=logging.DEBUG)
     twin.__cause__ = refusal.__cause__
     twin.__suppress_context__ = True
     twin.__traceback__ = refusal.__traceback__

@@ -115,9 +115,11 @@ def run(args: argparse.Namespace, settings: Settings, cli: CliOptions) -> int:
     else:
         command = binary_command(args.executable) if mode == "binary" else installed_command()
         entry = {"command": command[0], "args": [*command[1:], *server_args(settings, cli)]}
+    args_list = entry["args"]
+    assert isinstance(args_list, list)
     snippet = {"mcpServers": {args.name: entry}}
     print(json.dumps(snippet, indent=2))
-    for variable in sorted(referenced_variables(entry["args"])):
+    for variable in sorted(referenced_variables(args_list)):
         notes.append(
             f'${{{variable}}} must be set where the server runs (an "env" entry for '
             f"{args.name} in claude_desktop_config.json, the env file, or /run/secrets/{variable})"

@@ -178,7 +178,7 @@ _SQLITE = SqlglotDialect.get_or_raise("sqlite")
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
 _READ_ROOTS = (exp.Select, exp.SetOperation, exp.Values, exp.Subquery)
 # Statements and clauses that write, lock, change the schema or the session.
-_FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = (
+_FORBIDDEN_NODES: tuple[type[exp.Expr], ...] = (
     exp.DML,
     exp.DDL,
     exp.Into,
@@ -248,7 +248,7 @@ def _sqlglot_function_names(node: exp.Func) -> list[str]:
     return list(type(node).sql_names())
 
 
-def _sqlite_statement_name(node: exp.Expression) -> str:
+def _sqlite_statement_name(node: exp.Expr) -> str:
     if isinstance(node, exp.Command):
         return str(node.this).upper() or "this statement"
     if isinstance(node, exp.Insert):

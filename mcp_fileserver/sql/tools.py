@@ -22,7 +22,7 @@ from mcp_fileserver.sql.models import (
 )
 from mcp_fileserver.sql.sqlite import SQLiteDatabase
 
-READ_ONLY = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
+READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 MAX_SQL_CHARS = 100_000  # the longest query text accepted
 
 Scalar = str | int | float | bool | None
