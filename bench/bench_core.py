@@ -89,10 +89,12 @@ def mixed_rate(server: Server, target: str, *, total: int, window: int) -> float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    parser.add_argument("--reps", type=int, help="cold starts per server (default 15)")
     args = parser.parse_args()
     reps, rounds, per_round, warm, rate_rounds = (
         (3, 5, 20, 50, 3) if args.quick else (15, 30, 50, 300, 7)
     )
+    reps = args.reps or reps
 
     with tempfile.TemporaryDirectory(prefix="bench-core-") as tmp:
         base = Path(tmp)
@@ -171,7 +173,7 @@ def main() -> None:
     body, data = _render(startup, rss, latency, rates, reps)
     report(
         f"Issue 15: a lean core vs the FastMCP floor and {NODE_FS} {npm_package_version(NODE_FS)}",
-        "make bench-core  # .venv/bin/python bench/bench_core.py",
+        "make bench-core  # .venv/bin/python bench/bench_core.py" + " ".join(["", *sys.argv[1:]]),
         body,
         data,
     )
