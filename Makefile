@@ -63,6 +63,7 @@ test-all: system install peers binary docker
 lint: install
 	$(BIN)/ruff check mcp_fileserver tests bench
 	$(BIN)/ruff format --check mcp_fileserver tests bench
+	$(BIN)/mypy
 
 # Frozen executable (PyInstaller, config/pyinstaller/mcp-fileserver.spec), see docs/deploy.md.
 SPEC := config/pyinstaller/mcp-fileserver.spec
@@ -91,7 +92,7 @@ docker:
 # MCP Inspector CLI that tests/e2e drives. Optional dependencies (DBHub's drivers for
 # other databases) are not needed and not installed.
 PEERS := bench/node_modules/.peers-installed
-.PHONY: peers bench bench-files bench-sql bench-guard bench-audit bench-binary audit-insitu
+.PHONY: peers bench bench-core bench-files bench-sql bench-guard bench-audit bench-binary
 peers: $(PEERS)
 
 $(PEERS): bench/package.json bench/package-lock.json
@@ -100,7 +101,12 @@ $(PEERS): bench/package.json bench/package-lock.json
 
 # Benchmarks (never part of `make test`); figures and commands in bench/RESULTS.md,
 # each run's raw output in bench/out/.
-bench: bench-files bench-sql bench-guard bench-audit bench-binary
+bench: bench-core bench-files bench-sql bench-guard bench-audit bench-binary
+
+# Issue 15: startup, idle memory, per-call latency and 1/8/32 calls in flight, beside the
+# bare FastMCP server and the Node filesystem server.
+bench-core: install peers
+	$(BIN)/python bench/bench_core.py
 
 bench-files: install peers
 	$(BIN)/python bench/bench_files.py
@@ -113,10 +119,6 @@ bench-guard: install
 
 bench-audit: install
 	$(BIN)/python bench/bench_audit.py
-
-# A profiler for issue 4, not part of `make bench`: the audit's own time in the server.
-audit-insitu: install
-	$(BIN)/python bench/audit_insitu.py
 
 bench-binary: binary
 	$(BIN)/python bench/bench_binary.py

@@ -29,9 +29,14 @@ def _add_config_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
 
     parser.add_argument(
         "--config",
+        # --config-file / -c: the MCP Inspector's CLI takes --config for itself.
+        "--config-file",
+        "-c",
+        dest="config",
         metavar="FILE",
         default=default(None),
-        help="TOML configuration file (env MCP_FILESERVER_CONFIG)",
+        help="TOML configuration file (env MCP_FILESERVER_CONFIG); also --config-file or -c, "
+        "which pass through clients that take --config themselves (the MCP Inspector)",
     )
     parser.add_argument(
         "--allow",

@@ -112,6 +112,12 @@ class SandboxSettings(_Section):
     allow_root: bool = False
 
 
+class ProtocolSettings(_Section):
+    # The largest JSON-RPC message accepted from the client; a longer line is answered
+    # with an error and dropped as it arrives, never held whole (stdio.py).
+    max_message_bytes: int = Field(8 * MiB, ge=64 * 1024)
+
+
 class SecretsSettings(_Section):
     dir: str = "/run/secrets"
 
@@ -125,6 +131,7 @@ class ConfigFile(_Section):
     monitor: MonitorSettings = MonitorSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
     sandbox: SandboxSettings = SandboxSettings()
+    protocol: ProtocolSettings = field(default_factory=ProtocolSettings)
     secrets: SecretsSettings = SecretsSettings()
 
     @model_validator(mode="after")
@@ -194,6 +201,7 @@ class Settings:
     rate_limit: RateLimitSettings
     sandbox: SandboxSettings
     secrets: SecretStore = field(repr=False, compare=False)
+    protocol: ProtocolSettings = field(default_factory=ProtocolSettings)
     config_file: Path | None = None
     env_file: Path | None = None
     hmac_key: str | None = field(default=None, repr=False)
@@ -230,6 +238,7 @@ class Settings:
             "monitor": self.monitor.model_dump(mode="json"),
             "rate_limit": self.rate_limit.model_dump(mode="json"),
             "sandbox": self.sandbox.model_dump(mode="json"),
+            "protocol": self.protocol.model_dump(mode="json"),
         }
         data["files"].pop("allowed_dirs", None)
         data["files"].pop("extra_deny_patterns", None)
@@ -306,6 +315,7 @@ def load_settings(cli: CliOptions, environ: Mapping[str, str] | None = None) -> 
         rate_limit=parsed.rate_limit,
         sandbox=sandbox,
         secrets=store,
+        protocol=parsed.protocol,
         config_file=config_file,
         env_file=env_file,
         hmac_key=hmac_key,

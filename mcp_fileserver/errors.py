@@ -5,18 +5,20 @@ client (never a traceback, an outside path or a secret), an `outcome` for the au
 and an optional `detail` that only the operator sees (in the audit record), for example
 which rule refused a path. Anything else a tool raises is a bug: fastmcp masks it as a
 generic error (``mask_error_details=True``) and the audit log records it as ``error``.
+
+Plain Python on purpose: the security core knows nothing of MCP, and importing it costs
+no framework import. `framework.py` is the one place that turns a refusal into the
+framework's tool error, so that its message reaches the client.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from fastmcp.exceptions import ToolError
-
 NOT_ALLOWED_MESSAGE = "not found or not allowed"
 
 
-class Refusal(ToolError):
+class Refusal(Exception):
     """A tool refused a request; the message is safe to show the client."""
 
     outcome: ClassVar[str] = "error"

@@ -38,7 +38,8 @@ class _InterceptHandler(logging.Handler):
         elif exc_type is not None:
             # No traceback in the human log (it could quote arguments); the type suffices.
             message = f"{message} ({exc_type.__name__})"
-        logger.patch(lambda r: r.update(name=record.name)).log(level, message)
+        name = record.name
+        logger.patch(lambda r: r.__setitem__("name", name)).log(level, message)
 
 
 def setup_logging(secrets: SecretStore | None = None, level: str | None = None) -> None:

@@ -102,6 +102,10 @@ def is_frozen() -> bool:
     return bool(getattr(sys, "frozen", False))
 
 
+def running_as_root() -> bool:
+    return os.geteuid() == 0
+
+
 def run(args: argparse.Namespace, settings: Settings, cli: CliOptions) -> int:
     """Print the snippet on stdout; notes for the operator go to stderr."""
     mode = args.mode or ("binary" if is_frozen() else "installed")
@@ -111,16 +115,29 @@ def run(args: argparse.Namespace, settings: Settings, cli: CliOptions) -> int:
     else:
         command = binary_command(args.executable) if mode == "binary" else installed_command()
         entry = {"command": command[0], "args": [*command[1:], *server_args(settings, cli)]}
+    args_list = entry["args"]
+    assert isinstance(args_list, list)
     snippet = {"mcpServers": {args.name: entry}}
     print(json.dumps(snippet, indent=2))
-    for variable in sorted(referenced_variables(entry["args"])):
+    for variable in sorted(referenced_variables(args_list)):
         notes.append(
             f'${{{variable}}} must be set where the server runs (an "env" entry for '
             f"{args.name} in claude_desktop_config.json, the env file, or /run/secrets/{variable})"
         )
+    if mode != "docker" and running_as_root() and not settings.sandbox.allow_root:
+        notes.append(ROOT_SNIPPET_NOTE)
     for note in notes:
         print(f"{PROG}: note: {note}", file=sys.stderr)
     return 0
+
+
+# The snippet runs as whoever runs the client, which is usually not who ran print-config;
+# but a root client would start a server that refuses root, so say it here.
+ROOT_SNIPPET_NOTE = (
+    "you ran print-config as root: if your MCP client runs as root too, this server will "
+    "refuse to start; run the client as an unprivileged user (recommended), or add "
+    '"--allow-root" to its args (or set [sandbox] allow_root = true)'
+)
 
 
 def installed_command() -> list[str]:

@@ -35,7 +35,7 @@ def serve(settings: Settings) -> int:
     install_signal_handlers(mcp)  # SIGTERM/SIGINT/SIGHUP: record, server_stop, exit 0
     stop_reason = "stdin closed"
     try:
-        anyio.run(run_stdio, mcp)
+        anyio.run(run_stdio, mcp, settings.protocol.max_message_bytes)
     except BaseException as exc:
         stop_reason = f"stopped by {type(exc).__name__}"
         raise

@@ -11,6 +11,7 @@ from mcp_fileserver import __version__
 from mcp_fileserver.audit import install_audit
 from mcp_fileserver.config import Settings
 from mcp_fileserver.files.tools import register_file_tools
+from mcp_fileserver.framework import map_refusals
 
 # fastmcp defers these imports to the first tools/list (session-state store, schema
 # dereferencing) and the first tool call; loading them at startup keeps ~0.3 s off the
@@ -53,4 +54,6 @@ def build_server(settings: Settings) -> FastMCP:
         register_sql_tools(mcp, settings)
     # Last, and inserted first in the chain: audit sees every call, whatever refuses it.
     install_audit(mcp, settings)
+    # Refusals are plain Python in the core; here they become what FastMCP shows clients.
+    map_refusals(mcp)
     return mcp

@@ -29,17 +29,39 @@ import stat
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from fastmcp import FastMCP
 from fastmcp.server.context import reset_transport, set_transport
-from mcp.server.stdio import stdio_server as sdk_stdio_server
+
+from mcp_fileserver.errors import ConfigError
+from mcp_fileserver.framework import (
+    FrameworkChanged,
+    dump_message,
+    lifespan,
+    message_stream_pair,
+    parse_message,
+    sdk_stdio_server,
+    self_check,
+    serve_session,
+    session_message,
+)
+from mcp_fileserver.jsonrpc_errors import protocol_errors, too_large
 
 READ_PAUSE_LINES = 64  # complete lines waiting to be parsed before stdin is paused
+# The largest JSON-RPC message read from the client ([protocol] max_message_bytes).
+# Requests to a read-only server are small (paths, patterns, SQL); 8 MiB leaves room for
+# any real one and stops a runaway line from taking the server's memory.
+DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+ID_SNIFF_BYTES = 4096  # of an oversized line, kept to find the request's id
 
 
 @asynccontextmanager
-async def stdio_streams() -> AsyncIterator[tuple[Any, Any]]:
+async def stdio_streams(
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> AsyncIterator[tuple[Any, Any]]:
     """The (read, write) message streams of the MCP session over this process's stdio."""
     if not (_pollable(0) and _pollable(1)):
         async with sdk_stdio_server() as streams:
@@ -51,7 +73,7 @@ async def stdio_streams() -> AsyncIterator[tuple[Any, Any]]:
         wire_out = _claim(1)
         stack.callback(wire_out.release)
         loop = asyncio.get_running_loop()
-        reader = LineReader()
+        reader = LineReader(max_message_bytes)
         read_transport, _ = await loop.connect_read_pipe(
             lambda: reader, os.fdopen(wire_in.private_fd, "rb", buffering=0, closefd=False)
         )
@@ -62,7 +84,7 @@ async def stdio_streams() -> AsyncIterator[tuple[Any, Any]]:
         )
         stack.callback(write_transport.close)
         write_transport.set_write_buffer_limits(high=0)  # see PipeWriter.flush
-        async with sdk_stdio_server(reader, writer) as streams:  # type: ignore[arg-type]
+        async with message_streams(reader, writer, max_message_bytes) as streams:
             yield streams
 
 
@@ -116,17 +138,32 @@ def _stderr_or_null() -> int:
         return os.open(os.devnull, os.O_WRONLY)
 
 
+@dataclass(frozen=True)
+class Oversized:
+    """A line longer than the limit: dropped as it arrived, its first bytes kept so the
+    error can name the request's id."""
+
+    head: bytes
+    size: int
+
+
 class LineReader(asyncio.Protocol):
     """stdin as an async iterator of text lines, as `anyio.wrap_file(TextIOWrapper)`
     gives them to the SDK: UTF-8 with replacement characters, universal newlines
-    (`\\n`, `\\r\\n` or `\\r`, each given back as `\\n`), a last unterminated line at EOF.
+    (`\\n`, `\\r\\n` or `\\r`), a last unterminated line at EOF.
 
+    A line longer than `max_line_bytes` is never held whole: from the moment it passes
+    the limit its bytes are counted and dropped, and it comes out as `Oversized`.
     Reading pauses while READ_PAUSE_LINES complete lines wait, so a client that floods
     the pipe fills its own pipe buffer, not our memory."""
 
-    def __init__(self) -> None:
-        self._lines: deque[bytes] = deque()
+    def __init__(self, max_line_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+        self._max = max_line_bytes
+        self._lines: deque[bytes | Oversized] = deque()
         self._partial: list[bytes] = []  # the current line's chunks, without terminator
+        self._partial_size = 0
+        self._dropped: int | None = None  # bytes of an oversized line, once past the limit
+        self._head = b""
         self._after_cr = False  # the last chunk ended with "\r": a leading "\n" is its pair
         self._eof = False
         self._waiter: asyncio.Future[None] | None = None
@@ -145,19 +182,40 @@ class LineReader(asyncio.Protocol):
         self._after_cr = data.endswith(b"\r")
         if b"\r" in data:
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        if b"\n" not in data:
-            if data:
-                self._partial.append(data)
-            return
-        first, *middle, last = data.split(b"\n")
-        self._partial.append(first)
-        self._lines.append(b"".join(self._partial))
-        self._lines.extend(middle)
-        self._partial = [last] if last else []
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            self._extend(data[start:end])
+            self._end_line()
+            start = end + 1
+        if start < len(data):
+            self._extend(data[start:])
         if len(self._lines) >= READ_PAUSE_LINES and self._transport is not None:
             self._transport.pause_reading()
             self._paused = True
-        self._wake()
+        if self._lines:
+            self._wake()
+
+    def _extend(self, piece: bytes) -> None:
+        if self._dropped is not None:
+            self._dropped += len(piece)
+            return
+        if self._partial_size + len(piece) > self._max:
+            self._head = (b"".join(self._partial) + piece[:ID_SNIFF_BYTES])[:ID_SNIFF_BYTES]
+            self._dropped = self._partial_size + len(piece)
+            self._partial, self._partial_size = [], 0
+            return
+        if piece:
+            self._partial.append(piece)
+            self._partial_size += len(piece)
+
+    def _end_line(self, terminator: bytes = b"\n") -> None:
+        if self._dropped is not None:
+            self._lines.append(Oversized(self._head, self._dropped))
+            self._dropped, self._head = None, b""
+            return
+        self._partial.append(terminator)
+        self._lines.append(b"".join(self._partial))
+        self._partial, self._partial_size = [], 0
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -168,17 +226,17 @@ class LineReader(asyncio.Protocol):
         self._eof = True
         self._wake()
 
-    # -- async iteration (what the SDK's reader consumes) -------------------------------
+    # -- async iteration (what the message reader consumes) -----------------------------
 
     def __aiter__(self) -> LineReader:
         return self
 
-    async def __anext__(self) -> str:
+    async def __anext__(self) -> str | Oversized:
         while not self._lines:
             if self._eof:
-                if self._partial:
-                    line, self._partial = b"".join(self._partial), []
-                    return line.decode("utf-8", "replace")
+                if self._partial or self._dropped is not None:
+                    self._end_line(b"")  # the last line, unterminated
+                    continue
                 raise StopAsyncIteration
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
@@ -187,7 +245,9 @@ class LineReader(asyncio.Protocol):
             self._paused = False
             if self._transport is not None:
                 self._transport.resume_reading()
-        return line.decode("utf-8", "replace") + "\n"
+        if isinstance(line, Oversized):
+            return line
+        return line.decode("utf-8", "replace")
 
     def _wake(self) -> None:
         waiter, self._waiter = self._waiter, None
@@ -236,13 +296,66 @@ class PipeWriter(asyncio.Protocol):
             raise BrokenPipeError("stdout closed")
 
 
-async def run_stdio(mcp: FastMCP) -> None:
+async def run_stdio(mcp: FastMCP, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
     """Serve `mcp` over stdio: `FastMCP.run_stdio_async` (fastmcp 4.2) with
     `stdio_streams` in place of the SDK's transport, and no banner."""
+    await require_framework()
     token = set_transport("stdio")
     try:
-        async with mcp._lifespan_manager(), stdio_streams() as (read_stream, write_stream):
-            server = mcp._mcp_server
-            await server.run(read_stream, write_stream, server.create_initialization_options())
+        async with (
+            lifespan(mcp),
+            stdio_streams(max_message_bytes) as (read_stream, write_stream),
+        ):
+            await serve_session(mcp, read_stream, write_stream)
     finally:
         reset_transport(token)
+
+
+@asynccontextmanager
+async def message_streams(
+    lines: LineReader, out: PipeWriter, max_message_bytes: int
+) -> AsyncIterator[tuple[Any, Any]]:
+    """The SDK session's (read, write) message streams over our line reader and writer:
+    what the SDK's `stdio_server` does, except that a line that is not one valid
+    JSON-RPC message gets an answer (jsonrpc_errors.py) instead of silence."""
+    read_in, read_stream = message_stream_pair()
+    write_stream, write_out = message_stream_pair()
+    errors_out = write_stream.clone()
+
+    async def read_messages() -> None:
+        async with read_in, errors_out:
+            async for line in lines:
+                if isinstance(line, Oversized):
+                    for error in too_large(line.head, line.size, max_message_bytes):
+                        await errors_out.send(session_message(error))
+                    continue
+                try:
+                    message = parse_message(line)
+                except Exception:
+                    for error in protocol_errors(line):
+                        await errors_out.send(session_message(error))
+                    continue
+                await read_in.send(session_message(message))
+
+    async def write_messages() -> None:
+        async with write_out:
+            async for item in write_out:
+                await out.write(dump_message(item) + "\n")
+                await out.flush()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(read_messages)
+        tasks.start_soon(write_messages)
+        yield read_stream, write_stream
+
+
+async def require_framework() -> None:
+    """Refuse to serve (exit 2) when the framework no longer routes tool calls through
+    the audit as framework.py expects: never serve unaudited calls."""
+    try:
+        await self_check()
+    except FrameworkChanged as exc:
+        raise ConfigError(
+            f"refusing to start: this FastMCP release changed what the audit relies on "
+            f"({exc}); install the pinned dependencies"
+        ) from None

@@ -125,8 +125,8 @@ def last_line(path: Path) -> str | None:
             stripped = data.rstrip(b"\n")
             cut = stripped.rfind(b"\n")
             if cut >= 0 or start == 0:
-                line = stripped[cut + 1 :]
-                return line.decode("utf-8", "replace") + "\n" if line else None
+                tail = stripped[cut + 1 :]
+                return tail.decode("utf-8", "replace") + "\n" if tail else None
             chunk *= 4
 
 

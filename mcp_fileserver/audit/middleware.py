@@ -239,8 +239,8 @@ class AuditMiddleware(Middleware):
             return exc.outcome, shown, exc.detail, raised  # type: ignore[return-value]
         if isinstance(exc, ValidationError):
             shown = mask(str(exc))
-            raised = exc if shown == str(exc) else ToolError(shown)
-            return "invalid", "invalid arguments", _validation_summary(exc), raised
+            invalid: BaseException = exc if shown == str(exc) else ToolError(shown)
+            return "invalid", "invalid arguments", _validation_summary(exc), invalid
         if isinstance(exc, NotFoundError | DisabledError):
             return "invalid", "unknown tool", None, exc
         if isinstance(exc, asyncio.CancelledError):

@@ -40,7 +40,7 @@ from mcp_fileserver.files.models import (
 from mcp_fileserver.files.service import FileService, Progress
 from mcp_fileserver.files.walk import MAX_WALK_DEPTH
 
-READ_ONLY = ToolAnnotations(readOnlyHint=True, openWorldHint=False, idempotentHint=True)
+READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False, idempotent_hint=True)
 PROGRESS_INTERVAL_S = 0.25
 MAX_PATTERN_CHARS = 1000
 

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from contextlib import closing
 from pathlib import Path
+from typing import Literal
 
 from mcp_fileserver.config import Settings
 from mcp_fileserver.errors import ConfigError
@@ -132,7 +133,7 @@ def apply_sandbox(settings: Settings) -> SandboxReport:
     features, unsupported, skipped = _apply_landlock(ruleset, abi, require=mode == "require")
     enforced += features
     missing += unsupported
-    status = "enforced" if features and not missing else "partial"
+    status: Literal["enforced", "partial"] = "enforced" if features and not missing else "partial"
     return SandboxReport(
         mode=mode,
         status=status,

@@ -28,7 +28,6 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from pglast import parser as pg_parser
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect as SqlglotDialect
 from sqlglot.tokens import TokenType
@@ -95,6 +94,10 @@ def _verdict(sql: str, dialect: Dialect) -> Verdict:
 
 
 def _postgres_verdict(sql: str) -> Verdict:
+    # pglast loads with the PostgreSQL backend (postgres.py imports it), so that a server
+    # without a PostgreSQL database never pays for it; here it is already in memory.
+    from pglast import parser as pg_parser
+
     try:
         tree = json.loads(pg_parser.parse_sql_json(sql))
     except pg_parser.ParseError as exc:
@@ -175,7 +178,7 @@ _SQLITE = SqlglotDialect.get_or_raise("sqlite")
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
 _READ_ROOTS = (exp.Select, exp.SetOperation, exp.Values, exp.Subquery)
 # Statements and clauses that write, lock, change the schema or the session.
-_FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = (
+_FORBIDDEN_NODES: tuple[type[exp.Expr], ...] = (
     exp.DML,
     exp.DDL,
     exp.Into,
@@ -245,7 +248,7 @@ def _sqlglot_function_names(node: exp.Func) -> list[str]:
     return list(type(node).sql_names())
 
 
-def _sqlite_statement_name(node: exp.Expression) -> str:
+def _sqlite_statement_name(node: exp.Expr) -> str:
     if isinstance(node, exp.Command):
         return str(node.this).upper() or "this statement"
     if isinstance(node, exp.Insert):

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import pglast.parser  # noqa: F401  (the guard's parser for this engine, see guard.py)
 import psycopg
 from loguru import logger
 from psycopg import errors as pg_errors

@@ -20,10 +20,9 @@ from mcp_fileserver.sql.models import (
     TableInfo,
     TableList,
 )
-from mcp_fileserver.sql.postgres import PostgresDatabase
 from mcp_fileserver.sql.sqlite import SQLiteDatabase
 
-READ_ONLY = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
+READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 MAX_SQL_CHARS = 100_000  # the longest query text accepted
 
 Scalar = str | int | float | bool | None
@@ -65,6 +64,10 @@ def open_backend(
     """The backend for one database; nothing connects until the first call."""
     if config.engine == "sqlite":
         return SQLiteDatabase(config, secrets, enforce_guard=enforce_guard)
+    # psycopg and pglast load only when a PostgreSQL database is configured; this runs
+    # while the server is built, never on a request.
+    from mcp_fileserver.sql.postgres import PostgresDatabase
+
     return PostgresDatabase(config, secrets, enforce_guard=enforce_guard)
 
 

@@ -15,6 +15,7 @@ from mcp_fileserver.audit import install_audit
 from mcp_fileserver.audit.files import list_log_files, read_lines
 from mcp_fileserver.config import Settings
 from mcp_fileserver.errors import LimitExceeded, NotAllowed, PolicyViolation
+from mcp_fileserver.framework import map_refusals
 from tests.conftest import make_settings
 
 SECRET = "s3cr3t-Pa55w0rd-canary"
@@ -90,6 +91,7 @@ def tool_server(settings: Settings) -> FastMCP:
         return {"value": f"{prefix}password is {SECRET}!"}
 
     install_audit(mcp, settings)
+    map_refusals(mcp)  # as build_server does
     return mcp
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from fastmcp import Client
 from loguru import logger
+from mcp import MCPError
 
 from mcp_fileserver.audit import audit_of
 from mcp_fileserver.audit.records import FIELDS
@@ -43,7 +44,10 @@ async def test_every_outcome_is_one_record_with_stable_fields(tmp_path: Path) ->
     settings = audit_settings(tmp_path)
     async with Client(tool_server(settings)) as client:
         for tool, args, _, _ in OUTCOME_CASES:
-            await client.call_tool(tool, args, raise_on_error=False)
+            try:
+                await client.call_tool(tool, args, raise_on_error=False)
+            except MCPError:  # an unknown tool is a JSON-RPC error (-32602), still audited
+                assert tool == "no_such_tool"
     calls = events(settings.log_dir, "tool_call")
     assert [(r["tool"], r["outcome"], r["reason"]) for r in calls] == [
         (tool, outcome, reason) for tool, _, outcome, reason in OUTCOME_CASES
@@ -68,10 +72,11 @@ async def test_refusals_reach_the_client_unchanged(tmp_path: Path) -> None:
     async with Client(tool_server(settings)) as client:
         denied = await client.call_tool("read", {"path": "/x"}, raise_on_error=False)
         crashed = await client.call_tool("crash", {}, raise_on_error=False)
-        unknown = await client.call_tool("nope", {}, raise_on_error=False)
+        with pytest.raises(MCPError) as unknown:
+            await client.call_tool("nope", {}, raise_on_error=False)
     assert denied.is_error and denied.content[0].text == "not found or not allowed"
     assert crashed.is_error and crashed.content[0].text == "Error calling tool 'crash'"
-    assert unknown.is_error and "Unknown tool" in unknown.content[0].text
+    assert unknown.value.error.code == -32602 and "nope" in unknown.value.error.message
 
 
 async def test_secrets_never_reach_results_errors_or_the_log(tmp_path: Path) -> None:

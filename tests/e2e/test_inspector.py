@@ -297,3 +297,41 @@ def test_refuses_a_write_and_leaves_the_database_untouched(run: Run, workspace: 
     assert outcome.result.get("isError") is True, outcome.stdout
     assert hashlib.sha256(workspace.database.read_bytes()).hexdigest() == before
     assert sorted(p.name for p in workspace.database.parent.iterdir()) == files_before
+
+
+def _config_file(ws: Workspace) -> Path:
+    path = ws.base / "server.toml"
+    path.write_text(
+        f"[files]\nallowed_dirs = [{json.dumps(str(ws.root))}]\n"
+        f"[audit]\nlog_dir = {json.dumps(str(ws.logs))}\n"
+        "[sandbox]\nallow_root = true\n"
+    )
+    return path
+
+
+@pytest.mark.parametrize("form", ["--config-file", "-c", "env"])
+def test_a_config_file_reaches_the_server_through_the_inspector(
+    inspector: Path, workspace: Workspace, form: str
+) -> None:
+    """The Inspector's CLI takes `--config` for itself (a session file), so
+    `inspector --cli mcp-fileserver --config x.toml` cannot work; these forms do."""
+    config = _config_file(workspace)
+    home = workspace.base / "home-config"
+    home.mkdir(exist_ok=True)
+    env = {
+        "PATH": f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "HOME": str(home),
+        "NO_COLOR": "1",
+    }
+    argv = [str(NODE), str(inspector), "--cli"]
+    if form == "env":
+        argv += ["-e", f"MCP_FILESERVER_CONFIG={config}", sys.executable, "-m", "mcp_fileserver"]
+    else:
+        argv += [sys.executable, "-m", "mcp_fileserver", form, str(config)]
+    argv += ["--method", "tools/call", "--tool-name", "list_allowed_directories"]
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, env=env, timeout=TIMEOUT_S, cwd=workspace.base
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert result["structuredContent"]["directories"] == [str(workspace.root)]

@@ -186,3 +186,16 @@ def test_print_config_help_lists_modes() -> None:
     parser = cli.build_parser()
     with pytest.raises(SystemExit):
         parser.parse_args(["print-config", "claude", "--mode", "podman"])
+
+
+@pytest.mark.parametrize("as_root", [True, False])
+def test_print_config_as_root_says_the_snippet_would_refuse_root(
+    capsys, workspace: Path, monkeypatch: pytest.MonkeyPatch, as_root: bool
+) -> None:
+    monkeypatch.setattr(print_config, "running_as_root", lambda: as_root)
+    assert cli.main(["print-config", "claude", "--allow", "docs"]) == 0
+    _, err = capsys.readouterr()
+    assert ("print-config as root" in err) is as_root
+    assert cli.main(["print-config", "claude", "--allow", "docs", "--allow-root"]) == 0
+    _, err = capsys.readouterr()
+    assert "print-config as root" not in err  # the snippet carries --allow-root: it starts

@@ -15,6 +15,7 @@ import pytest
 from fastmcp import Client, FastMCP
 
 from mcp_fileserver.config import Settings
+from mcp_fileserver.framework import map_refusals
 from mcp_fileserver.sql.tools import register_sql_tools
 from tests.conftest import in_memory_client, make_settings
 from tests.sql.pg_cluster import Cluster, start_cluster, stop_cluster
@@ -126,6 +127,7 @@ async def sql_client(settings: Settings, *, guard: bool = True) -> AsyncIterator
         return
     mcp = FastMCP("sql-layer2-only", strict_input_validation=True, mask_error_details=True)
     register_sql_tools(mcp, settings, _enforce_guard_for_tests=False)
+    map_refusals(mcp)  # as build_server does
     async with Client(mcp) as client:
         yield client
 

@@ -1,0 +1,301 @@
+"""Every place this server relies on FastMCP or MCP SDK internals, fenced in one module.
+
+The security core raises plain `errors.Refusal`s and knows nothing of MCP; the audit must
+see every `tools/call`. Both depend on framework behaviour that is not public API, so each
+touch point lives here, is named, and has a contract test (tests/core/test_framework.py)
+that fails when a FastMCP or SDK release changes it. `self_check` runs the audited path
+once at startup: if the framework stopped routing tools/call through our middleware, the
+server refuses to start rather than serve unaudited calls.
+
+Touch points:
+- `map_refusals`: the local provider's registered tools (`LocalProvider._components`)
+  and `FunctionTool.fn`, wrapped so a `Refusal` leaves the tool as a `ToolError`, the
+  one exception FastMCP passes to the client when `mask_error_details=True`;
+- `lifespan`, `serve_session`: `FastMCP._lifespan_manager` and `FastMCP._mcp_server`
+  (the SDK's low-level server), driven with our own stdio streams;
+- `sdk_stdio_server`: the SDK's threaded stdio transport (a tty or a file on stdio);
+- `message_stream_pair`, `parse_message`, `session_message`, `dump_message`: what the
+  SDK's stdio transport does with a line, for our own transport on pipes (stdio.py);
+- the audit middleware's `__call__` override, which relies on FastMCP running the
+  middleware chain around each tool with the typed `CallToolRequestParams` message
+  (checked by `self_check`).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar, cast
+
+from fastmcp import FastMCP
+from fastmcp.exceptions import DisabledError, NotFoundError, ToolError, ValidationError
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools.function_tool import FunctionTool
+from mcp import MCPError
+from mcp.server.stdio import stdio_server as sdk_stdio_server
+from mcp.shared._context_streams import create_context_streams
+from mcp.shared.message import SessionMessage
+from mcp_types import (
+    INVALID_PARAMS,
+    CallToolRequestParams,
+    ErrorData,
+    JSONRPCError,
+    jsonrpc_message_adapter,
+)
+from pydantic import ValidationError as PydanticValidationError
+
+from mcp_fileserver.errors import Refusal
+
+__all__ = [
+    "FrameworkChanged",
+    "as_tool_error",
+    "dump_message",
+    "lifespan",
+    "local_tools",
+    "map_refusals",
+    "message_stream_pair",
+    "parse_message",
+    "sdk_stdio_server",
+    "self_check",
+    "serve_session",
+    "session_message",
+]
+
+R = TypeVar("R", bound=Refusal)
+
+_TOOL_ERROR_TYPES: dict[type[Refusal], type[Refusal]] = {}
+
+
+def as_tool_error(refusal: R) -> R:
+    """The same refusal, also a `ToolError`: FastMCP shows its message to the client,
+    and code that tells refusals apart (`isinstance(exc, NotAllowed)`, `exc.outcome`,
+    `exc.detail`) still can."""
+    if isinstance(refusal, ToolError):
+        return refusal
+    kind = type(refusal)
+    mapped = _TOOL_ERROR_TYPES.get(kind)
+    if mapped is None:
+        mapped = type(kind.__name__, (kind, ToolError), {"__module__": kind.__module__})
+        _TOOL_ERROR_TYPES[kind] = mapped
+    twin = mapped.__new__(mapped)
+    twin.__dict__.update(refusal.__dict__)
+    # An expected outcome, recorded by the audit: not an ERROR line in the human log.
+    ToolError.__init__(cast(ToolError, twin), *refusal.args, log_level=logging.DEBUG)
+    twin.__cause__ = refusal.__cause__
+    twin.__suppress_context__ = True
+    twin.__traceback__ = refusal.__traceback__
+    return twin  # type: ignore[return-value]
+
+
+def refusals_as_tool_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn`, raising `as_tool_error(refusal)` for each `Refusal`. Signature, type hints
+    and name follow `fn` (`functools.wraps` sets `__wrapped__`, which `inspect` and
+    `typing.get_type_hints` follow), so the tool's schemas are unchanged."""
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_tool(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except Refusal as refusal:
+                raise as_tool_error(refusal) from None
+
+        return async_tool
+
+    @functools.wraps(fn)
+    def sync_tool(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Refusal as refusal:
+            raise as_tool_error(refusal) from None
+
+    return sync_tool
+
+
+def local_tools(mcp: FastMCP) -> list[FunctionTool]:
+    """The function tools registered on `mcp` itself (framework internal: the local
+    provider's component table)."""
+    components = mcp.local_provider._components
+    return [c for c in components.values() if isinstance(c, FunctionTool)]
+
+
+class RefusalsAsToolErrors(Middleware):
+    """Outermost, so it sees what every other middleware raised:
+    - a refusal from a middleware (the audit's fail-closed refusal, a rate limit, a
+      locked tool) leaves as a `ToolError`, not as an internal error;
+    - an unknown tool is the JSON-RPC error -32602 the specification asks for, not a
+      tool result (the audit, inside, has recorded it);
+    - invalid arguments read as one short sentence, without pydantic's raw text, its
+      documentation links or the rejected values."""
+
+    async def __call__(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
+        try:
+            return await call_next(context)
+        except Refusal as refusal:
+            raise as_tool_error(refusal) from None
+        except (NotFoundError, DisabledError):
+            if context.method != "tools/call":
+                raise
+            name = getattr(context.message, "name", "")
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"unknown tool {str(name)[:100]!r}: tools/list names the tools "
+                "this server offers",
+            ) from None
+        except ValidationError as exc:
+            cause = exc.__cause__
+            if not isinstance(cause, PydanticValidationError):
+                raise
+            name = getattr(context.message, "name", "the tool")
+            raise ToolError(argument_errors(str(name), cause)) from None
+
+
+MAX_ARGUMENT_ERRORS = 3
+
+
+def argument_errors(tool: str, error: PydanticValidationError) -> str:
+    """One sentence naming each bad argument and what it needs; never its value."""
+    problems = []
+    for item in error.errors(include_url=False, include_input=False)[:MAX_ARGUMENT_ERRORS]:
+        where = ".".join(str(part) for part in item["loc"]) or "arguments"
+        kind = item["type"]
+        if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+            problems.append(f"{where} is not an argument of {tool}")
+        elif kind.startswith("missing"):
+            problems.append(f"{where} is required")
+        else:
+            problems.append(f"{where}: {item['msg'][:1].lower()}{item['msg'][1:]}")
+    more = error.error_count() - len(problems)
+    tail = f" (and {more} more)" if more > 0 else ""
+    return f"invalid arguments for {tool[:100]}: " + "; ".join(problems) + tail
+
+
+def map_refusals(mcp: FastMCP) -> None:
+    """Make every refusal, from a tool or a middleware, reach the client as a
+    `ToolError` with its own message. Call after registering tools and middleware;
+    idempotent."""
+    for tool in local_tools(mcp):
+        if not getattr(tool.fn, "__maps_refusals__", False):
+            wrapped = refusals_as_tool_errors(tool.fn)
+            wrapped.__maps_refusals__ = True  # type: ignore[attr-defined]
+            tool.fn = wrapped
+    if not any(isinstance(m, RefusalsAsToolErrors) for m in mcp.middleware):
+        mcp.middleware.insert(0, RefusalsAsToolErrors())
+
+
+def message_stream_pair() -> tuple[Any, Any]:
+    """A (send, receive) pair of the SDK's session message streams (framework internal:
+    the streams its `stdio_server` hands to the session)."""
+    return create_context_streams[Any](0)
+
+
+def parse_message(line: str) -> Any:
+    """One JSON-RPC message, as the SDK's stdio transport parses it; raises on anything
+    else (see jsonrpc_errors.py for the answer)."""
+    return jsonrpc_message_adapter.validate_json(line, by_name=False)
+
+
+def session_message(message: Any) -> SessionMessage:
+    """A parsed message, or an `(id, code, text)` error triple, as a session message."""
+    if isinstance(message, tuple):
+        request_id, code, text = message
+        message = JSONRPCError(
+            jsonrpc="2.0", id=request_id, error=ErrorData(code=code, message=text)
+        )
+    return SessionMessage(message)
+
+
+def dump_message(item: SessionMessage) -> str:
+    """The wire form of an outgoing message, as the SDK's stdio transport writes it."""
+    return item.message.model_dump_json(by_alias=True, exclude_unset=True)
+
+
+def lifespan(mcp: FastMCP) -> AbstractAsyncContextManager[Any]:
+    """`mcp`'s lifespan (framework internal), entered around a session as
+    `FastMCP.run_stdio_async` does."""
+    return mcp._lifespan_manager()
+
+
+async def serve_session(mcp: FastMCP, read_stream: Any, write_stream: Any) -> None:
+    """Run the MCP session of `mcp` on the given SDK message streams (framework internal:
+    the SDK's low-level server behind FastMCP), announcing only what is served."""
+    server = mcp._mcp_server
+    announce_served_only(server)
+    await server.run(read_stream, write_stream, server.create_initialization_options())
+
+
+# Capabilities FastMCP announces whether or not anything backs them. This server has no
+# prompts or resources and sends no log messages to the client (logs go to stderr,
+# records to the audit log), so a client is not told otherwise.
+UNSERVED_CAPABILITIES = ("prompts", "resources", "logging", "completions")
+
+
+def announce_served_only(server: Any) -> None:
+    """Drop `UNSERVED_CAPABILITIES` from what `server` announces, at `initialize` and
+    at `server/discover` alike (both ask its `get_capabilities`). Idempotent."""
+    if getattr(server, "_mcp_fileserver_served_only", False):
+        return
+    announce = server.get_capabilities
+
+    def get_capabilities(*args: Any, **kwargs: Any) -> Any:
+        capabilities = announce(*args, **kwargs)
+        unserved = {name: None for name in UNSERVED_CAPABILITIES if hasattr(capabilities, name)}
+        return capabilities.model_copy(update=unserved)
+
+    server.get_capabilities = get_capabilities
+    server._mcp_fileserver_served_only = True
+
+
+# -- startup self-check ---------------------------------------------------------------
+
+
+class FrameworkChanged(RuntimeError):
+    """FastMCP no longer behaves as the audit and the refusal mapping rely on."""
+
+
+class _ProbeMiddleware(Middleware):
+    """Dispatches exactly as `AuditMiddleware.__call__` does, and notes what it saw."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def __call__(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
+        if isinstance(context.message, CallToolRequestParams):
+            self.seen.append(str(context.message.name))
+        return await call_next(context)
+
+
+PROBE_TOOL = "self_check_probe"
+
+
+async def self_check() -> None:
+    """Run one refused call through a throwaway FastMCP server built as ours is, and
+    raise `FrameworkChanged` unless (1) a middleware overriding `__call__` saw the
+    `tools/call` with its typed params, as the audit middleware must, and (2) the
+    refusal reached the caller as a `ToolError` with its own message. Costs a few
+    milliseconds at startup; a server whose audit would be a pass-through never serves."""
+    from mcp_fileserver.errors import NOT_ALLOWED_MESSAGE, NotAllowed
+
+    probe_server = FastMCP("self-check", strict_input_validation=True, mask_error_details=True)
+
+    async def self_check_probe() -> str:
+        raise NotAllowed(detail="self-check")
+
+    probe_server.tool(self_check_probe, name=PROBE_TOOL)
+    probe = _ProbeMiddleware()
+    probe_server.middleware.insert(0, probe)
+    map_refusals(probe_server)
+    try:
+        await probe_server.call_tool(PROBE_TOOL, {})
+    except ToolError as exc:
+        if str(exc) != NOT_ALLOWED_MESSAGE or not isinstance(exc, NotAllowed):
+            raise FrameworkChanged(f"a refusal reached the client as {exc!r}") from None
+    else:
+        raise FrameworkChanged("a refused call returned a result")
+    if probe.seen != [PROBE_TOOL]:
+        raise FrameworkChanged(
+            f"the middleware chain saw {probe.seen!r} instead of one typed tools/call"
+        )

@@ -1,0 +1,98 @@
+"""Contract tests for every framework touch point fenced in mcp_fileserver/framework.py.
+
+Each test fails when a FastMCP or MCP SDK release changes a behaviour we rely on, and
+the startup self-check must refuse to serve when the audit would stop seeing calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from fastmcp import FastMCP
+from fastmcp.exceptions import ToolError
+
+from mcp_fileserver import framework, stdio
+from mcp_fileserver.errors import ConfigError, LimitExceeded, NotAllowed, Refusal
+from mcp_fileserver.server import build_server
+from tests.conftest import make_settings
+
+
+def test_a_mapped_refusal_is_a_tool_error_and_still_the_same_refusal() -> None:
+    original = NotAllowed(detail="outside every root")
+    mapped = framework.as_tool_error(original)
+    assert isinstance(mapped, ToolError) and isinstance(mapped, NotAllowed)
+    assert str(mapped) == original.message == "not found or not allowed"
+    assert mapped.outcome == "denied" and mapped.detail == "outside every root"
+    limit = framework.as_tool_error(LimitExceeded("too large"))
+    assert isinstance(limit, LimitExceeded) and not isinstance(limit, NotAllowed)
+    assert framework.as_tool_error(mapped) is mapped
+
+
+def test_refusal_is_plain_python() -> None:
+    assert Refusal.__mro__[1] is Exception
+
+
+def test_the_private_tool_table_is_what_the_server_lists(tmp_path: Path) -> None:
+    settings = make_settings(allow=[tmp_path], log_dir=tmp_path / "audit")
+    mcp = build_server(settings)
+    listed = {tool.name for tool in asyncio.run(mcp.list_tools())}
+    fenced = {tool.name for tool in framework.local_tools(mcp)}
+    assert listed and fenced == listed
+    assert all(getattr(t.fn, "__maps_refusals__", False) for t in framework.local_tools(mcp))
+    wrapped = [t.fn for t in framework.local_tools(mcp)]
+    framework.map_refusals(mcp)  # idempotent
+    assert [t.fn for t in framework.local_tools(mcp)] == wrapped
+    assert sum(isinstance(m, framework.RefusalsAsToolErrors) for m in mcp.middleware) == 1
+    assert isinstance(mcp.middleware[0], framework.RefusalsAsToolErrors)
+
+
+def test_lifespan_and_low_level_server_exist(tmp_path: Path) -> None:
+    mcp = FastMCP("contract")
+    assert hasattr(framework.lifespan(mcp), "__aenter__")
+    server = mcp._mcp_server
+    framework.announce_served_only(server)
+    options = server.create_initialization_options()
+    assert options.capabilities.tools is not None
+    for unserved in framework.UNSERVED_CAPABILITIES:
+        assert getattr(options.capabilities, unserved, None) is None
+
+
+def test_wire_helpers_round_trip_a_message() -> None:
+    line = '{"jsonrpc":"2.0","id":3,"method":"ping"}'
+    message = framework.parse_message(line)
+    assert framework.dump_message(framework.session_message(message)) == line
+    error = framework.dump_message(framework.session_message((None, -32700, "parse error")))
+    assert error == '{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}'
+    with pytest.raises(ValueError):
+        framework.parse_message('{"jsonrpc":"2.0","id":3}')
+
+
+def test_self_check_passes_on_the_pinned_framework() -> None:
+    asyncio.run(framework.self_check())
+
+
+class _NotTheTypedParams:
+    pass
+
+
+def test_the_server_refuses_to_start_if_the_audit_would_not_see_tools_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Simulates a release that hands middleware something other than the typed params
+    (the audit middleware would let every call through unaudited)."""
+    monkeypatch.setattr(framework, "CallToolRequestParams", _NotTheTypedParams)
+    with pytest.raises(framework.FrameworkChanged):
+        asyncio.run(framework.self_check())
+    with pytest.raises(ConfigError, match="refusing to start"):
+        asyncio.run(stdio.require_framework())
+
+
+def test_the_server_refuses_to_start_if_refusals_would_be_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Simulates a release whose tools no longer go through `fn` as we wrapped it."""
+    monkeypatch.setattr(framework, "refusals_as_tool_errors", lambda fn: fn)
+    with pytest.raises(framework.FrameworkChanged):
+        asyncio.run(framework.self_check())

@@ -1,0 +1,123 @@
+"""What a stdio server loads: nothing of the HTTP stack beyond what FastMCP itself
+forces, and each SQL engine's stack only when that engine is configured (issue 15).
+
+Deterministic, not timed: each server runs in a subprocess, answers `initialize` and
+`tools/list` over real pipes, and on stdin's close reports its `sys.modules`. The bare
+FastMCP server beside it (bench/floor_server.py) shows what the framework forces.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.rpc import Server, child_env
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Serving HTTP, tracing, JWT/crypto, terminal UI, command lines: a stdio server uses none.
+HTTP_STACK = (
+    "starlette",
+    "uvicorn",
+    "sse_starlette",
+    "httpx",
+    "httpcore",
+    "h11",
+    "opentelemetry",
+    "cryptography",
+    "joserfc",
+    "authlib",
+    "jwt",
+    "click",
+    "typer",
+    "cyclopts",
+    "rich",
+    "websockets",
+    "email_validator",
+)
+ENGINE_STACKS = {"postgresql": ("psycopg", "psycopg_c", "psycopg_binary", "pglast")}
+
+# Runs `target` (a module path or a script) as __main__, then writes sys.modules.
+WRAPPER = """
+import json, runpy, sys
+out, target, *argv = sys.argv[1:]
+sys.argv = [target, *argv]
+try:
+    if target.endswith(".py"):
+        runpy.run_path(target, run_name="__main__")
+    else:
+        runpy.run_module(target, run_name="__main__", alter_sys=True)
+except SystemExit:
+    pass
+with open(out, "w") as fh:
+    json.dump(sorted(sys.modules), fh)
+"""
+
+
+def _modules_after_tools_list(tmp_path: Path, name: str, target: str, *argv: str) -> set[str]:
+    out = tmp_path / f"{name}.json"
+    command = [sys.executable, "-c", WRAPPER, str(out), target, *argv]
+    env = child_env({"MCP_FILESERVER_ALLOW_ROOT": "1", "PYTHONPATH": str(REPO)})
+    with Server(command, env=env, cwd=REPO, stderr_path=tmp_path / f"{name}.log") as server:
+        server.initialize()
+        assert server.list_tools()
+    return set(json.loads(out.read_text()))
+
+
+def _loaded(modules: set[str], packages: tuple[str, ...]) -> set[str]:
+    return {m for m in modules if m.split(".", 1)[0] in packages}
+
+
+@pytest.fixture(scope="module")
+def floor_modules(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+    tmp = tmp_path_factory.mktemp("floor")
+    return _modules_after_tools_list(tmp, "floor", str(REPO / "bench" / "floor_server.py"), "/")
+
+
+def _server_args(tmp_path: Path, *, sqlite: bool) -> list[str]:
+    root = tmp_path / "root"
+    root.mkdir()
+    args = ["--allow", str(root), "--log-dir", str(tmp_path / "audit"), "--sandbox", "off"]
+    if sqlite:
+        db = tmp_path / "shop.db"
+        sqlite3.connect(db).close()
+        args += ["--db", f"shop=sqlite:///{db}"]
+    return args
+
+
+def test_files_and_sqlite_load_no_http_stack_the_framework_does_not_force(
+    tmp_path: Path, floor_modules: set[str]
+) -> None:
+    ours = _modules_after_tools_list(
+        tmp_path, "ours", "mcp_fileserver", *_server_args(tmp_path, sqlite=True)
+    )
+    assert "mcp_fileserver.sql.sqlite" in ours  # the server really served SQL
+    extra_http = _loaded(ours, HTTP_STACK) - _loaded(floor_modules, HTTP_STACK)
+    assert not extra_http, sorted(extra_http)
+    assert not _loaded(ours, ENGINE_STACKS["postgresql"]), "PostgreSQL stack loaded for SQLite"
+
+
+def test_files_only_loads_no_sql_stack(tmp_path: Path) -> None:
+    ours = _modules_after_tools_list(
+        tmp_path, "ours", "mcp_fileserver", *_server_args(tmp_path, sqlite=False)
+    )
+    assert "mcp_fileserver.files.tools" in ours
+    sql = _loaded(ours, ("sqlglot", *ENGINE_STACKS["postgresql"]))
+    assert not sql, sorted(sql)[:10]
+
+
+def test_errors_module_imports_no_framework() -> None:
+    import subprocess
+
+    code = (
+        "import sys, mcp_fileserver.errors; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('fastmcp', 'mcp')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert out.stdout.strip() == "[]"
