@@ -59,7 +59,7 @@ docker:
 # MCP Inspector CLI that tests/e2e drives. Optional dependencies (DBHub's drivers for
 # other databases) are not needed and not installed.
 PEERS := bench/node_modules/.peers-installed
-.PHONY: peers bench bench-files bench-sql bench-guard bench-audit bench-binary audit-insitu
+.PHONY: peers bench bench-files bench-sql bench-guard bench-audit bench-binary
 peers: $(PEERS)
 
 $(PEERS): bench/package.json bench/package-lock.json
@@ -81,10 +81,6 @@ bench-guard: install
 
 bench-audit: install
 	$(BIN)/python bench/bench_audit.py
-
-# A profiler for issue 4, not part of `make bench`: the audit's own time in the server.
-audit-insitu: install
-	$(BIN)/python bench/audit_insitu.py
 
 bench-binary: binary
 	$(BIN)/python bench/bench_binary.py

@@ -43,7 +43,7 @@ def install_audit(mcp: FastMCP, settings: Settings) -> AuditMiddleware | None:
                     "[audit] fail_open = true to serve without an audit log"
                 ) from None
             logger.warning("{}; serving UNAUDITED calls because fail_open = true", problem)
-    middleware = AuditMiddleware(settings, log)
+    middleware = AuditMiddleware(settings, log, mcp)
     mcp.middleware.insert(0, middleware)
     if log is not None:
         # Released when the runner closes it, or when the server is garbage collected.

@@ -49,15 +49,20 @@ class AuditLog:
         self._pid = os.getpid()
         self._tail = constant_tail(__version__, self._pid)
 
-    def write(self, event: Event, **fields: Any) -> None:
-        """Append one record (ts, event, server_version and pid filled in)."""
+    def write(self, event: Event, **fields: Any) -> int:
+        """Append one record (ts, event, server_version and pid filled in); its size."""
         fields["ts"] = utc_timestamp()
         fields["event"] = event
         fields["server_version"] = __version__
         fields["pid"] = self._pid
-        self.sink.write(record_head(fields))
+        return self.write_head(record_head(fields))
 
-    def tool_call(
+    def write_head(self, head: str) -> int:
+        """Append one record given as its encoded head; its size in bytes."""
+        self.sink.write(head)
+        return len(head)
+
+    def tool_call_head(
         self,
         tool: str,
         args: Mapping[str, Any],
@@ -69,10 +74,10 @@ class AuditLog:
         request_id: str | None,
         client_name: str | None,
         client_version: str | None,
-    ) -> None:
-        """Append the `tool_call` record of one call: `write("tool_call", ...)`, with
-        the same bytes, minus the intermediate dicts (it runs on every call)."""
-        head = tool_call_head(
+    ) -> str:
+        """The encoded `tool_call` record of one call: `write("tool_call", ...)`'s
+        bytes, minus the intermediate dicts (it runs on every call)."""
+        return tool_call_head(
             utc_timestamp(),
             tool,
             args,
@@ -86,7 +91,6 @@ class AuditLog:
             client_version,
             self._tail,
         )
-        self.sink.write(head)
 
     def problem(self) -> str | None:
         return self.sink.problem()

@@ -246,7 +246,9 @@ class FileService:
                 )
             elif not stat.S_ISDIR(d.stat.st_mode):
                 raise PolicyViolation(
-                    "not a regular file or directory", detail=describe_special(d.stat.st_mode)
+                    "not a regular file or directory",
+                    detail=describe_special(d.stat.st_mode),
+                    violation=False,
                 )
             else:
                 found, stats = search.search_contents(

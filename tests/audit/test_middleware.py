@@ -34,7 +34,7 @@ OUTCOME_CASES = [
     ("big", {"size": 5}, "denied", "too large: 5 bytes"),
     ("echo", {"text": 5}, "invalid", "invalid arguments"),
     ("echo", {"text": "x", "extra": 1}, "invalid", "invalid arguments"),
-    ("no_such_tool", {}, "invalid", "unknown tool"),
+    ("no_such_tool", {}, "invalid", "unknown tool 'no_such_tool'; tools/list names the tools"),
     ("crash", {}, "error", "internal error"),
 ]
 
@@ -71,7 +71,7 @@ async def test_refusals_reach_the_client_unchanged(tmp_path: Path) -> None:
         unknown = await client.call_tool("nope", {}, raise_on_error=False)
     assert denied.is_error and denied.content[0].text == "not found or not allowed"
     assert crashed.is_error and crashed.content[0].text == "Error calling tool 'crash'"
-    assert unknown.is_error and "Unknown tool" in unknown.content[0].text
+    assert unknown.is_error and "unknown tool 'nope'" in unknown.content[0].text
 
 
 async def test_secrets_never_reach_results_errors_or_the_log(tmp_path: Path) -> None:
