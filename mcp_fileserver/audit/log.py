@@ -44,18 +44,27 @@ class AuditLog:
     def __init__(self, folder: Path, settings: AuditSettings, hmac_key: str | None) -> None:
         self.folder = folder
         self.settings = settings
-        self.sink = AuditSink(folder, settings, make_hasher(hmac_key))
         self._refs = 0
         self._pid = os.getpid()
         self._tail = constant_tail(__version__, self._pid)
+        self.sink = AuditSink(
+            folder,
+            settings,
+            make_hasher(hmac_key),
+            pruned_head=lambda fields: self.head("audit_pruned", fields),
+        )
 
     def write(self, event: Event, **fields: Any) -> int:
         """Append one record (ts, event, server_version and pid filled in); its size."""
+        return self.write_head(self.head(event, fields))
+
+    def head(self, event: Event, fields: dict[str, Any]) -> str:
+        """The encoded record (without its chain fields) of `event` with `fields`."""
         fields["ts"] = utc_timestamp()
         fields["event"] = event
         fields["server_version"] = __version__
         fields["pid"] = self._pid
-        return self.write_head(record_head(fields))
+        return record_head(fields)
 
     def write_head(self, head: str) -> int:
         """Append one record given as its encoded head; its size in bytes."""
