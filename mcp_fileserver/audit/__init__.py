@@ -34,7 +34,9 @@ def install_audit(mcp: FastMCP, settings: Settings) -> AuditMiddleware | None:
     log = None
     if settings.audit.enabled:
         try:
-            log = audit_log.acquire(settings.log_dir, settings.audit, settings.hmac_key)
+            log = audit_log.acquire(
+                settings.log_dir, settings.audit, settings.hmac_key, settings.checkpoint_key
+            )
         except OSError as exc:
             problem = f"audit log folder {settings.log_dir} cannot be used: {exc.strerror or exc}"
             if not settings.audit.fail_open:

@@ -54,6 +54,8 @@ def record_start(mcp: FastMCP, settings: Settings, extra: Mapping[str, Any] | No
     }
     fields.update(extra or {})
     audit.log.write("server_start", **fields)
+    audit.log.checkpointer.announce_key()
+    audit.log.checkpointer.emit("start")
 
 
 def record_stop(mcp: FastMCP, reason: str) -> None:
@@ -64,6 +66,7 @@ def record_stop(mcp: FastMCP, reason: str) -> None:
     audit.stopped = True
     try:
         audit.log.write("server_stop", outcome="ok", reason=reason)
+        audit.log.checkpointer.emit("stop")
     except OSError as exc:
         logger.error("could not write the server_stop record: {}", exc.strerror or exc)
     audit.close()

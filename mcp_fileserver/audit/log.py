@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_fileserver import __version__
+from mcp_fileserver.audit.checkpoint import Checkpointer
 from mcp_fileserver.audit.records import (
     Event,
     constant_tail,
@@ -41,7 +42,13 @@ from mcp_fileserver.config import AuditSettings
 class AuditLog:
     """Writes chained records to one folder. `write` raises OSError if a record is lost."""
 
-    def __init__(self, folder: Path, settings: AuditSettings, hmac_key: str | None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        settings: AuditSettings,
+        hmac_key: str | None,
+        checkpoint_key: str | None = None,
+    ) -> None:
         self.folder = folder
         self.settings = settings
         self._refs = 0
@@ -53,6 +60,10 @@ class AuditLog:
             make_hasher(hmac_key),
             pruned_head=lambda fields: self.head("audit_pruned", fields),
         )
+        self.checkpointer = Checkpointer(folder, settings, checkpoint_key)
+        if self.sink.seq > 0:
+            self.checkpointer.last = (self.sink.seq, self.sink.prev)
+        self.sink.after_write = self.checkpointer.after_write
 
     def write(self, event: Event, **fields: Any) -> int:
         """Append one record (ts, event, server_version and pid filled in); its size."""
@@ -112,13 +123,15 @@ _registry: dict[Path, AuditLog] = {}
 _registry_lock = threading.Lock()
 
 
-def acquire(folder: Path, settings: AuditSettings, hmac_key: str | None) -> AuditLog:
+def acquire(
+    folder: Path, settings: AuditSettings, hmac_key: str | None, checkpoint_key: str | None = None
+) -> AuditLog:
     """The shared log for `folder`, opened on first use. Raises OSError if unusable."""
     key = folder.expanduser().absolute()
     with _registry_lock:
         log = _registry.get(key)
         if log is None or log.sink.closed:
-            log = AuditLog(key, settings, hmac_key)
+            log = AuditLog(key, settings, hmac_key, checkpoint_key)
             _registry[key] = log
         log._refs += 1
         return log
