@@ -10,6 +10,7 @@ show up as a refusal here.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
@@ -85,3 +86,29 @@ async def test_shipped_defaults_never_refuse_ordinary_work(tmp_path: Path) -> No
     assert not [r for r in records if r["event"] == "security_incident"]
     # data is judged as data: searches, globs and SQL literals raise no alert at all
     assert not [r for r in records if r["event"] == "security_alert"]
+
+
+async def test_a_short_excess_waits_and_a_flood_is_refused_retryably(tmp_path: Path) -> None:
+    root, _ = _workspace(tmp_path)
+    settings = make_settings(allow=[root], log_dir=tmp_path / "logs")
+    limits = settings.rate_limit
+    excess = int(limits.per_tool_per_s * limits.max_wait_s) // 2
+    read = ("read_text_file", {"path": str(root / "module_0.py")})
+    async with Client(build_server(settings)) as client:
+        burst = await asyncio.gather(
+            *(
+                client.call_tool(*read, raise_on_error=False)
+                for _ in range(limits.per_tool_burst + excess)
+            )
+        )
+        assert not [r for r in burst if r.is_error]  # the excess waited, briefly
+    # a flood: far more than a slow bucket can serve within its bounded wait
+    slow = limits.model_copy(update={"per_tool_per_s": 1.0, "per_tool_burst": 10})
+    async with Client(build_server(dataclasses.replace(settings, rate_limit=slow))) as client:
+        flood = await asyncio.gather(
+            *(client.call_tool(*read, raise_on_error=False) for _ in range(60))
+        )
+    refused = [r.content[0].text for r in flood if r.is_error]
+    assert len(refused) >= 30, "a sustained flood must be refused"
+    assert all(t.startswith("rate limit: too many calls to read_text_file") for t in refused)
+    assert all("retry in" in t for t in refused)
