@@ -123,6 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="VAR",
         help="environment variable holding the HMAC key (default: [audit] hmac_key)",
     )
+    verify.add_argument(
+        "--checkpoints",
+        metavar="FILE",
+        help="captured stderr or syslog holding 'audit checkpoint' lines: each must be "
+        "found in the chain with its hash (detects a cut tail, a deleted file, a rewrite)",
+    )
+    verify.add_argument(
+        "--checkpoint-pubkey",
+        metavar="HEX",
+        help="Ed25519 public key (printed at start): every checkpoint must be signed by it",
+    )
     _add_config_options(verify, suppress=True)
     verify.set_defaults(handler=cmd_verify_log)
     return parser
@@ -189,7 +200,24 @@ def cmd_verify_log(args: argparse.Namespace) -> int:
         key = os.environ.get(args.hmac_key_env)
         if not key:
             return fail(f"--hmac-key-env: {args.hmac_key_env} is not set")
-    verdict = verify_folder(folder, key)
+    checkpoints: list[tuple[int, str]] = []
+    if args.checkpoints:
+        from mcp_fileserver.audit.checkpoint import parse_checkpoints
+
+        try:
+            text = Path(args.checkpoints).read_text(encoding="utf-8", errors="replace")
+            found = parse_checkpoints(text, args.checkpoint_pubkey)
+        except (OSError, ValueError) as exc:
+            return fail(f"--checkpoints: {exc}")
+        here = str(folder.expanduser().absolute())
+        found = [c for c in found if c.folder in ("", here)]
+        if args.checkpoint_pubkey and not all(c.valid for c in found):
+            print(f"FAIL: {sum(not c.valid for c in found)} checkpoint(s) not signed by that key")
+            return 1
+        checkpoints = [(c.seq, c.hash) for c in found]
+        if not checkpoints:
+            return fail(f"--checkpoints: no checkpoint of {here} in {args.checkpoints}")
+    verdict = verify_folder(folder, key, checkpoints)
     for note in verdict.notes:
         print(f"{PROG}: note: {note}", file=sys.stderr)
     print(verdict.summary())

@@ -27,7 +27,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from mcp_fileserver.errors import ConfigError
 from mcp_fileserver.files.denylist import effective_patterns
-from mcp_fileserver.secrets import SecretStore, has_reference, is_pure_reference
+from mcp_fileserver.secrets import (
+    MASK,
+    SecretStore,
+    has_reference,
+    is_pure_reference,
+    is_sensitive_key,
+)
 
 ENV_PREFIX = "MCP_FILESERVER_"
 ENV_CONFIG = ENV_PREFIX + "CONFIG"
@@ -40,8 +46,6 @@ ENV_ALLOW_ROOT = ENV_PREFIX + "ALLOW_ROOT"
 ENV_SECRETS_DIR = ENV_PREFIX + "SECRETS_DIR"
 
 DATABASE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
-# Keys whose value is a credential: the TOML file may only hold a `${VAR}` reference.
-SENSITIVE_KEY = re.compile(r"(pass(word|wd)?|secret|token|api_?key|hmac_?key|credential)", re.I)
 
 MiB = 1024 * 1024
 
@@ -90,6 +94,13 @@ class AuditSettings(_Section):
     fail_open: bool = False
     hmac_key: str | None = None
     max_value_chars: int = Field(256, ge=16)
+    # A record's arguments beyond this size are kept as size, SHA-256 and a preview.
+    max_record_bytes: int = Field(16 * 1024, ge=4096, le=MiB)
+    # Checkpoints (seq, hash, time) outside the folder: stderr, syslog, signed with a key.
+    checkpoint_every: int = Field(1000, ge=1)
+    checkpoint_interval_s: float = Field(300.0, gt=0)
+    checkpoint_syslog: bool = True
+    checkpoint_key: str | None = None
 
 
 class MonitorSettings(_Section):
@@ -97,14 +108,18 @@ class MonitorSettings(_Section):
     violation_threshold: int = Field(10, ge=1)
     window_s: float = Field(60.0, gt=0)
     lockout_s: float = Field(300.0, ge=0)
+    # Audit bytes one client may cause within window_s before a `security_alert`.
+    audit_bytes_alert: int = Field(16 * MiB, ge=1024)
 
 
 class RateLimitSettings(_Section):
     enabled: bool = True
-    per_tool_per_s: float = Field(20.0, gt=0)
-    per_tool_burst: int = Field(40, ge=1)
-    total_per_s: float = Field(50.0, gt=0)
-    total_burst: int = Field(100, ge=1)
+    per_tool_per_s: float = Field(50.0, gt=0)
+    per_tool_burst: int = Field(100, ge=1)
+    total_per_s: float = Field(100.0, gt=0)
+    total_burst: int = Field(200, ge=1)
+    # A call over the rate waits up to this long for its token instead of failing.
+    max_wait_s: float = Field(1.0, ge=0, le=2)
 
 
 class SandboxSettings(_Section):
@@ -167,7 +182,7 @@ class DatabaseConfig:
         auth = self.user or ""
         if self.password:
             auth += ":***"
-        query = "&".join(f"{k}={v}" for k, v in self.options)
+        query = "&".join(f"{k}={MASK if is_sensitive_key(k) else v}" for k, v in self.options)
         port = f":{self.port}" if self.port else ""
         return (
             f"postgresql://{auth}{'@' if auth else ''}{self.host or ''}{port}/{self.dbname or ''}"
@@ -205,6 +220,7 @@ class Settings:
     config_file: Path | None = None
     env_file: Path | None = None
     hmac_key: str | None = field(default=None, repr=False)
+    checkpoint_key: str | None = field(default=None, repr=False)  # Ed25519 private key
 
     @property
     def deny_patterns(self) -> tuple[str, ...]:
@@ -234,7 +250,11 @@ class Settings:
                 for db in self.databases
             ],
             "audit": self.audit.model_dump(mode="json")
-            | {"log_dir": str(self.log_dir), "hmac_key": "***" if self.hmac_key else None},
+            | {
+                "log_dir": str(self.log_dir),
+                "hmac_key": "***" if self.hmac_key else None,
+                "checkpoint_key": "***" if self.checkpoint_key else None,
+            },
             "monitor": self.monitor.model_dump(mode="json"),
             "rate_limit": self.rate_limit.model_dump(mode="json"),
             "sandbox": self.sandbox.model_dump(mode="json"),
@@ -295,6 +315,9 @@ def load_settings(cli: CliOptions, environ: Mapping[str, str] | None = None) -> 
     hmac_key = None
     if parsed.audit.hmac_key:
         hmac_key = store.resolve(parsed.audit.hmac_key, where="[audit] hmac_key")
+    checkpoint_key = None
+    if parsed.audit.checkpoint_key:
+        checkpoint_key = store.resolve(parsed.audit.checkpoint_key, where="[audit] checkpoint_key")
 
     sandbox = parsed.sandbox
     sandbox_mode = _pick(cli.sandbox, env.get(ENV_SANDBOX))
@@ -319,6 +342,7 @@ def load_settings(cli: CliOptions, environ: Mapping[str, str] | None = None) -> 
         config_file=config_file,
         env_file=env_file,
         hmac_key=hmac_key,
+        checkpoint_key=checkpoint_key,
     )
 
 
@@ -372,7 +396,8 @@ def _refuse_literal_secrets(node: Any, *, where: str, trail: str = "") -> None:
     if isinstance(node, dict):
         for key, value in node.items():
             here = f"{trail}.{key}" if trail else str(key)
-            if isinstance(value, str) and SENSITIVE_KEY.search(str(key)):
+            # A credential-named key (secrets.is_sensitive_key) may only hold `${VAR}`.
+            if isinstance(value, str) and is_sensitive_key(str(key)):
                 if not is_pure_reference(value):
                     raise ConfigError(
                         f"{where}: {here} holds a literal secret; put the value in an "
@@ -389,15 +414,24 @@ def _refuse_literal_secrets(node: Any, *, where: str, trail: str = "") -> None:
 
 
 def _refuse_literal_url_password(url: str, *, where: str) -> None:
-    netloc = urlsplit(url).netloc
-    userinfo, at, _ = netloc.rpartition("@")
+    """A URL may carry a credential only as `${VAR}`: the password of its userinfo and
+    every query parameter whose name denotes one (`password`, `sslpassword`...)."""
+    parts = urlsplit(url)
+    userinfo, at, _ = parts.netloc.rpartition("@")
     if at and ":" in userinfo:
         password = userinfo.split(":", 1)[1]
-        if password and not is_pure_reference(password):
+        if password and not is_pure_reference(unquote(password)):
             raise ConfigError(
                 f"{where} contains a literal password; write it as "
                 "postgresql://user:${VAR}@host/db and define VAR in the environment, "
                 "the env file or /run/secrets"
+            )
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if is_sensitive_key(key) and value and not is_pure_reference(value):
+            raise ConfigError(
+                f"{where} contains a literal secret in its query ({key}=...); write it as "
+                f"{key}=${{VAR}} and define VAR in the environment, the env file or "
+                "/run/secrets"
             )
 
 

@@ -19,14 +19,22 @@ NOT_ALLOWED_MESSAGE = "not found or not allowed"
 
 
 class Refusal(Exception):
-    """A tool refused a request; the message is safe to show the client."""
+    """A tool refused a request; the message is safe to show the client.
+
+    `violation` says whether the security monitor counts the refusal towards a lockout:
+    only a refusal on policy grounds does (outside the roots, deny-listed, a write in
+    SQL), never a missing file or a limit; each class sets its default."""
 
     outcome: ClassVar[str] = "error"
+    counts_as_violation: ClassVar[bool] = False
 
-    def __init__(self, message: str, *, detail: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, detail: str | None = None, violation: bool | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.detail = detail
+        self.violation = self.counts_as_violation if violation is None else violation
 
 
 class NotAllowed(Refusal):
@@ -37,9 +45,10 @@ class NotAllowed(Refusal):
     """
 
     outcome = "denied"
+    counts_as_violation = True
 
-    def __init__(self, *, detail: str | None = None) -> None:
-        super().__init__(NOT_ALLOWED_MESSAGE, detail=detail)
+    def __init__(self, *, detail: str | None = None, violation: bool | None = None) -> None:
+        super().__init__(NOT_ALLOWED_MESSAGE, detail=detail, violation=violation)
 
 
 class InvalidRequest(Refusal):
@@ -52,6 +61,7 @@ class PolicyViolation(Refusal):
     """The request is understood and forbidden by policy (a write in SQL, a FIFO...)."""
 
     outcome = "denied"
+    counts_as_violation = True
 
 
 class LimitExceeded(Refusal):
@@ -88,3 +98,12 @@ class ToolLocked(Refusal):
     """The security monitor locked this tool after repeated violations."""
 
     outcome = "locked"
+
+
+class UnknownTool(InvalidRequest):
+    """No tool of that name: refused before any per-tool state is touched (the one
+    decision the protocol layer maps to its own error for unknown tools)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown tool {name[:64]!r}; tools/list names the tools")
+        self.name = name

@@ -1,14 +1,18 @@
-"""Human-readable logs: stderr only, secrets masked, fastmcp's logging routed through.
+"""Human-readable logs: stderr only, secrets masked, control characters escaped,
+fastmcp's logging routed through.
 
 stdout belongs to the MCP protocol. Every human log line, ours and fastmcp's (which
 otherwise installs its own rich handlers), goes through one loguru sink on stderr whose
-patcher masks every secret value the server loaded.
+patcher masks every secret value the server loaded and escapes every control character
+(newline, carriage return, ESC...) as a visible hex escape: text a client chose (a tool
+name, a path) can neither forge a line of its own nor drive the operator's terminal.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 
 from loguru import logger
@@ -17,6 +21,20 @@ from mcp_fileserver.secrets import SecretStore
 
 ENV_LOG_LEVEL = "MCP_FILESERVER_LOG_LEVEL"
 _STDERR_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name} | {message}"
+# C0 (but tab), DEL, C1, and the Unicode line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every control character written as a visible escape."""
+    if text.isprintable():
+        return text
+    return _CONTROL.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 256 else f"\\u{code:04x}"
 
 
 class _InterceptHandler(logging.Handler):
@@ -47,8 +65,11 @@ def setup_logging(secrets: SecretStore | None = None, level: str | None = None) 
     level = (level or os.environ.get(ENV_LOG_LEVEL) or "INFO").upper()
 
     def mask(record: dict) -> None:  # loguru's patcher signature
+        message = record["message"]
         if secrets is not None:
-            record["message"] = secrets.mask(record["message"])
+            message = secrets.mask(message)
+        record["message"] = escape_controls(message)
+        record["name"] = escape_controls(str(record["name"]))
 
     logger.remove()
     logger.configure(patcher=mask)  # type: ignore[arg-type]

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from mcp_fileserver.errors import ConfigError
 
@@ -98,6 +100,64 @@ class SecretStore:
             if len(secret) >= MIN_MASKED_LENGTH or text == secret:
                 text = text.replace(secret, MASK)
         return text
+
+
+# -- the one rule for names that denote a credential (config keys, URL query keys,
+#    tool arguments in audit records) ---------------------------------------------------
+
+_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+SENSITIVE_WORDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "pass",
+        "secret",
+        "secrets",
+        "token",
+        "tokens",
+        "key",
+        "keys",
+        "apikey",
+        "authorization",
+        "auth",
+        "credential",
+        "credentials",
+        "cookie",
+        "cookies",
+        "session",
+        "bearer",
+        "signature",
+        "otp",
+        "private",
+        "jwt",
+        "dsn",
+    }
+)
+_SENSITIVE_FRAGMENTS = ("password", "passwd", "secret", "token", "apikey", "credential")
+
+
+@lru_cache(maxsize=1024)  # names repeat on every call
+def is_sensitive_key(key: str) -> bool:
+    """Whether an argument name denotes a credential: `password`, `api_key`,
+    `X-Auth-Token`, `clientSecret`, `private_key`... but not `keyword` or `monkey`."""
+    words = {w.lower() for w in _WORDS.findall(key)}
+    if words & SENSITIVE_WORDS:
+        return True
+    squashed = re.sub(r"[^a-z0-9]", "", key.lower())
+    return any(fragment in squashed for fragment in _SENSITIVE_FRAGMENTS)
+
+
+def mask_deep(value: Any, mask: Callable[[str], str]) -> Any:
+    """`value` (JSON-like data) with `mask` applied to every string, keys included."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {mask(str(k)): mask_deep(v, mask) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_deep(v, mask) for v in value]
+    return value
 
 
 def has_reference(value: str) -> bool:

@@ -34,7 +34,9 @@ def install_audit(mcp: FastMCP, settings: Settings) -> AuditMiddleware | None:
     log = None
     if settings.audit.enabled:
         try:
-            log = audit_log.acquire(settings.log_dir, settings.audit, settings.hmac_key)
+            log = audit_log.acquire(
+                settings.log_dir, settings.audit, settings.hmac_key, settings.checkpoint_key
+            )
         except OSError as exc:
             problem = f"audit log folder {settings.log_dir} cannot be used: {exc.strerror or exc}"
             if not settings.audit.fail_open:
@@ -43,7 +45,7 @@ def install_audit(mcp: FastMCP, settings: Settings) -> AuditMiddleware | None:
                     "[audit] fail_open = true to serve without an audit log"
                 ) from None
             logger.warning("{}; serving UNAUDITED calls because fail_open = true", problem)
-    middleware = AuditMiddleware(settings, log)
+    middleware = AuditMiddleware(settings, log, mcp)
     mcp.middleware.insert(0, middleware)
     if log is not None:
         # Released when the runner closes it, or when the server is garbage collected.

@@ -26,6 +26,7 @@ from mcp_fileserver.audit.files import last_line, list_log_files
 from mcp_fileserver.audit.log import AuditLog
 from mcp_fileserver.audit.records import BadRecord, decode, make_hasher
 from mcp_fileserver.config import AuditSettings, Settings
+from mcp_fileserver.secrets import mask_deep
 
 SHUTDOWN_GRACE_S = 5.0
 RESPONSE_SETTLE_S = 0.1
@@ -44,7 +45,7 @@ def record_start(mcp: FastMCP, settings: Settings, extra: Mapping[str, Any] | No
         if settings.audit.enabled:
             logger.warning("no audit log: tool calls are NOT recorded")
         return
-    config = _masked(settings.describe(), audit.redactor.mask)
+    config = mask_deep(settings.describe(), audit.redactor.mask)
     fields: dict[str, Any] = {
         "outcome": "ok",
         "reason": audit.log.sink.recovery_note,
@@ -53,6 +54,8 @@ def record_start(mcp: FastMCP, settings: Settings, extra: Mapping[str, Any] | No
     }
     fields.update(extra or {})
     audit.log.write("server_start", **fields)
+    audit.log.checkpointer.announce_key()
+    audit.log.checkpointer.emit("start")
 
 
 def record_stop(mcp: FastMCP, reason: str) -> None:
@@ -63,6 +66,7 @@ def record_stop(mcp: FastMCP, reason: str) -> None:
     audit.stopped = True
     try:
         audit.log.write("server_stop", outcome="ok", reason=reason)
+        audit.log.checkpointer.emit("stop")
     except OSError as exc:
         logger.error("could not write the server_stop record: {}", exc.strerror or exc)
     audit.close()
@@ -142,13 +146,3 @@ def _plain_chain(log_dir: Path) -> bool:
             return False
         return make_hasher(None)(record.body) == record.hash
     return True
-
-
-def _masked(value: Any, mask: Any) -> Any:
-    if isinstance(value, str):
-        return mask(value)
-    if isinstance(value, dict):
-        return {k: _masked(v, mask) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_masked(v, mask) for v in value]
-    return value

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_fileserver import __version__
+from mcp_fileserver.audit.checkpoint import Checkpointer
 from mcp_fileserver.audit.records import (
     Event,
     constant_tail,
@@ -41,23 +42,47 @@ from mcp_fileserver.config import AuditSettings
 class AuditLog:
     """Writes chained records to one folder. `write` raises OSError if a record is lost."""
 
-    def __init__(self, folder: Path, settings: AuditSettings, hmac_key: str | None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        settings: AuditSettings,
+        hmac_key: str | None,
+        checkpoint_key: str | None = None,
+    ) -> None:
         self.folder = folder
         self.settings = settings
-        self.sink = AuditSink(folder, settings, make_hasher(hmac_key))
         self._refs = 0
         self._pid = os.getpid()
         self._tail = constant_tail(__version__, self._pid)
+        self.sink = AuditSink(
+            folder,
+            settings,
+            make_hasher(hmac_key),
+            pruned_head=lambda fields: self.head("audit_pruned", fields),
+        )
+        self.checkpointer = Checkpointer(folder, settings, checkpoint_key)
+        if self.sink.seq > 0:
+            self.checkpointer.last = (self.sink.seq, self.sink.prev)
+        self.sink.after_write = self.checkpointer.after_write
 
-    def write(self, event: Event, **fields: Any) -> None:
-        """Append one record (ts, event, server_version and pid filled in)."""
+    def write(self, event: Event, **fields: Any) -> int:
+        """Append one record (ts, event, server_version and pid filled in); its size."""
+        return self.write_head(self.head(event, fields))
+
+    def head(self, event: Event, fields: dict[str, Any]) -> str:
+        """The encoded record (without its chain fields) of `event` with `fields`."""
         fields["ts"] = utc_timestamp()
         fields["event"] = event
         fields["server_version"] = __version__
         fields["pid"] = self._pid
-        self.sink.write(record_head(fields))
+        return record_head(fields)
 
-    def tool_call(
+    def write_head(self, head: str) -> int:
+        """Append one record given as its encoded head; its size in bytes."""
+        self.sink.write(head)
+        return len(head)
+
+    def tool_call_head(
         self,
         tool: str,
         args: Mapping[str, Any],
@@ -69,10 +94,10 @@ class AuditLog:
         request_id: str | None,
         client_name: str | None,
         client_version: str | None,
-    ) -> None:
-        """Append the `tool_call` record of one call: `write("tool_call", ...)`, with
-        the same bytes, minus the intermediate dicts (it runs on every call)."""
-        head = tool_call_head(
+    ) -> str:
+        """The encoded `tool_call` record of one call: `write("tool_call", ...)`'s
+        bytes, minus the intermediate dicts (it runs on every call)."""
+        return tool_call_head(
             utc_timestamp(),
             tool,
             args,
@@ -86,7 +111,6 @@ class AuditLog:
             client_version,
             self._tail,
         )
-        self.sink.write(head)
 
     def problem(self) -> str | None:
         return self.sink.problem()
@@ -99,13 +123,15 @@ _registry: dict[Path, AuditLog] = {}
 _registry_lock = threading.Lock()
 
 
-def acquire(folder: Path, settings: AuditSettings, hmac_key: str | None) -> AuditLog:
+def acquire(
+    folder: Path, settings: AuditSettings, hmac_key: str | None, checkpoint_key: str | None = None
+) -> AuditLog:
     """The shared log for `folder`, opened on first use. Raises OSError if unusable."""
     key = folder.expanduser().absolute()
     with _registry_lock:
         log = _registry.get(key)
         if log is None or log.sink.closed:
-            log = AuditLog(key, settings, hmac_key)
+            log = AuditLog(key, settings, hmac_key, checkpoint_key)
             _registry[key] = log
         log._refs += 1
         return log

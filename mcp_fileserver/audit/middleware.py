@@ -1,23 +1,36 @@
-"""The outermost middleware: every `tools/call` is checked, run, cleaned and recorded.
+"""The audit layer's one contact with the framework: every `tools/call` is admitted,
+run, cleaned and recorded.
+
+Each concern lives in its own module; this one only adapts them to FastMCP:
+- the record, outermost (recorder.py): whatever refuses or breaks the call, one
+  `CallRecord` is written before the result leaves, or the result is withheld;
+- the policy (policy.py): unknown tool names, lockout, the argument scan (alerts
+  only), rate limits;
+- the masking of secrets in results (`_clean`, below: it reads the framework's result
+  types).
 
 Order for one call:
 1. fail closed: if the audit log cannot be written, refuse before running anything;
-2. a tool locked by the monitor is refused (`locked`);
-3. the monitor scans the arguments (findings become `security_alert` records);
-4. the rate limiter may refuse (`rate_limited`);
-5. the tool runs; secrets are masked out of its result and error text;
-6. one `tool_call` record, then its alerts and any `security_incident`; if that write
-   fails the result is withheld and the call is refused instead.
+2. the policy admits the call, makes it wait briefly for a rate-limit token, or
+   refuses it (unknown tool, locked, rate limited);
+3. the tool runs; secrets are masked out of its result and error text;
+4. the call's records are written; if that fails the result is withheld and the call
+   is refused instead.
+
+Framework touch points, all here: the `__call__` override, `on_call_tool`, the result
+and exception types in `_clean` / `_classify`, the request context in `_client`, and
+the server's tool list in `_load_policy`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+import weakref
+from collections.abc import Callable
 from typing import Any
 
+from fastmcp import FastMCP
 from fastmcp.exceptions import DisabledError, NotFoundError, ToolError, ValidationError
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import ToolResult
@@ -35,20 +48,13 @@ from mcp.types import (
 from pydantic import ValidationError as PydanticValidationError
 
 from mcp_fileserver.audit.log import AuditLog
-from mcp_fileserver.audit.monitor import Finding, Incident, SecurityMonitor
-from mcp_fileserver.audit.ratelimit import RateLimiter
+from mcp_fileserver.audit.policy import CallPolicy
+from mcp_fileserver.audit.recorder import CallRecord, Recorder
 from mcp_fileserver.audit.records import Outcome
 from mcp_fileserver.audit.redact import Redactor
 from mcp_fileserver.config import Settings
-from mcp_fileserver.errors import (
-    AuditUnavailable,
-    NotAllowed,
-    PolicyViolation,
-    RateLimited,
-    Refusal,
-    ToolLocked,
-    Unavailable,
-)
+from mcp_fileserver.errors import AuditUnavailable, Refusal, Unavailable
+from mcp_fileserver.secrets import mask_deep
 
 AUDIT_DOWN_MESSAGE = (
     "refused: the audit log cannot be written and this server does not serve unaudited "
@@ -57,21 +63,18 @@ AUDIT_DOWN_MESSAGE = (
 
 
 class AuditMiddleware(Middleware):
-    def __init__(self, settings: Settings, log: AuditLog | None) -> None:
+    def __init__(
+        self, settings: Settings, log: AuditLog | None, server: FastMCP | None = None
+    ) -> None:
         self.settings = settings
         self.log = log
         self.fail_open = settings.audit.fail_open
         self.redactor = Redactor(settings.secrets, settings.audit.max_value_chars)
-        self.monitor = (
-            SecurityMonitor(
-                settings.monitor,
-                settings.deny_patterns,
-                tuple(str(root) for root in settings.allowed_dirs),
-            )
-            if settings.monitor.enabled
-            else None
-        )
-        self.limiter = RateLimiter(settings.rate_limit) if settings.rate_limit.enabled else None
+        self.recorder = Recorder(settings, log, self.redactor)
+        # Built on the first call from the server's tool list (the tools are registered
+        # after the middleware is created, and listing them is asynchronous).
+        self.policy: CallPolicy | None = None
+        self._server = weakref.ref(server) if server is not None else None
         self._warned_unaudited = False
         self._client_info: object = None  # the last `clientInfo` seen, and its strings
         self._client_fields: tuple[str, str] = ("", "")
@@ -108,56 +111,34 @@ class AuditMiddleware(Middleware):
         # One coroutine frame for the whole call (it runs on every call): no helper
         # coroutine around the audited part.
         started = time.perf_counter()
-        tool = str(context.message.name)
-        arguments = context.message.arguments or {}
+        call = CallRecord(str(context.message.name), context.message.arguments or {})
         self._require_audit()
         self.in_flight += 1
-        outcome: Outcome = "ok"
-        reason: str | None = None
-        detail: str | None = None
-        result_bytes: int | None = None
-        findings: list[Finding] = []
-        violation = False
+        policy = self.policy
         failure: BaseException | None = None
         result: ToolResult | None = None
         try:
             try:
                 if self.stopping:
                     raise Unavailable("the server is shutting down; retry after it restarts")
-                monitor = self.monitor
-                if monitor is not None:
-                    locked_until = monitor.locked_until(tool)
-                    if locked_until is not None:
-                        raise ToolLocked(
-                            f"{tool} is locked until {_iso(locked_until)} (UTC) after repeated "
-                            "security violations; the operator can review the audit log"
-                        )
-                    findings = monitor.scan(arguments)
-                if self.limiter is not None and (why := self.limiter.acquire(tool)) is not None:
-                    raise RateLimited(why)
+                if policy is None:
+                    policy = await self._load_policy(context)
+                call.findings, wait = policy.admit(call.tool, call.arguments)
+                if wait > 0:
+                    await asyncio.sleep(wait)
                 result = await call_next(context)
-                result_bytes = self._clean(result)
+                call.result_bytes = self._clean(result)
                 if result.is_error:
-                    outcome, reason = "error", "the tool returned an error result"
+                    call.outcome, call.reason = "error", "the tool returned an error result"
             except BaseException as exc:
-                outcome, reason, detail, failure = self._classify(exc, tool)
-                violation = isinstance(exc, NotAllowed | PolicyViolation)
+                call.outcome, call.reason, call.detail, failure = self._classify(exc, call.tool)
+                if policy is not None:
+                    call.violation, call.incident = policy.count(call.tool, exc)
 
-            duration_ms = round((time.perf_counter() - started) * 1000, 3)
-            violation = self.monitor is not None and (violation or bool(findings))
+            call.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+            call.request_id, call.client_name, call.client_version = self._client(context)
             try:
-                self._record(
-                    context,
-                    tool=tool,
-                    arguments=arguments,
-                    outcome=outcome,
-                    reason=reason,
-                    detail=detail,
-                    duration_ms=duration_ms,
-                    result_bytes=result_bytes,
-                    findings=findings,
-                    violation=violation,
-                )
+                self.recorder.record(call)
             except (OSError, ValueError, TypeError) as exc:  # I/O, or a record that cannot encode
                 if isinstance(failure, asyncio.CancelledError):
                     raise failure from None
@@ -168,6 +149,18 @@ class AuditMiddleware(Middleware):
             return result
         finally:
             self.in_flight -= 1
+
+    async def _load_policy(self, context: MiddlewareContext[Any]) -> CallPolicy:
+        """The policy for the tools this server lists (once; concurrent first calls
+        share the first one built, so no counter is ever split)."""
+        ctx = context.fastmcp_context
+        server = self._server() if self._server is not None else None
+        if server is None and ctx is not None:
+            server = ctx.fastmcp
+        tools = await server.list_tools(run_middleware=False) if server is not None else []
+        if self.policy is None:
+            self.policy = CallPolicy(self.settings, (tool.name for tool in tools))
+        return self.policy
 
     # -- steps --------------------------------------------------------------------------
 
@@ -225,7 +218,7 @@ class AuditMiddleware(Middleware):
         if mask is not None:
             result.content = content
             if result.structured_content is not None:
-                result.structured_content = _mask_deep(result.structured_content, mask)
+                result.structured_content = mask_deep(result.structured_content, mask)
         return size
 
     def _classify(
@@ -262,92 +255,6 @@ class AuditMiddleware(Middleware):
                 ToolError(f"Error calling tool {tool!r}"),
             )
         return "error", "interrupted", type(exc).__name__, exc
-
-    def _record(
-        self,
-        context: MiddlewareContext[Any],
-        *,
-        tool: str,
-        arguments: Mapping[str, Any],
-        outcome: Outcome,
-        reason: str | None,
-        detail: str | None,
-        duration_ms: float,
-        result_bytes: int | None,
-        findings: list[Finding],
-        violation: bool,
-    ) -> None:
-        incident: Incident | None = None
-        if violation and self.monitor is not None:
-            incident = self.monitor.violation(tool)
-            if incident is not None:
-                logger.warning(
-                    "security incident: {} violations of {} within {:g} s{}",
-                    incident.violations,
-                    self.redactor.text(tool),
-                    incident.window_s,
-                    f"; locked until {_iso(incident.locked_until)} UTC"
-                    if incident.locked_until
-                    else "",
-                )
-        log = self.log
-        if log is None or not self.settings.audit.enabled:
-            return
-        text = self.redactor.text
-        request_id, client_name, client_version = self._client(context)
-        log.tool_call(
-            text(tool),
-            self.redactor.arguments(arguments),
-            outcome,
-            text(reason) if reason else None,
-            text(detail) if detail else None,
-            duration_ms,
-            result_bytes,
-            request_id,
-            client_name,
-            client_version,
-        )
-        if not (findings or violation or incident):
-            return
-        common = {
-            "tool": text(tool),
-            "request_id": request_id,
-            "client_name": client_name,
-            "client_version": client_version,
-        }
-        for finding in findings:
-            log.write(
-                "security_alert",
-                **common,
-                outcome=outcome,
-                reason=f"suspicious argument ({finding.pattern})",
-                detail=f"in {text(finding.field)}",
-                pattern=finding.pattern,
-            )
-        if outcome == "denied" and violation and reason is not None:
-            log.write(
-                "security_alert",
-                **common,
-                outcome=outcome,
-                reason=text(reason),
-                detail=text(detail) if detail else None,
-                pattern="refused",
-            )
-        if incident is not None:
-            until = _iso(incident.locked_until) if incident.locked_until else None
-            log.write(
-                "security_incident",
-                **common,
-                outcome="locked" if until else outcome,
-                reason=(
-                    f"{incident.violations} security violations within "
-                    f"{incident.window_s:g} s"
-                    + (f"; tool locked until {until} UTC" if until else "")
-                ),
-                violations=incident.violations,
-                window_s=incident.window_s,
-                locked_until=until,
-            )
 
     def _client(self, context: MiddlewareContext[Any]) -> tuple[str | None, str | None, str | None]:
         """(request id, client name, client version) of the call, where known. The
@@ -387,18 +294,3 @@ def _validation_summary(exc: ValidationError) -> str:
 
 def _utf8_len(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-
-
-def _mask_deep(value: Any, mask: Any) -> Any:
-    if isinstance(value, str):
-        return mask(value)
-    if isinstance(value, dict):
-        return {mask(str(k)): _mask_deep(v, mask) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask_deep(v, mask) for v in value]
-    return value
-
-
-def _iso(epoch: float | None) -> str:
-    moment = datetime.fromtimestamp(epoch or 0, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

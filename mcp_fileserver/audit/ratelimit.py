@@ -1,26 +1,36 @@
-"""Token buckets for tool calls: one per tool and one for all tools together.
+"""Token buckets for tool calls: one per tool, one for all tools together, and one for
+every name that is not a tool.
+
+A bucket may run into debt by up to `max_wait_s` seconds of refill: a call over the rate
+then waits for its token (`reserve` says how long) instead of failing, so a burst a
+little larger than the bucket only slows down. A call that would wait longer is refused
+with the time after which a retry succeeds; nothing is consumed then.
 
 Why not fastmcp's `RateLimitingMiddleware`: it refuses at the protocol level (a JSON-RPC
 error, not a tool result the model can read and act on), counts every request including
 `initialize`, `tools/list` and pings, has no per-tool bucket, and would sit outside the
 audit so refused calls would go unrecorded. These buckets only see `tools/call`, run
-inside the audit layer, and the refusal is an ordinary `isError` result saying when to
-retry. They take no lock: the middleware runs them on the event loop without awaiting.
+inside the audit layer, and take no lock: they run on the event loop without awaiting.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
 from mcp_fileserver.config import RateLimitSettings
+from mcp_fileserver.errors import RateLimited
 
-MAX_TOOLS = 256
+# The bucket of every tool name the server does not have; it is not a valid tool name,
+# so it can never be confused with one.
+UNKNOWN_TOOLS = "(unknown tools)"
 
 
 class TokenBucket:
-    def __init__(self, rate: float, burst: int) -> None:
+    def __init__(self, rate: float, burst: int, max_wait_s: float) -> None:
         self.rate = rate
         self.burst = burst
+        self.floor = -rate * max_wait_s  # the debt a waiting call may run into
         self.tokens = float(burst)
         self.stamp = time.monotonic()
 
@@ -29,44 +39,62 @@ class TokenBucket:
             self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
             self.stamp = now
 
-    def wait_s(self) -> float:
-        """Seconds until one token is available (0 if one is available now)."""
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+    def wait_after_take(self) -> float:
+        """Seconds a call taking a token now would wait for it (0: available now)."""
+        after = self.tokens - 1
+        return 0.0 if after >= 0 else -after / self.rate
+
+    def retry_s(self) -> float:
+        """Seconds until a call would be admitted again (its wait within the bound)."""
+        return max(0.0, (self.floor - (self.tokens - 1)) / self.rate)
 
 
 class RateLimiter:
-    def __init__(self, settings: RateLimitSettings) -> None:
-        self.settings = settings
-        self._total = TokenBucket(settings.total_per_s, settings.total_burst)
-        self._per_tool: dict[str, TokenBucket] = {}
+    """The buckets of a fixed set of tool names; any other name uses `UNKNOWN_TOOLS`."""
 
-    def acquire(self, tool: str) -> str | None:
-        """Take a token from both buckets, or return why not (nothing is consumed then)."""
+    def __init__(self, settings: RateLimitSettings, tools: Iterable[str] = ()) -> None:
+        self.settings = settings
+        wait = settings.max_wait_s
+        self._total = TokenBucket(settings.total_per_s, settings.total_burst, wait)
+        self._per_tool = {
+            name: TokenBucket(settings.per_tool_per_s, settings.per_tool_burst, wait)
+            for name in tools
+        }
+        self._unknown = TokenBucket(settings.per_tool_per_s, settings.per_tool_burst, wait)
+
+    def reserve(self, tool: str) -> float:
+        """Take a token for a call of `tool` (any other name: `UNKNOWN_TOOLS`) and return
+        how long the call must wait for it; raise `RateLimited` if that is too long.
+
+        Unknown names take from their own bucket only, never from the shared total, so
+        a client inventing names cannot slow down the real tools."""
         now = time.monotonic()
-        if tool not in self._per_tool and len(self._per_tool) >= MAX_TOOLS:
-            tool = "*"  # a client inventing tool names shares one bucket
         bucket = self._per_tool.get(tool)
         if bucket is None:
-            bucket = self._per_tool[tool] = TokenBucket(
-                self.settings.per_tool_per_s, self.settings.per_tool_burst
-            )
+            tool, bucket = UNKNOWN_TOOLS, self._unknown
         bucket.refill(now)
-        self._total.refill(now)
-        if bucket.tokens < 1:
-            return (
+        if bucket.tokens - 1 < bucket.floor:
+            raise RateLimited(
                 f"rate limit: too many calls to {tool} (at most "
                 f"{_rate(self.settings.per_tool_per_s)}/s, bursts of "
-                f"{self.settings.per_tool_burst}); retry in {_seconds(bucket.wait_s())}"
+                f"{self.settings.per_tool_burst}); retry in {_seconds(bucket.retry_s())}"
             )
-        if self._total.tokens < 1:
-            return (
+        if bucket is self._unknown:
+            wait = bucket.wait_after_take()
+            bucket.tokens -= 1
+            return wait
+        total = self._total
+        total.refill(now)
+        if total.tokens - 1 < total.floor:
+            raise RateLimited(
                 f"rate limit: too many tool calls (at most "
                 f"{_rate(self.settings.total_per_s)}/s in total, bursts of "
-                f"{self.settings.total_burst}); retry in {_seconds(self._total.wait_s())}"
+                f"{self.settings.total_burst}); retry in {_seconds(total.retry_s())}"
             )
+        wait = max(bucket.wait_after_take(), total.wait_after_take())
         bucket.tokens -= 1
-        self._total.tokens -= 1
-        return None
+        total.tokens -= 1
+        return wait
 
 
 def _rate(value: float) -> str:

@@ -33,6 +33,8 @@ Event = Literal[
     "config_error",
     "security_alert",
     "security_incident",
+    "audit_pruned",
+    "checkpoint",
 ]
 Outcome = Literal["ok", "denied", "invalid", "error", "rate_limited", "locked"]
 

@@ -12,58 +12,18 @@ Rules, in order, at any depth of the arguments:
 
 from __future__ import annotations
 
+import hashlib
 import math
-import re
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
-from mcp_fileserver.secrets import MASK, SecretStore
+from mcp_fileserver.audit.records import to_json
+from mcp_fileserver.secrets import MASK, SecretStore, is_sensitive_key, mask_deep
 
-_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
-SENSITIVE_WORDS = frozenset(
-    {
-        "password",
-        "passwd",
-        "pwd",
-        "passphrase",
-        "pass",
-        "secret",
-        "secrets",
-        "token",
-        "tokens",
-        "key",
-        "keys",
-        "apikey",
-        "authorization",
-        "auth",
-        "credential",
-        "credentials",
-        "cookie",
-        "cookies",
-        "session",
-        "bearer",
-        "signature",
-        "otp",
-        "private",
-        "jwt",
-        "dsn",
-    }
-)
-_SENSITIVE_FRAGMENTS = ("password", "passwd", "secret", "token", "apikey", "credential")
+__all__ = ["MAX_DEPTH", "MAX_ITEMS", "Redactor", "is_sensitive_key", "mask_deep"]
+
 MAX_ITEMS = 50
 MAX_DEPTH = 6
-
-
-@lru_cache(maxsize=1024)  # argument names repeat on every call
-def is_sensitive_key(key: str) -> bool:
-    """Whether an argument name denotes a credential: `password`, `api_key`,
-    `X-Auth-Token`, `clientSecret`, `private_key`... but not `keyword` or `monkey`."""
-    words = {w.lower() for w in _WORDS.findall(key)}
-    if words & SENSITIVE_WORDS:
-        return True
-    squashed = re.sub(r"[^a-z0-9]", "", key.lower())
-    return any(fragment in squashed for fragment in _SENSITIVE_FRAGMENTS)
 
 
 class Redactor:
@@ -122,3 +82,33 @@ class Redactor:
             else:
                 out[text(key)] = self._value(item, depth + 1)
         return out
+
+    def oversized(self, args: Mapping[str, Any] | None, preview_chars: int) -> dict[str, Any]:
+        """What a record keeps of arguments too large for it: their size as JSON, its
+        SHA-256 and a short preview (sensitive keys and secrets masked before all three,
+        so neither the hash nor the preview can confirm a secret)."""
+        whole = to_json(mask_deep(_masked_keys(args or {}, 0), self.mask))
+        return {
+            "omitted": "arguments larger than [audit] max_record_bytes",
+            "bytes": len(whole),
+            "sha256": hashlib.sha256(whole.encode("ascii")).hexdigest(),
+            "preview": whole[:preview_chars],
+        }
+
+
+def _masked_keys(value: Any, depth: int) -> Any:
+    """`value` as JSON data, sensitive keys' values replaced by `***`, nothing cut."""
+    if depth > 64:
+        return "...[nested too deep]"
+    if isinstance(value, Mapping):
+        return {
+            str(k): MASK if is_sensitive_key(str(k)) else _masked_keys(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_masked_keys(v, depth + 1) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return repr(value)

@@ -27,9 +27,10 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
 
@@ -60,7 +61,13 @@ from mcp_fileserver.config import AuditSettings
 class AuditSink:
     """Appends chained records to `folder/audit.jsonl`; thread- and process-safe."""
 
-    def __init__(self, folder: Path, settings: AuditSettings, hasher: Hasher) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        settings: AuditSettings,
+        hasher: Hasher,
+        pruned_head: Callable[[dict[str, Any]], str] | None = None,
+    ) -> None:
         self.folder = folder
         self.active = folder / ACTIVE_NAME
         self._active_path = os.fsencode(self.active)
@@ -76,6 +83,10 @@ class AuditSink:
         self._worker: threading.Thread | None = None
         self.seq = 0
         self.prev = GENESIS
+        # Encodes the `audit_pruned` record that retention writes before removing a file.
+        self._pruned_head = pruned_head
+        # Called with (seq, hash) after each record is on disk (checkpoints).
+        self.after_write: Callable[[int, str], None] | None = None
         # Set when the previous run left a damaged last record (for the start record).
         self.recovery_note: str | None = None
         ensure_folder(folder)
@@ -98,21 +109,30 @@ class AuditSink:
             # Not `_file_lock()`: its generator machinery shows on this per-call path.
             self._lock_file()
             try:
-                self._healthy = False
-                self._sync_with_disk()
-                line, digest = chain(head, self.seq + 1, self.prev, self._hasher)
-                data = line.encode("ascii")
-                if self._torn_tail and self._ends_mid_line():
-                    data = b"\n" + data
-                if self._size > 0 and self._size + len(data) > self._settings.rotation_bytes:
-                    self._rotate()
-                self._append(data)
-                self.seq += 1
-                self.prev = digest
-                self._healthy = True
-                return self.seq
+                return self._write_locked(head)
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _write_locked(self, head: str, *, may_rotate: bool = True) -> int:
+        """`write`, with both locks already held. Retention's own records do not rotate
+        (a rotation would start another retention pass): they may take the active file a
+        few hundred bytes past `rotation_bytes`."""
+        self._healthy = False
+        self._sync_with_disk()
+        line, digest = chain(head, self.seq + 1, self.prev, self._hasher)
+        data = line.encode("ascii")
+        if self._torn_tail and self._ends_mid_line():
+            data = b"\n" + data
+        if may_rotate and self._size > 0 and self._size + len(data) > self._settings.rotation_bytes:
+            self._rotate()
+        self._append(data)
+        self.seq += 1
+        self.prev = digest
+        self._healthy = True
+        after = self.after_write
+        if after is not None:
+            after(self.seq, digest)
+        return self.seq
 
     @property
     def closed(self) -> bool:
@@ -278,6 +298,24 @@ class AuditSink:
                 except FileNotFoundError:
                     continue
         for item in doomed:
+            # The history is never erased silently: a chained record carries the removed
+            # file's last seq and hash first, so verify-log can prove the kept chain
+            # continues from it. No record, no removal.
+            if self._pruned_head is not None:
+                last = _last_record(item.path, full_scan=True)
+                self._write_locked(
+                    self._pruned_head(
+                        {
+                            "outcome": "ok",
+                            "reason": f"retention removed {item.path.name}",
+                            "pruned_file": item.path.name,
+                            "pruned_first_seq": item.first_seq,
+                            "pruned_last_seq": last[0].seq if last else None,
+                            "pruned_last_hash": last[0].hash if last else None,
+                        }
+                    ),
+                    may_rotate=False,
+                )
             try:
                 item.path.unlink()
             except OSError as exc:

@@ -6,9 +6,16 @@ the previous record's hash as `prev` and the next `seq`; a rotated file must sta
 the `seq` its name says. So an edited, deleted, inserted or reordered record, or a file
 missing from the middle, is reported at the first record where the chain breaks.
 
-What no chain can show: records cut from the very end (keep a copy elsewhere: ship the
-logs), and files removed from the very beginning, which retention also does; the summary
-says where the surviving chain starts.
+Files removed from the beginning: retention writes an `audit_pruned` record (chained,
+so it cannot be forged without breaking the chain, or without the key with an HMAC)
+carrying each removed file's last seq and hash before removing it. A chain that starts
+after seq 1 must start exactly where such a record says the removed history ended;
+otherwise its beginning was cut and the check fails.
+
+Records cut from the very end no chain can show by itself: checkpoints can
+(checkpoint.py). Given checkpoints (seq, hash) taken from outside the folder, every one
+must be found in the chain with that very hash: a truncated tail, a deleted file or a
+rewritten chain each fail one.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ class Verdict:
     events: Counter[str] = field(default_factory=Counter)
     problem: str | None = None  # "file:line: reason" for the first bad record
     notes: list[str] = field(default_factory=list)
+    pruned: dict[int, tuple[str, str]] = field(default_factory=dict)  # last seq -> (hash, file)
+    start_prev: str | None = None  # `prev` of the first record kept
 
     def summary(self) -> str:
         if not self.ok:
@@ -45,7 +54,36 @@ class Verdict:
         )
 
 
-def verify_folder(folder: Path, hmac_key: str | None = None) -> Verdict:
+def verify_folder(
+    folder: Path,
+    hmac_key: str | None = None,
+    checkpoints: list[tuple[int, str]] | None = None,
+) -> Verdict:
+    """Check the chain of `folder`; with `checkpoints` ((seq, hash) pairs recorded
+    outside it), also that each is in the chain, unchanged."""
+    verdict = _verify_chain(folder, hmac_key, checkpoints or [])
+    if not verdict.ok or verdict.first_seq is None or verdict.first_seq == 1:
+        return verdict
+    missing = f"records 1..{verdict.first_seq - 1}"
+    accounted = verdict.pruned.get(verdict.first_seq - 1)
+    if accounted is None or accounted[0] != verdict.start_prev:
+        verdict.ok = False
+        verdict.problem = (
+            f"the chain starts at seq {verdict.first_seq}: {missing} are missing and no "
+            "audit_pruned record accounts for them (files removed by hand?)"
+        )
+        return verdict
+    files = ", ".join(name for _, (_, name) in sorted(verdict.pruned.items()))
+    verdict.notes.append(
+        f"{missing} were removed by retention ({files}); the kept chain continues from "
+        f"the hash its audit_pruned record carries"
+    )
+    return verdict
+
+
+def _verify_chain(
+    folder: Path, hmac_key: str | None, checkpoints: list[tuple[int, str]]
+) -> Verdict:
     if not folder.is_dir():
         return Verdict(ok=False, problem=f"{folder}: not a directory")
     hasher = make_hasher(hmac_key)
@@ -55,6 +93,7 @@ def verify_folder(folder: Path, hmac_key: str | None = None) -> Verdict:
         verdict.notes.append("ignored files not named like audit files: " + ", ".join(strays))
     prev_hash: str | None = None
     prev_seq: int | None = None
+    wanted = dict(checkpoints)
     for item in list_log_files(folder):
         verdict.files += 1
         first_in_file = True
@@ -72,21 +111,29 @@ def verify_folder(folder: Path, hmac_key: str | None = None) -> Verdict:
                 record = decode(line)
                 if prev_seq is None:
                     verdict.first_seq = record.seq
-                    starts_fresh = record.seq == 1 and record.prev == GENESIS
-                    if not starts_fresh and item.first_seq is None:
-                        # Retention always keeps a rotated file, so a chain that starts
-                        # in the active file must start at the very beginning.
+                    verdict.start_prev = record.prev
+                    if record.seq == 1 and record.prev != GENESIS:
+                        verdict.ok = False
+                        verdict.problem = f"{where}: seq 1 does not start from the genesis hash"
+                        return verdict
+                fields = record.fields
+                if fields.get("event") == "audit_pruned":
+                    last_seq, last_hash = (
+                        fields.get("pruned_last_seq"),
+                        fields.get("pruned_last_hash"),
+                    )
+                    if isinstance(last_seq, int) and isinstance(last_hash, str):
+                        verdict.pruned[last_seq] = (last_hash, str(fields.get("pruned_file")))
+                expected = wanted.get(record.seq)
+                if expected is not None:
+                    if expected != record.hash:
                         verdict.ok = False
                         verdict.problem = (
-                            f"{where}: seq {record.seq} is the first record: records "
-                            f"1..{record.seq - 1} are missing"
+                            f"{where}: seq {record.seq} has hash {record.hash[:16]}..., the "
+                            f"checkpoint says {expected[:16]}... (chain rewritten)"
                         )
                         return verdict
-                    if not starts_fresh:
-                        verdict.notes.append(
-                            f"the chain starts at seq {record.seq}: earlier files were removed "
-                            "(retention keeps only the newest)"
-                        )
+                    del wanted[record.seq]
                 prev_hash, prev_seq = record.hash, record.seq
                 first_in_file = False
                 verdict.records += 1
@@ -99,6 +146,24 @@ def verify_folder(folder: Path, hmac_key: str | None = None) -> Verdict:
             verdict.ok, verdict.problem = False, f"{item.path.name}: rotated file is empty"
             return verdict
     verdict.last_seq, verdict.last_hash = prev_seq, prev_hash
+    first = verdict.first_seq
+    # Checkpoints older than the kept chain: judged with the pruning (verify_folder).
+    wanted = {seq: h for seq, h in wanted.items() if first is None or seq >= first}
+    if wanted:
+        seq = max(wanted)
+        verdict.ok = False
+        if prev_seq is None or seq > prev_seq:
+            verdict.problem = (
+                f"a checkpoint saw seq {seq}, the log ends at seq {prev_seq or 0}: "
+                "records were cut from its end"
+            )
+        else:
+            verdict.problem = (
+                f"a checkpoint saw seq {min(wanted)}, which is not in the log: its file was removed"
+            )
+        return verdict
+    if checkpoints:
+        verdict.notes.append(f"{len(checkpoints)} checkpoint(s) found in the chain, unchanged")
     return verdict
 
 

@@ -222,7 +222,7 @@ class Confinement:
             try:
                 st = os.stat(name, dir_fd=parent.fd, follow_symlinks=False)
             except OSError as exc:
-                raise NotAllowed(detail=f"lstat failed: {_errname(exc)}") from None
+                raise NotAllowed(detail=f"lstat failed: {_errname(exc)}", violation=False) from None
             return Located(parent.root, (*parent.rel, name), st)
 
     # -- MCP Roots ---------------------------------------------------------------------
@@ -292,7 +292,10 @@ class Confinement:
         if not path:
             raise InvalidRequest("path is empty")
         if not roots:
-            raise NotAllowed(detail="no effective roots (client roots excluded every directory)")
+            raise NotAllowed(
+                detail="no effective roots (client roots excluded every directory)",
+                violation=False,
+            )
         parts = split_path(path)
         if path.startswith("/"):
             best: Root | None = None
@@ -324,8 +327,11 @@ class Confinement:
             raise NotAllowed(detail=str(exc)) from None
         except OSError as exc:
             if exc.errno == errno.ENXIO:  # resolved (inside) to a socket: cannot be opened
-                raise PolicyViolation("not a regular file", detail="socket") from None
-            raise NotAllowed(detail=f"open failed: {_errname(exc)}") from None
+                raise PolicyViolation(
+                    "not a regular file", detail="socket", violation=False
+                ) from None
+            # absent or unreadable: not a policy refusal, so never counted towards a lockout
+            raise NotAllowed(detail=f"open failed: {_errname(exc)}", violation=False) from None
         try:
             if self.deny.denies_parts(rel):
                 raise NotAllowed(detail="denied name (after resolution)")
@@ -498,7 +504,9 @@ def _check_kind(st: os.stat_result, want: Want) -> None:
         if stat.S_ISDIR(mode):
             raise InvalidRequest("is a directory; use list_directory")
         if not stat.S_ISREG(mode):
-            raise PolicyViolation("not a regular file", detail=describe_special(mode))
+            raise PolicyViolation(
+                "not a regular file", detail=describe_special(mode), violation=False
+            )
 
 
 def describe_special(mode: int) -> str:

@@ -10,7 +10,7 @@ total bytes scanned, results and time are bounded.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import re2
@@ -89,8 +89,10 @@ def search_contents(
     glob: str | None,
     max_results: int,
     max_bytes: int,
+    skip: Callable[[int], bool] | None = None,
 ) -> tuple[list[LineMatch], ContentStats]:
-    """Matching lines (1-based numbers) in the regular, non-binary files beneath start."""
+    """Matching lines (1-based numbers) in the regular, non-binary files beneath start;
+    a file for which `skip(fd)` is true is left out (one holding a secret)."""
     name_re = compile_globs([glob]) if glob else None
     stats = ContentStats()
     found: list[LineMatch] = []
@@ -101,6 +103,8 @@ def search_contents(
         if fd is None:
             continue
         try:
+            if skip is not None and skip(fd):
+                continue
             if _collect(
                 _scan_fd(fd, entry.rel, program, stats, budget, max_bytes),
                 found,

@@ -17,6 +17,7 @@ from mcp_fileserver.errors import InvalidRequest, LimitExceeded, PolicyViolation
 from mcp_fileserver.files import media, models, read, search, walk
 from mcp_fileserver.files.confine import Confinement, Method, Root, describe_special
 from mcp_fileserver.files.denylist import DenyList
+from mcp_fileserver.files.secret_content import SecretContent
 
 Progress = Callable[[int], None]
 
@@ -28,14 +29,25 @@ class Media:
 
 
 class FileService:
-    def __init__(self, confinement: Confinement, limits: FilesSettings) -> None:
+    def __init__(
+        self,
+        confinement: Confinement,
+        limits: FilesSettings,
+        secret_content: SecretContent | None = None,
+    ) -> None:
         self.confinement = confinement
         self.limits = limits
+        # Files holding a configured secret are refused and skipped (secret_content.py).
+        self.secret_content = secret_content or SecretContent(())
 
     @classmethod
     def from_settings(cls, settings: Settings, method: Method | None = None) -> FileService:
         deny = DenyList(settings.deny_patterns)
-        return cls(Confinement(settings.allowed_dirs, deny, method), settings.files)
+        return cls(
+            Confinement(settings.allowed_dirs, deny, method),
+            settings.files,
+            SecretContent(settings.secrets.values),
+        )
 
     @property
     def deny(self) -> DenyList:
@@ -54,6 +66,7 @@ class FileService:
     ) -> models.TextFile:
         cap = self.limits.max_read_bytes if max_bytes is None else max_bytes
         with self.confinement.open(path, want="file", roots=roots) as f:
+            self.secret_content.refuse(f.fd)
             text = read.read_text(f.fd, f.stat.st_size, max_bytes=cap, head=head, tail=tail)
             return models.TextFile(
                 path=f.path, text=text.text, truncated=text.truncated, size=text.size
@@ -98,6 +111,7 @@ class FileService:
             size = f.stat.st_size
             if size > cap:
                 raise LimitExceeded(f"file is larger than the media limit of {cap} bytes")
+            self.secret_content.refuse(f.fd)
             mime = media.sniff(read.read_capped(f.fd, size, media.SNIFF_BYTES))
             if mime is None:
                 raise InvalidRequest(
@@ -237,6 +251,7 @@ class FileService:
         limit = self.limits.max_search_results if max_results is None else max_results
         with self.confinement.open(path, want="any", roots=roots) as d:
             if stat.S_ISREG(d.stat.st_mode):
+                self.secret_content.refuse(d.fd)
                 found, stats = search.search_one_file(
                     d.fd,
                     program,
@@ -246,7 +261,9 @@ class FileService:
                 )
             elif not stat.S_ISDIR(d.stat.st_mode):
                 raise PolicyViolation(
-                    "not a regular file or directory", detail=describe_special(d.stat.st_mode)
+                    "not a regular file or directory",
+                    detail=describe_special(d.stat.st_mode),
+                    violation=False,
                 )
             else:
                 found, stats = search.search_contents(
@@ -257,6 +274,7 @@ class FileService:
                     glob=glob,
                     max_results=limit,
                     max_bytes=self.limits.max_search_bytes,
+                    skip=self.secret_content.in_file if self.secret_content else None,
                 )
             return models.ContentSearch(
                 path=d.path,

@@ -133,7 +133,9 @@ class PostgresDatabase(DatabaseBackend):
                 (schema, name),
             ).fetchone()
             if found is None:
-                raise NotAllowed(detail=f"no table {table!r} in {self.config.name}")
+                raise NotAllowed(
+                    detail=f"no table {table!r} in {self.config.name}", violation=False
+                )
             oid, schema_name, rel_name, relkind = found
             column_rows = conn.execute(
                 """

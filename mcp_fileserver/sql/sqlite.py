@@ -102,7 +102,9 @@ class SQLiteDatabase(DatabaseBackend):
                 (table, table),
             ).fetchone()
             if found is None:
-                raise NotAllowed(detail=f"no table {table!r} in {self.config.name}")
+                raise NotAllowed(
+                    detail=f"no table {table!r} in {self.config.name}", violation=False
+                )
             name, kind = found
             quoted = _quote_identifier(name)
             info = conn.execute(f"PRAGMA table_info({quoted})").fetchall()

@@ -216,8 +216,25 @@ def test_retention_by_count_keeps_the_newest(tmp_path: Path) -> None:
     rotated = [f for f in list_log_files(tmp_path) if f.first_seq is not None]
     assert len(rotated) == 3
     verdict = verify_folder(tmp_path)
-    assert verdict.ok and verdict.last_seq == 60
-    assert any("chain starts at seq" in note for note in verdict.notes)
+    # each removal left a chained audit_pruned record, which verify-log reports
+    assert verdict.ok and verdict.last_seq > 60 and verdict.events["audit_pruned"] >= 1
+    assert any("removed by retention" in note for note in verdict.notes)
+
+
+def test_files_removed_by_hand_from_the_beginning_are_detected(tmp_path: Path) -> None:
+    write_records(tmp_path, 60, SMALL.model_copy(update={"retention_files": 3}))
+    oldest = next(f for f in list_log_files(tmp_path) if f.first_seq is not None)
+    oldest.path.unlink()
+    verdict = verify_folder(tmp_path)
+    assert not verdict.ok and "no audit_pruned record accounts for them" in str(verdict.problem)
+
+
+def test_an_erased_history_without_retention_is_detected(tmp_path: Path) -> None:
+    write_records(tmp_path, 60)
+    for item in list_log_files(tmp_path)[:-2]:
+        item.path.unlink()
+    verdict = verify_folder(tmp_path)
+    assert not verdict.ok and "are missing" in str(verdict.problem)
 
 
 def test_retention_by_age(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ OUTCOME_CASES = [
     ("big", {"size": 5}, "denied", "too large: 5 bytes"),
     ("echo", {"text": 5}, "invalid", "invalid arguments"),
     ("echo", {"text": "x", "extra": 1}, "invalid", "invalid arguments"),
-    ("no_such_tool", {}, "invalid", "unknown tool"),
+    ("no_such_tool", {}, "invalid", "unknown tool 'no_such_tool'; tools/list names the tools"),
     ("crash", {}, "error", "internal error"),
 ]
 

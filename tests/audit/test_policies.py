@@ -15,6 +15,7 @@ from mcp_fileserver.audit.monitor import SecurityMonitor
 from mcp_fileserver.audit.ratelimit import RateLimiter
 from mcp_fileserver.audit.redact import Redactor, is_sensitive_key
 from mcp_fileserver.config import MonitorSettings, RateLimitSettings
+from mcp_fileserver.errors import RateLimited
 from mcp_fileserver.files.denylist import DEFAULT_DENY_PATTERNS
 from mcp_fileserver.secrets import SecretStore
 
@@ -98,11 +99,11 @@ def scan(args: dict) -> set[str]:
         ({"path": "home/u/.ssh/id_rsa"}, "sensitive_file"),
         ({"path": "config/.env"}, "sensitive_file"),
         ({"path": "~/.aws/credentials"}, "home_dotfile"),
-        ({"pattern": "x; rm -rf /"}, "shell_metacharacters"),
+        ({"path": "x; rm -rf /"}, "shell_metacharacters"),
         ({"path": "$(id)"}, "shell_metacharacters"),
         ({"sql": "SELECT * FROM u WHERE name = '' OR '1'='1'"}, "sql_tautology"),
         ({"query": "SELECT 1; DROP TABLE users"}, "sql_stacked_write"),
-        ({"query": "SELECT * FROM u WHERE n = 'a'-- "}, "sql_comment_truncation"),
+        ({"query": "SELECT * FROM u WHERE n = admin'-- "}, "sql_comment_truncation"),
         ({"query": "SELECT a FROM t UNION SELECT NULL, NULL"}, "sql_union_probe"),
         ({"query": "SELECT pg_sleep(10)"}, "sql_time_delay"),
         ({"query": "SELECT pg_read_file('/etc/passwd')"}, "sql_file_or_program_access"),
@@ -189,7 +190,9 @@ def test_lockout_after_threshold_within_window(monkeypatch: pytest.MonkeyPatch) 
     clock = [1000.0]
     monkeypatch.setattr(monitor_module.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(monitor_module.time, "time", lambda: 1_700_000_000 + clock[0])
-    monitor = SecurityMonitor(MonitorSettings(violation_threshold=3, window_s=10, lockout_s=60), ())
+    monitor = SecurityMonitor(
+        MonitorSettings(violation_threshold=3, window_s=10, lockout_s=60), (), (), ("read", "other")
+    )
     assert monitor.violation("read") is None
     clock[0] += 11  # the first violation leaves the window
     assert monitor.violation("read") is None
@@ -204,7 +207,7 @@ def test_lockout_after_threshold_within_window(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_lockout_zero_only_reports(monkeypatch: pytest.MonkeyPatch) -> None:
-    monitor = SecurityMonitor(MonitorSettings(violation_threshold=1, lockout_s=0), ())
+    monitor = SecurityMonitor(MonitorSettings(violation_threshold=1, lockout_s=0), (), (), ["t"])
     incident = monitor.violation("t")
     assert incident is not None and incident.locked_until is None
     assert monitor.locked_until("t") is None
@@ -217,25 +220,46 @@ def test_token_buckets(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [0.0]
     monkeypatch.setattr(ratelimit_module.time, "monotonic", lambda: clock[0])
     limiter = RateLimiter(
-        RateLimitSettings(per_tool_per_s=2, per_tool_burst=2, total_per_s=100, total_burst=3)
+        RateLimitSettings(
+            per_tool_per_s=2, per_tool_burst=2, total_per_s=100, total_burst=3, max_wait_s=0
+        ),
+        ("a", "b", "c"),
     )
-    assert limiter.acquire("a") is None
-    assert limiter.acquire("a") is None
-    refused = limiter.acquire("a")
-    assert refused is not None and "retry in 0.5 s" in refused
-    assert limiter.acquire("b") is None  # own bucket; the total has one token left
-    total = limiter.acquire("c")
-    assert total is not None and "in total" in total
+    assert limiter.reserve("a") == 0
+    assert limiter.reserve("a") == 0
+    with pytest.raises(RateLimited, match=r"retry in 0\.5 s"):
+        limiter.reserve("a")
+    assert limiter.reserve("b") == 0  # own bucket; the total has one token left
+    with pytest.raises(RateLimited, match="in total"):
+        limiter.reserve("c")
     clock[0] += 0.5  # a refused call consumed nothing: one token each again
-    assert limiter.acquire("a") is None
+    assert limiter.reserve("a") == 0
 
 
-def test_invented_tool_names_share_one_bucket() -> None:
-    limiter = RateLimiter(RateLimitSettings(per_tool_burst=1, total_burst=10_000))
-    for n in range(ratelimit_module.MAX_TOOLS):
-        limiter.acquire(f"tool{n}")
-    assert limiter.acquire("yet-another") is None
-    assert limiter.acquire("and-another") is not None
+def test_a_short_excess_waits_and_a_flood_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(ratelimit_module.time, "monotonic", lambda: clock[0])
+    settings = RateLimitSettings(per_tool_per_s=10, per_tool_burst=5, max_wait_s=1.0)
+    limiter = RateLimiter(settings, ("a",))
+    waits = [limiter.reserve("a") for _ in range(15)]
+    assert waits[:5] == [0] * 5
+    # the next ten wait 0.1 s more each, up to the bound
+    assert waits[5:] == pytest.approx([0.1 * n for n in range(1, 11)])
+    with pytest.raises(RateLimited, match=r"too many calls to a .*retry in 0\.1 s"):
+        limiter.reserve("a")
+    clock[0] += 0.1
+    assert limiter.reserve("a") == pytest.approx(1.0)
+
+
+def test_unknown_names_have_one_bucket_of_their_own() -> None:
+    settings = RateLimitSettings(per_tool_burst=3, total_burst=4, max_wait_s=0)
+    limiter = RateLimiter(settings, ("read",))
+    for n in range(3):
+        limiter.reserve(f"invented{n}")
+    with pytest.raises(RateLimited, match=r"\(unknown tools\)"):
+        limiter.reserve("yet-another")
+    # neither the real tool's bucket nor the total was touched
+    assert [limiter.reserve("read") for _ in range(3)] == [0, 0, 0]
 
 
 def test_system_paths_inside_an_allowed_root_are_not_probes() -> None:
