@@ -118,14 +118,23 @@ def sqlite_setup(tmp_path: Path) -> SqliteSetup:
 
 
 @asynccontextmanager
-async def sql_client(settings: Settings, *, guard: bool = True) -> AsyncIterator[Client]:
-    """The real server (guard on), or only the SQL tools with layer 1 switched off."""
-    if guard:
+async def sql_client(
+    settings: Settings, *, guard: bool = True, function_policy: bool | None = None
+) -> AsyncIterator[Client]:
+    """The real server (every layer), or only the SQL tools with layer 1 (the guard)
+    switched off, and the PostgreSQL function policy too unless `function_policy`."""
+    policy = guard if function_policy is None else function_policy
+    if guard and policy:
         async with in_memory_client(settings) as client:
             yield client
         return
     mcp = FastMCP("sql-layer2-only", strict_input_validation=True, mask_error_details=True)
-    register_sql_tools(mcp, settings, _enforce_guard_for_tests=False)
+    register_sql_tools(
+        mcp,
+        settings,
+        _enforce_guard_for_tests=guard,
+        _enforce_function_policy_for_tests=policy,
+    )
     async with Client(mcp) as client:
         yield client
 
@@ -159,11 +168,17 @@ def pg_settings(
     max_rows: int = 100,
     max_result_bytes: int = 65536,
     port: int | None = None,
+    dbname: str | None = None,
+    extra: str = "",
 ) -> Settings:
+    """Settings for database `pg` (the cluster's `shop`, or `dbname`); `extra` adds lines to
+    its [databases.pg] table."""
     password = cluster.reader_password if role == "reader" else cluster.writer_password
     url = cluster.url(role, "PG_TEST_PASSWORD")
     if port is not None:
         url = url.replace(f":{cluster.port}/", f":{port}/")
+    if dbname is not None:
+        url = url.rsplit("/", 1)[0] + f"/{dbname}"
     config = tmp / f"pg-{role}.toml"
     config.write_text(
         f"""
@@ -173,6 +188,7 @@ description = "test postgres"
 max_rows = {max_rows}
 max_result_bytes = {max_result_bytes}
 timeout_s = {timeout_s}
+{extra}
 {NO_LOCKOUT}""",
         encoding="utf-8",
     )

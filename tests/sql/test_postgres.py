@@ -239,15 +239,21 @@ def run_check(config, env) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_check_cli_warns_when_the_role_can_write(pg_cluster, tmp_path):
+def test_check_cli_refuses_a_privileged_role_unless_allowed(pg_cluster, tmp_path):
     pg_settings(pg_cluster, tmp_path, role="writer")
     password = pg_cluster.writer_password
     result = run_check(tmp_path / "pg-writer.toml", {"PG_TEST_PASSWORD": password})
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr
     assert password not in result.stdout + result.stderr
-    assert "warning: database 'pg': the role can write" in result.stderr
+    assert "error: database 'pg' will be refused" in result.stderr
     assert "INSERT/UPDATE/DELETE/TRUNCATE on 4 table(s)" in result.stderr
-    assert "configuration OK" in result.stderr
+    assert "Traceback" not in result.stderr
+    pg_settings(pg_cluster, tmp_path, role="writer", extra="allow_privileged_role = true")
+    allowed = run_check(tmp_path / "pg-writer.toml", {"PG_TEST_PASSWORD": password})
+    assert allowed.returncode == 0, allowed.stderr
+    assert "warning: database 'pg': allow_privileged_role = true" in allowed.stderr
+    assert "INSERT/UPDATE/DELETE/TRUNCATE on 4 table(s)" in allowed.stderr
+    assert "configuration OK" in allowed.stderr
 
 
 def test_check_is_quiet_for_a_read_only_role(pg_cluster, tmp_path):
@@ -310,19 +316,30 @@ async def test_stdio_end_to_end_with_the_sandbox(pg_cluster, tmp_path):
     assert pg_fingerprint(pg_cluster) == before
 
 
-def test_the_first_connection_logs_a_warning_when_the_role_can_write(pg_cluster, tmp_path):
+async def test_a_privileged_role_is_refused_unless_allowed_then_warned_once(pg_cluster, tmp_path):
+    refused_settings = pg_settings(pg_cluster, tmp_path, role="writer")
+    async with sql_client(refused_settings) as client:
+        for tool, args in (("run_query", {"sql": "SELECT 1"}), ("list_tables", {})):
+            result = await call(client, tool, database="pg", **args)
+            assert result.is_error
+            text = error_text(result)
+            assert "database 'pg' refused: INSERT/UPDATE/DELETE/TRUNCATE" in text, text
+            assert "allow_privileged_role" in text
+            assert pg_cluster.writer_password not in text
     messages: list[str] = []
     sink = logger.add(lambda message: messages.append(str(message)), level="WARNING")
     try:
-        for role in ("reader", "writer"):
-            settings = pg_settings(pg_cluster, tmp_path, role=role)
-            database = PostgresDatabase(settings.databases[0], settings.secrets)
-            database.list_tables()
-            database.list_tables()  # checked once per process, not per call
-            database.close()
+        settings = pg_settings(
+            pg_cluster, tmp_path, role="writer", extra="allow_privileged_role = true"
+        )
+        database = PostgresDatabase(settings.databases[0], settings.secrets)
+        assert database.run_query("SELECT 1", None, 10).rows == [[1]]
+        database.close()  # a new connection inspects the role again, warns no more
+        assert database.run_query("SELECT 2", None, 10).rows == [[2]]
+        database.close()
     finally:
         logger.remove(sink)
-    warnings = [m for m in messages if "the role can write" in m]
+    warnings = [m for m in messages if "more than read privileges" in m]
     assert len(warnings) == 1
     assert "INSERT/UPDATE/DELETE/TRUNCATE" in warnings[0]
     assert pg_cluster.writer_password not in warnings[0]
