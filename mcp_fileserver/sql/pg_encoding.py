@@ -2,9 +2,14 @@
 
 Each session asks for `client_encoding=UTF8`, so the server converts LATIN1, WIN1252,
 EUC_JP, ... to UTF-8 itself. A `SQL_ASCII` database is the exception: its bytes carry no
-declared encoding and the server passes them through unconverted, so psycopg would hand
-back `bytes` (or fail on bytes that are not UTF-8). For those sessions the text loaders
-below decode as UTF-8 with replacement characters, and query results say so.
+declared encoding, and the server neither converts them nor lets a UTF8 client read
+bytes that are not UTF-8 ("invalid byte sequence"); psycopg, told SQL_ASCII, hands back
+`bytes` and cannot send a non-ASCII query. So a SQL_ASCII session declares LATIN1, the
+one client encoding in which every byte is valid and passes through unchanged, and the
+bytes are UTF-8 on our side: query text and parameters go out as their UTF-8 bytes
+(`to_wire`), text values are decoded as UTF-8 with replacement characters by the
+loaders below, names and messages are re-read as UTF-8 (`from_wire`), and query
+results say so.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from psycopg.pq import Format
 
 CLIENT_ENCODING = "UTF8"
 UNDECLARED = "SQL_ASCII"
+BYTES_CLIENT_ENCODING = "LATIN1"  # for SQL_ASCII servers: every byte passes unchanged
 SQL_ASCII_NOTE = (
     "the database's encoding is SQL_ASCII (undeclared): text was decoded as UTF-8, "
     "bytes that are not UTF-8 replaced with U+FFFD"
@@ -36,6 +42,20 @@ class _ReplacingTextLoader(Loader):
 class _ReplacingJsonLoader(Loader):
     def load(self, data: Buffer) -> Any:
         return json.loads(bytes(data).decode("utf-8", "replace"))
+
+
+def client_encoding(undeclared: bool) -> str:
+    return BYTES_CLIENT_ENCODING if undeclared else CLIENT_ENCODING
+
+
+def to_wire(text: str) -> str:
+    """`text` as the LATIN1 string psycopg will send as exactly its UTF-8 bytes."""
+    return text.encode("utf-8").decode("latin-1")
+
+
+def from_wire(text: str) -> str:
+    """The inverse of `to_wire` for what psycopg decoded as LATIN1; never fails."""
+    return text.encode("latin-1", "replace").decode("utf-8", "replace")
 
 
 def server_encoding(conn: psycopg.Connection[Any]) -> str:

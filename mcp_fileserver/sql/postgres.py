@@ -63,7 +63,14 @@ from mcp_fileserver.sql.models import (
     TableDescription,
     TableInfo,
 )
-from mcp_fileserver.sql.pg_encoding import CLIENT_ENCODING, adapt_to_server_encoding
+from mcp_fileserver.sql.pg_encoding import (
+    UNDECLARED,
+    adapt_to_server_encoding,
+    client_encoding,
+    from_wire,
+    server_encoding,
+    to_wire,
+)
 from mcp_fileserver.sql.results import collect_rows
 
 CURSOR_NAME = "mcp_fileserver_query"
@@ -104,6 +111,7 @@ class PostgresDatabase(DatabaseBackend):
         self._conn: psycopg.Connection[Any] | None = None
         self._catalog: FunctionCatalog | None = None  # of the current connection
         self._encoding_note: str | None = None  # of the current connection
+        self._undeclared = False  # learnt on connecting: the server encoding is SQL_ASCII
         self._privilege_warned = False
 
     # --- tools -------------------------------------------------------------------
@@ -149,7 +157,7 @@ class PostgresDatabase(DatabaseBackend):
                 ORDER BY array_position(current_schemas(false), n.nspname::text) NULLS LAST
                 LIMIT 1
                 """,
-                (schema, name),
+                self._wire_values([schema, name]),
             ).fetchone()
             if found is None:
                 raise NotAllowed(detail=f"no table {table!r} in {self.config.name}")
@@ -253,9 +261,9 @@ class PostgresDatabase(DatabaseBackend):
             self._check_functions(sql)
             with psycopg.RawServerCursor(conn, CURSOR_NAME, scrollable=False) as cursor:
                 # DECLARE ... FOR <sql>, always through the extended protocol.
-                cursor.execute(sql, values)
+                cursor.execute(self._wire(sql), self._wire_values(values))
                 columns = [
-                    ResultColumn(name=col.name, type=_type_name(conn, col.type_code))
+                    ResultColumn(name=self._unwire(col.name), type=_type_name(conn, col.type_code))
                     for col in cursor.description or ()
                 ]
                 collected = collect_rows(
@@ -277,7 +285,9 @@ class PostgresDatabase(DatabaseBackend):
             self._check_functions(sql)
             # Plain EXPLAIN plans without executing. binary=True forces the extended
             # protocol even without parameters, so only one statement is accepted.
-            rows = conn.execute("EXPLAIN " + sql, values, binary=True).fetchall()
+            rows = conn.execute(
+                "EXPLAIN " + self._wire(sql), self._wire_values(values), binary=True
+            ).fetchall()
             return QueryPlan(
                 database=self.config.name,
                 plan="\n".join(str(row[0]) for row in rows),
@@ -375,22 +385,14 @@ class PostgresDatabase(DatabaseBackend):
         }
         startup = "-c default_transaction_read_only=on"
         conninfo["options"] = f"{conninfo.get('options', '')} {startup}".strip()
-        conninfo["client_encoding"] = CLIENT_ENCODING  # the server converts to UTF-8
-        try:
-            conn = psycopg.Connection.connect(
-                autocommit=True,  # transactions only through conn.transaction()
-                prepare_threshold=None,  # no server-side prepared statements left behind
-                cursor_factory=psycopg.RawCursor,  # native $1 placeholders, no % parsing
-                **conninfo,
-            )
-        except psycopg.Error as exc:
-            detail = self._clean(exc)
-            logger.warning("database {}: connection failed: {}", cfg.name, detail)
-            raise Unavailable(
-                f"database {cfg.name!r} is unavailable ({_connect_reason(detail)}); "
-                "try again later",
-                detail=detail,
-            ) from None
+        # UTF8: the server converts from its encoding (pg_encoding.py), but SQL_ASCII.
+        conninfo["client_encoding"] = client_encoding(self._undeclared)
+        conn = self._open(conninfo)
+        if server_encoding(conn) == UNDECLARED and not self._undeclared:
+            self._undeclared = True  # learnt once: reconnect with a byte-transparent encoding
+            conn.close()
+            conninfo["client_encoding"] = client_encoding(True)
+            conn = self._open(conninfo)
         conn.read_only = True  # conn.transaction() starts with BEGIN READ ONLY
         self._encoding_note = adapt_to_server_encoding(conn)
         self._conn = conn
@@ -411,6 +413,34 @@ class PostgresDatabase(DatabaseBackend):
         if privileges:
             self._judge_role(privileges)
         return conn
+
+    def _open(self, conninfo: dict[str, Any]) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.Connection.connect(
+                autocommit=True,  # transactions only through conn.transaction()
+                prepare_threshold=None,  # no server-side prepared statements left behind
+                cursor_factory=psycopg.RawCursor,  # native $1 placeholders, no % parsing
+                **conninfo,
+            )
+        except psycopg.Error as exc:
+            detail = self._clean(exc)
+            logger.warning("database {}: connection failed: {}", self.config.name, detail)
+            raise Unavailable(
+                f"database {self.config.name!r} is unavailable ({_connect_reason(detail)}); "
+                "try again later",
+                detail=detail,
+            ) from None
+
+    def _wire(self, text: str) -> str:
+        return to_wire(text) if self._undeclared else text
+
+    def _unwire(self, text: str) -> str:
+        return from_wire(text) if self._undeclared else text
+
+    def _wire_values(self, values: Sequence[Any] | None) -> Sequence[Any] | None:
+        if values is None or not self._undeclared:
+            return values
+        return [to_wire(v) if isinstance(v, str) else v for v in values]
 
     def _judge_role(self, privileges: list[str]) -> None:
         """Refuse a privileged role, or (when the operator allowed it) warn once."""
@@ -441,7 +471,8 @@ class PostgresDatabase(DatabaseBackend):
     def _refusal(self, exc: psycopg.Error) -> Refusal:
         diag = getattr(exc, "diag", None)
         primary = getattr(diag, "message_primary", None) or str(exc).splitlines()[0:1]
-        message = self._clean(primary if isinstance(primary, str) else " ".join(primary))
+        text = primary if isinstance(primary, str) else " ".join(primary)
+        message = self._clean(self._unwire(text))
         state = getattr(exc, "sqlstate", None) or ""
         if isinstance(exc, pg_errors.QueryCanceled) or state == "57014":
             return LimitExceeded(
