@@ -35,6 +35,8 @@ _QUERY_ARGUMENT = r"(^|_)(sql|query|command|cmd|stmt|statement)(_?text|_?string)
 
 # One round trip per connection: every name the policy needs, lower-cased.
 CATALOG_SQL = f"""
+SELECT DISTINCT 'known', lower(p.proname), '' FROM pg_catalog.pg_proc p
+UNION ALL
 SELECT 'volatile', lower(p.proname), n.nspname
 FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
@@ -81,6 +83,7 @@ WHERE p.provolatile = 'v' AND p.pronargs - p.pronargdefaults <= 1 AND p.pronargs
 class FunctionCatalog:
     """What one database's catalog says, as lower-cased name -> schemas."""
 
+    known: frozenset[str]  # every function name, to notice one created since the read
     volatile: dict[str, frozenset[str]]
     sql_text: dict[str, frozenset[str]]
     volatile_operators: dict[str, frozenset[str]]
@@ -91,7 +94,7 @@ class FunctionCatalog:
     @classmethod
     def from_rows(cls, rows: Iterable[tuple[str, str, str]]) -> FunctionCatalog:
         found: dict[str, dict[str, set[str]]] = {
-            k: {} for k in ("volatile", "sql_text", "operator", "cast_type", "attribute")
+            k: {} for k in ("known", "volatile", "sql_text", "operator", "cast_type", "attribute")
         }
         for kind, name, schema in rows:
             found[kind].setdefault(name, set()).add(schema)
@@ -100,6 +103,7 @@ class FunctionCatalog:
             return {name: frozenset(schemas) for name, schemas in found[kind].items()}
 
         return cls(
+            known=frozenset(found["known"]),
             volatile=frozen("volatile"),
             sql_text=frozen("sql_text"),
             volatile_operators=frozen("operator"),
@@ -144,6 +148,13 @@ def refusal_reason(
         if name in catalog.volatile_cast_types:
             return f"a cast to {name} calls a volatile function"
     return None
+
+
+def is_stale(sql: str, catalog: FunctionCatalog) -> bool:
+    """True when `sql` calls a function the catalog did not hold when it was read (one
+    created since): the caller reads the catalog again before judging."""
+    refs = references(sql)
+    return refs is not None and any(name not in catalog.known for name in refs.functions)
 
 
 def _refused(name: str, schemas: frozenset[str] | None, allowed: frozenset[str]) -> bool:

@@ -258,7 +258,7 @@ class PostgresDatabase(DatabaseBackend):
 
         def run(conn: psycopg.Connection[Any]) -> QueryResult:
             started = time.perf_counter()
-            self._check_functions(sql)
+            self._check_functions(conn, sql)
             with psycopg.RawServerCursor(conn, CURSOR_NAME, scrollable=False) as cursor:
                 # DECLARE ... FOR <sql>, always through the extended protocol.
                 cursor.execute(self._wire(sql), self._wire_values(values))
@@ -282,7 +282,7 @@ class PostgresDatabase(DatabaseBackend):
 
         def run(conn: psycopg.Connection[Any]) -> QueryPlan:
             started = time.perf_counter()
-            self._check_functions(sql)
+            self._check_functions(conn, sql)
             # Plain EXPLAIN plans without executing. binary=True forces the extended
             # protocol even without parameters, so only one statement is accepted.
             rows = conn.execute(
@@ -354,11 +354,12 @@ class PostgresDatabase(DatabaseBackend):
         if conn.closed or conn.broken:
             self._drop_connection()
 
-    def _check_functions(self, sql: str) -> None:
+    def _check_functions(self, conn: psycopg.Connection[Any], sql: str) -> None:
         if not self._enforce_function_policy:
             return
-        if self._catalog is None:  # never: _connection loads it, or fails
-            raise Unavailable(f"database {self.config.name!r}: its catalog was not read")
+        if self._catalog is None or function_policy.is_stale(sql, self._catalog):
+            # A function created since the catalog was read is judged like the others.
+            self._catalog = _read_catalog(conn)
         reason = function_policy.refusal_reason(
             sql, self._catalog, self.config.allowed_volatile_functions
         )
@@ -400,9 +401,7 @@ class PostgresDatabase(DatabaseBackend):
             with conn.transaction(force_rollback=True):
                 conn.execute("SELECT pg_catalog.set_config('statement_timeout', '10s', true)")
                 privileges = _inspect_role(conn) if inspect_role else []
-                self._catalog = FunctionCatalog.from_rows(
-                    conn.execute(function_policy.CATALOG_SQL).fetchall()
-                )
+                self._catalog = _read_catalog(conn)
         except psycopg.Error as exc:
             detail = self._clean(exc)
             self._drop_connection()
@@ -572,6 +571,10 @@ def _inspect_role(conn: psycopg.Connection[Any]) -> list[str]:
 
 def _some(names: list[str]) -> str:
     return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+
+
+def _read_catalog(conn: psycopg.Connection[Any]) -> FunctionCatalog:
+    return FunctionCatalog.from_rows(conn.execute(function_policy.CATALOG_SQL).fetchall())
 
 
 def _cancel(conn: psycopg.Connection[Any]) -> None:

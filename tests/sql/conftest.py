@@ -15,6 +15,7 @@ import pytest
 from fastmcp import Client, FastMCP
 
 from mcp_fileserver.config import Settings
+from mcp_fileserver.sql.postgres import PostgresDatabase
 from mcp_fileserver.sql.tools import register_sql_tools
 from tests.conftest import in_memory_client, make_settings
 from tests.sql.pg_cluster import Cluster, start_cluster, stop_cluster
@@ -129,14 +130,18 @@ async def sql_client(
             yield client
         return
     mcp = FastMCP("sql-layer2-only", strict_input_validation=True, mask_error_details=True)
-    register_sql_tools(
+    backends = register_sql_tools(
         mcp,
         settings,
         _enforce_guard_for_tests=guard,
         _enforce_function_policy_for_tests=policy,
     )
-    async with Client(mcp) as client:
-        yield client
+    try:
+        async with Client(mcp) as client:
+            yield client
+    finally:
+        for backend in backends.values():
+            backend.close()
 
 
 async def call(client: Client, tool: str, **arguments: Any) -> Any:
@@ -148,6 +153,24 @@ def error_text(result: Any) -> str:
 
 
 # --- PostgreSQL ---------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _close_postgres_sessions(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A server keeps one session per database for its lifetime; a test's server is
+    dropped, not shut down, so close its sessions before the throwaway cluster runs out
+    of connection slots."""
+    opened: list[PostgresDatabase] = []
+    original = PostgresDatabase.__init__
+
+    def recording(self: PostgresDatabase, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(PostgresDatabase, "__init__", recording)
+    yield
+    for database in opened:
+        database.close()
 
 
 @pytest.fixture(scope="session")

@@ -140,3 +140,22 @@ def test_the_guard_alone_refuses_what_it_names(attack):
         return
     with pytest.raises(Refusal):
         check_read_only(attack.render(1), Dialect.POSTGRESQL)
+
+
+async def test_a_function_created_after_connecting_is_judged_too(pg_cluster, tmp_path):
+    settings = pg_settings(pg_cluster, tmp_path)
+    async with sql_client(settings) as client:
+        first = await call(client, "run_query", database="pg", sql="SELECT 1")
+        assert not first.is_error, error_text(first)  # the catalog is read now
+        with pg_cluster.admin() as admin:
+            admin.execute(
+                "CREATE FUNCTION public.created_later() RETURNS int LANGUAGE sql VOLATILE "
+                "AS 'SELECT 1'; GRANT EXECUTE ON FUNCTION public.created_later() TO PUBLIC"
+            )
+        try:
+            late = await call(client, "run_query", database="pg", sql="SELECT created_later()")
+            assert late.is_error
+            assert "created_later() is volatile" in error_text(late)
+        finally:
+            with pg_cluster.admin() as admin:
+                admin.execute("DROP FUNCTION public.created_later()")

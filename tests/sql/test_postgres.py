@@ -367,3 +367,55 @@ async def test_url_options_reach_libpq_but_cannot_turn_read_only_off(pg_cluster,
             "current_setting('transaction_read_only')",
         )
     assert result.structured_content["rows"] == [["custom", "on", "on"]], error_text(result)
+
+
+PRIVILEGED_ROLES = [
+    ("signaller", "GRANT pg_signal_backend TO {role}", "is a member of pg_signal_backend"),
+    ("inheritor", "GRANT signal_group TO {role}", "is a member of pg_signal_backend"),
+    ("filereader", "GRANT pg_read_server_files TO {role}", "member of pg_read_server_files"),
+    ("filewriter", "GRANT pg_write_server_files TO {role}", "member of pg_write_server_files"),
+    ("executor", "GRANT pg_execute_server_program TO {role}", "of pg_execute_server_program"),
+    ("bypasser", "ALTER ROLE {role} BYPASSRLS", "bypasses row-level security"),
+    ("superuser", "ALTER ROLE {role} SUPERUSER", "is a superuser"),
+    (
+        "owner",
+        "CREATE TABLE owned_by_role (x int); ALTER TABLE owned_by_role OWNER TO {role}",
+        "owns 1 table(s) or sequence(s): public.owned_by_role",
+    ),
+    ("truncater", "GRANT TRUNCATE ON books TO {role}", "TRUNCATE on 1 table(s): public.books"),
+    ("sequencer", "GRANT UPDATE ON counter TO {role}", "table(s): public.counter"),
+    ("schemacreator", "GRANT CREATE ON SCHEMA public TO {role}", "CREATE in schema(s): public"),
+    ("dbcreator", "GRANT CREATE ON DATABASE shop TO {role}", "has CREATE on the database"),
+]
+
+
+@pytest.mark.parametrize(("role", "grant", "named"), PRIVILEGED_ROLES, ids=lambda v: str(v)[:12])
+async def test_each_privilege_refuses_the_database(pg_cluster, tmp_path, role, grant, named):
+    password = "pw-" + role
+    with pg_cluster.admin() as admin:
+        admin.execute(
+            "DO $$ BEGIN CREATE ROLE signal_group NOLOGIN; GRANT pg_signal_backend TO "
+            "signal_group; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )
+        admin.execute(f"DROP TABLE IF EXISTS owned_by_role; DROP ROLE IF EXISTS {role}")
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+        admin.execute(f"GRANT USAGE ON SCHEMA public TO {role}; GRANT SELECT ON books TO {role}")
+        admin.execute(grant.format(role=role))
+    try:
+        config = tmp_path / "role.toml"
+        url = pg_cluster.url(role, "PG_TEST_PASSWORD")
+        config.write_text(f'[databases.pg]\nurl = "{url}"\n', encoding="utf-8")
+        settings = make_settings(
+            config=config, log_dir=tmp_path / "logs", env={"PG_TEST_PASSWORD": password}
+        )
+        async with sql_client(settings) as client:
+            result = await call(client, "run_query", database="pg", sql="SELECT 1")
+        assert result.is_error
+        text = error_text(result)
+        assert "database 'pg' refused" in text and named in text, text
+        assert password not in text
+    finally:
+        with pg_cluster.admin() as admin:
+            admin.execute(
+                f"DROP TABLE IF EXISTS owned_by_role; DROP OWNED BY {role}; DROP ROLE {role}"
+            )
