@@ -9,8 +9,9 @@ could run
 - a deny-listed function (the same list as the guard's, so this layer holds alone);
 - a volatile function (`pg_proc.provolatile = 'v'`: it may change state), an aggregate
   whose support functions are volatile, an operator whose function is volatile, or a cast
-  to a type whose cast or input function is volatile -- unless it is on the database's
-  `allowed_volatile_functions` list (default: config.DEFAULT_ALLOWED_VOLATILE_FUNCTIONS).
+  to a type whose cast, input function or domain CHECK calls a volatile function --
+  unless it is on the database's `allowed_volatile_functions` list (default:
+  config.DEFAULT_ALLOWED_VOLATILE_FUNCTIONS).
 
 Names are matched conservatively: a name is volatile when ANY function of that name, in
 ANY schema and of any argument list, is volatile; the allow-list must cover every such
@@ -69,6 +70,11 @@ JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
 WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.oid = t.typinput AND p.provolatile = 'v')
    OR EXISTS (SELECT 1 FROM pg_catalog.pg_cast c JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc
               WHERE c.casttarget = t.oid AND p.provolatile = 'v')
+   OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k  -- a domain's CHECK runs on a cast
+              JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::regclass
+                AND d.objid = k.oid AND d.refclassid = 'pg_catalog.pg_proc'::regclass
+              JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid
+              WHERE k.contypid = t.oid AND p.provolatile = 'v')
 UNION ALL
 SELECT DISTINCT 'attribute', lower(p.proname), n.nspname
 FROM pg_catalog.pg_proc p

@@ -391,4 +391,5 @@ POSTGRES_SIDE_EFFECTS = [
     SideEffect("user-cast", "SELECT (1::public.marker).x", guard_refuses=False),
     SideEffect("user-cast-function-form", "SELECT CAST(1 AS marker)", guard_refuses=False),
     SideEffect("user-aggregate", "SELECT public.lock_agg(id) FROM books", guard_refuses=False),
+    SideEffect("user-domain-check", "SELECT 1::public.checked", guard_refuses=False),
 ]

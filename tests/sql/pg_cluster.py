@@ -188,6 +188,9 @@ def _load_fixture(conn: psycopg.Connection, cluster: Cluster) -> None:
         CREATE FUNCTION public.lock_step(s int, v int) RETURNS int LANGUAGE plpgsql AS $f$
             BEGIN PERFORM pg_advisory_lock(2000 + v); RETURN coalesce(s, 0) + v; END $f$;
         CREATE AGGREGATE public.lock_agg(int) (SFUNC = public.lock_step, STYPE = int);
+        CREATE FUNCTION public.lock_check(v int) RETURNS boolean LANGUAGE plpgsql AS $f$
+            BEGIN PERFORM pg_advisory_lock(3000 + v); RETURN true; END $f$;
+        CREATE DOMAIN public.checked AS int CHECK (public.lock_check(VALUE));
         GRANT USAGE ON SCHEMA public TO {READER}, {WRITER};
         GRANT SELECT ON ALL TABLES IN SCHEMA public TO {READER};
         GRANT SELECT ON counter TO {READER};

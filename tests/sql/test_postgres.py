@@ -419,3 +419,25 @@ async def test_each_privilege_refuses_the_database(pg_cluster, tmp_path, role, g
             admin.execute(
                 f"DROP TABLE IF EXISTS owned_by_role; DROP OWNED BY {role}; DROP ROLE {role}"
             )
+
+
+def test_allow_privileged_role_is_warned_at_startup_and_in_the_start_record(pg_cluster, tmp_path):
+    from mcp_fileserver.audit.lifecycle import record_start, record_stop
+    from mcp_fileserver.server import build_server
+    from tests.audit.helpers import events
+
+    settings = pg_settings(
+        pg_cluster, tmp_path, role="writer", extra="allow_privileged_role = true"
+    )
+    messages: list[str] = []
+    sink = logger.add(lambda message: messages.append(str(message)), level="WARNING")
+    try:
+        mcp = build_server(settings)
+    finally:
+        logger.remove(sink)
+    assert any("allow_privileged_role = true" in m for m in messages)
+    record_start(mcp, settings)
+    record_stop(mcp, "test")
+    (start,) = events(settings.log_dir, "server_start")
+    assert start["privileged_roles_allowed"] == ["pg"]
+    assert start["config"]["databases"][0]["allow_privileged_role"] is True
