@@ -298,15 +298,18 @@ class PostgresDatabase(DatabaseBackend):
 
     def role_privileges(self) -> list[str]:
         """What this role could do beyond reading, if every other layer failed (`check`).
-        Connects without the refusal, so that `check` can name what it found."""
+        Connects without the refusal, so that `check` can name what it found, and closes
+        that connection after, so that no query ever runs on an uninspected session."""
         with self._lock:
+            self._drop_connection()
             conn = self._connection(inspect_role=False)
             try:
-                return _inspect_role(conn)
+                with conn.transaction(force_rollback=True):
+                    return _inspect_role(conn)
             except psycopg.Error as exc:
                 raise self._refusal(exc) from None
             finally:
-                self._reset_session(conn)
+                self._drop_connection()
 
     # --- engine ------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import pytest
 from fastmcp import Client
 from loguru import logger
 
+from mcp_fileserver.errors import PolicyViolation
 from mcp_fileserver.sql.check import database_warnings
 from mcp_fileserver.sql.postgres import PostgresDatabase
 from tests.conftest import make_settings, stdio_transport
@@ -441,3 +442,12 @@ def test_allow_privileged_role_is_warned_at_startup_and_in_the_start_record(pg_c
     (start,) = events(settings.log_dir, "server_start")
     assert start["privileged_roles_allowed"] == ["pg"]
     assert start["config"]["databases"][0]["allow_privileged_role"] is True
+
+
+def test_inspecting_a_role_for_check_leaves_no_uninspected_session(pg_cluster, tmp_path):
+    settings = pg_settings(pg_cluster, tmp_path, role="writer")
+    database = PostgresDatabase(settings.databases[0], settings.secrets)
+    assert database.role_privileges()  # check's path: connects without the refusal
+    with pytest.raises(PolicyViolation, match="refused: INSERT/UPDATE/DELETE/TRUNCATE"):
+        database.run_query("SELECT 1", None, 10)
+    database.close()
