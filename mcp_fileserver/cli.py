@@ -247,10 +247,14 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
             settings.describe() | {"sandbox_plan": plan_sandbox(settings).as_dict()}, indent=2
         )
     )
-    from mcp_fileserver.sql.check import database_warnings
+    from mcp_fileserver.sql.check import database_findings
 
-    for warning in database_warnings(settings):
-        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    findings = database_findings(settings)
+    for finding in findings:
+        print(f"{PROG}: {finding.level}: {finding.text}", file=sys.stderr)
+    if any(finding.level == "error" for finding in findings):
+        print(f"{PROG}: configuration refused", file=sys.stderr)
+        return 1
     print(f"{PROG}: configuration OK", file=sys.stderr)
     return 0
 

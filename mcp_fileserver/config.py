@@ -75,6 +75,23 @@ class FilesSettings(_Section):
         return effective_patterns(self.deny_patterns, self.extra_deny_patterns)
 
 
+# Harmless volatile functions allowed by default (config key `allowed_volatile_functions`
+# of [databases.NAME]; `schema.name` allows one schema, a bare name every schema). They
+# read clocks, random numbers or sizes; none changes anything.
+DEFAULT_ALLOWED_VOLATILE_FUNCTIONS: tuple[str, ...] = (
+    "pg_catalog.random",
+    "pg_catalog.clock_timestamp",
+    "pg_catalog.timeofday",
+    "pg_catalog.gen_random_uuid",
+    "pg_catalog.pg_relation_size",
+    "pg_catalog.pg_table_size",
+    "pg_catalog.pg_indexes_size",
+    "pg_catalog.pg_total_relation_size",
+    "pg_catalog.pg_database_size",
+    "pg_catalog.pg_is_in_recovery",
+)
+
+
 class DatabaseSection(_Section):
     url: str
     password: str | None = None
@@ -82,6 +99,10 @@ class DatabaseSection(_Section):
     max_rows: int = Field(1000, ge=1, le=1_000_000)
     max_result_bytes: int = Field(1 * MiB, ge=1)
     timeout_s: float = Field(5.0, gt=0, le=3600)
+    # PostgreSQL only (docs/sql.md): volatile functions a query may call, and whether a
+    # role with more than read privileges is accepted (warned about) rather than refused.
+    allowed_volatile_functions: tuple[str, ...] = DEFAULT_ALLOWED_VOLATILE_FUNCTIONS
+    allow_privileged_role: bool = False
 
 
 class AuditSettings(_Section):
@@ -173,6 +194,8 @@ class DatabaseConfig:
     dbname: str | None = None
     password: str | None = field(default=None, repr=False)
     options: tuple[tuple[str, str], ...] = ()
+    allowed_volatile_functions: tuple[str, ...] = DEFAULT_ALLOWED_VOLATILE_FUNCTIONS
+    allow_privileged_role: bool = False
 
     @property
     def display_url(self) -> str:
@@ -246,6 +269,8 @@ class Settings:
                     "max_rows": db.max_rows,
                     "max_result_bytes": db.max_result_bytes,
                     "timeout_s": db.timeout_s,
+                    "allowed_volatile_functions": list(db.allowed_volatile_functions),
+                    "allow_privileged_role": db.allow_privileged_role,
                 }
                 for db in self.databases
             ],
@@ -530,6 +555,8 @@ def _parse_database(
         "max_rows": section.max_rows,
         "max_result_bytes": section.max_result_bytes,
         "timeout_s": section.timeout_s,
+        "allowed_volatile_functions": section.allowed_volatile_functions,
+        "allow_privileged_role": section.allow_privileged_role,
     }
     url = section.url
     scheme, sep, rest = url.partition("://")

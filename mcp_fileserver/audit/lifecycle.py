@@ -52,6 +52,9 @@ def record_start(mcp: FastMCP, settings: Settings, extra: Mapping[str, Any] | No
         "fail_open": settings.audit.fail_open,
         "config": config,
     }
+    privileged = [db.name for db in settings.databases if db.allow_privileged_role]
+    if privileged:  # docs/sql.md: a role with more than read privileges, accepted
+        fields["privileged_roles_allowed"] = privileged
     fields.update(extra or {})
     audit.log.write("server_start", **fields)
     audit.log.checkpointer.announce_key()

@@ -2,8 +2,9 @@
 
 The guard (layer 1) refuses a query that names one of these; the SQLite authorizer
 (layer 2) refuses them again at compile time. On PostgreSQL the second line of defence
-is the READ ONLY transaction and the role's privileges, which stop the writes among these
-but not every read (`pg_read_file` needs only a privileged role), hence the list.
+is the function policy (catalog.py: volatile functions refused), then the READ ONLY
+transaction and the session reset, then the role's privileges; each stops part of this
+list on its own, and this list names them all, so no layer depends on another.
 
 A name is matched case-insensitively, without its schema (`pg_catalog.pg_read_file` is
 `pg_read_file`), either exactly or by one of the prefixes.
@@ -53,8 +54,48 @@ SQLITE_DENIED_TABLES = frozenset(
     {"sqlite_dbpage", "sqlite_dbdata", "sqlite_dbptr", "fsdir", "pragma_database_list"}
 )
 
-POSTGRES_FUNCTIONS = FunctionDenyList(
+# Functions that run SQL given to them as text (or build and run queries), out of the
+# guard's sight: whatever that text calls would bypass every check on the query. Refused
+# always, whatever their volatility (`table_to_xml`, `schema_to_xml`, `database_to_xml`
+# are marked stable) and whatever the volatile allow-list says. Any other installed
+# function whose text argument is named like a query is found in the catalog too
+# (function_policy.py).
+POSTGRES_SQL_TEXT_FUNCTIONS = FunctionDenyList(
     names=frozenset(
+        {
+            "ts_stat",  # ts_stat(query text [, weights])
+            "ts_rewrite",  # ts_rewrite(tsquery, select text); the 3-tsquery form goes too
+            "query_to_xml",
+            "query_to_xmlschema",
+            "query_to_xml_and_xmlschema",
+            "cursor_to_xml",
+            "cursor_to_xmlschema",
+            "table_to_xml",
+            "table_to_xmlschema",
+            "table_to_xml_and_xmlschema",
+            "schema_to_xml",
+            "schema_to_xmlschema",
+            "schema_to_xml_and_xmlschema",
+            "database_to_xml",
+            "database_to_xmlschema",
+            "database_to_xml_and_xmlschema",
+            "connectby",  # contrib tablefunc: connectby(relname, ...) builds and runs SQL
+            "xpath_table",  # contrib xml2: builds and runs SQL from its text arguments
+        }
+    ),
+    prefixes=(
+        "crosstab",  # contrib tablefunc: crosstab(source_sql [, category_sql]), crosstab2..4
+        "dblink",  # contrib dblink: dblink, dblink_exec, dblink_open, dblink_send_query, ...
+        "pg_background",  # pg_background_launch(sql)
+        "run_command_on_",  # Citus: run_command_on_workers(sql), ...
+        "pgr_",  # pgRouting: every algorithm takes its edges as SQL text
+        "hypopg_create_index",  # plans the statement given as text
+    ),
+)
+
+POSTGRES_FUNCTIONS = FunctionDenyList(
+    names=POSTGRES_SQL_TEXT_FUNCTIONS.names
+    | frozenset(
         {
             # Server files.
             "pg_stat_file",
@@ -78,12 +119,16 @@ POSTGRES_FUNCTIONS = FunctionDenyList(
             # Notifications, WAL messages.
             "pg_notify",
             "pg_logical_emit_message",
-            # Functions that run a query given as a string, out of the guard's sight.
-            "query_to_xml",
-            "query_to_xmlschema",
-            "query_to_xml_and_xmlschema",
-            "cursor_to_xml",
-            "cursor_to_xmlschema",
+            "pg_notification_queue_usage",
+            # Snapshots, statistics and index maintenance.
+            "pg_export_snapshot",
+            "pg_stat_clear_snapshot",
+            "pg_stat_force_next_flush",
+            "brin_summarize_new_values",
+            "brin_summarize_range",
+            "brin_desummarize_range",
+            "gin_clean_pending_list",
+            "setseed",
             # Deliberate stalls: the timeout stops them, but no read needs them.
             "pg_sleep",
             "pg_sleep_for",
@@ -91,13 +136,13 @@ POSTGRES_FUNCTIONS = FunctionDenyList(
         }
     ),
     prefixes=(
+        *POSTGRES_SQL_TEXT_FUNCTIONS.prefixes,
         "pg_read_",  # pg_read_file, pg_read_binary_file
         "pg_ls_",  # pg_ls_dir, pg_ls_logdir, pg_ls_waldir, ...
         "pg_file_",  # adminpack: pg_file_write, pg_file_rename, pg_file_unlink
         "lo_",  # large objects: lo_import, lo_export, lo_create, lo_unlink, ...
         "loread",
         "lowrite",
-        "dblink",  # dblink, dblink_exec, dblink_connect, ...
         "pg_advisory",
         "pg_try_advisory",
         "pg_backup_",
@@ -110,5 +155,7 @@ POSTGRES_FUNCTIONS = FunctionDenyList(
         "pg_logical_slot_",
         "pg_wal_replay_",
         "pg_stat_reset",
+        "pg_replication_origin_",
+        "binary_upgrade_",
     ),
 )

@@ -33,6 +33,7 @@ from sqlglot.dialects.dialect import Dialect as SqlglotDialect
 from sqlglot.tokens import TokenType
 
 from mcp_fileserver.errors import InvalidRequest, PolicyViolation
+from mcp_fileserver.sql import pg_tree
 from mcp_fileserver.sql.denylist import (
     POSTGRES_FUNCTIONS,
     SQLITE_DENIED_TABLES,
@@ -118,10 +119,12 @@ def _postgres_verdict(sql: str) -> Verdict:
             return Verdict("SELECT ... INTO creates a table")
         if key == "lockingClause" and value:
             return Verdict("FOR UPDATE/SHARE locks rows")
-        if key == "FuncCall":
-            name = _pg_function_name(value)
-            if name and POSTGRES_FUNCTIONS.denies(name):
-                return Verdict(f"function {name}() is not allowed")
+    # Every function call, wherever it hangs (select list, FROM, LATERAL, CTEs, filters,
+    # typed fields): recognised by its `funcname` field, not by its key.
+    for _key, node in pg_tree.nodes(root):
+        name = pg_tree.called_function(node)
+        if name and POSTGRES_FUNCTIONS.denies(name):
+            return Verdict(f"function {name}() is not allowed")
     return Verdict()
 
 
@@ -137,14 +140,6 @@ def _walk_json(node: Any) -> Iterator[tuple[str, Any]]:
                     stack.append(value)
         elif isinstance(current, list):
             stack.extend(item for item in current if isinstance(item, dict | list))
-
-
-def _pg_function_name(func_call: Any) -> str | None:
-    parts = func_call.get("funcname") if isinstance(func_call, dict) else None
-    if not parts:
-        return None
-    last = parts[-1]
-    return last.get("String", {}).get("sval") if isinstance(last, dict) else None
 
 
 def _pg_statement_name(kind: str) -> str:

@@ -79,6 +79,11 @@ class QueryResult(BaseModel):
     truncated: bool = Field(description="true when more rows exist than were returned")
     truncated_reason: Literal["max_rows", "max_result_bytes"] | None = None
     elapsed_ms: float
+    encoding_note: str | None = Field(
+        None,
+        description="set when text was not stored in a declared encoding (PostgreSQL "
+        "SQL_ASCII): it was decoded as UTF-8 and undecodable bytes replaced",
+    )
 
 
 class QueryPlan(BaseModel):

@@ -11,8 +11,15 @@ Read-only without trusting the guard:
   in each transaction, and a client-side timer cancels the query at the deadline too;
 - rows come from the cursor in batches (`FETCH n`), so a huge table costs no more than
   the row and byte limits;
-- the role's own privileges are the last line: `mcp-fileserver check` warns when the
-  role can write (see roles.py).
+- after every call, rolled back or failed, `DISCARD ALL` resets the session: advisory
+  locks, settings, LISTEN, prepared statements, temporary objects (a session that cannot
+  be reset is closed);
+- every function, operator and cast a query names is checked against the catalog
+  (function_policy.py: no SQL-text functions, no volatile functions but an allow-list);
+- every new connection inspects its role (`role_privileges`): a role that can write,
+  signal other backends or reach server files is refused unless the database says
+  `allow_privileged_role = true`;
+- text comes back as text whatever the server encoding (pg_encoding.py).
 
 The connection is opened on first use; an unreachable server gives `Unavailable` and the
 next call tries again.
@@ -43,8 +50,10 @@ from mcp_fileserver.errors import (
     Unavailable,
 )
 from mcp_fileserver.secrets import SecretStore
+from mcp_fileserver.sql import function_policy
 from mcp_fileserver.sql.backend import DatabaseBackend, Params, T, elapsed_ms
-from mcp_fileserver.sql.guard import Dialect
+from mcp_fileserver.sql.function_policy import FunctionCatalog
+from mcp_fileserver.sql.guard import READ_ONLY_HINT, Dialect
 from mcp_fileserver.sql.models import (
     ColumnInfo,
     ForeignKey,
@@ -54,6 +63,14 @@ from mcp_fileserver.sql.models import (
     ResultColumn,
     TableDescription,
     TableInfo,
+)
+from mcp_fileserver.sql.pg_encoding import (
+    UNDECLARED,
+    adapt_to_server_encoding,
+    client_encoding,
+    from_wire,
+    server_encoding,
+    to_wire,
 )
 from mcp_fileserver.sql.results import collect_rows
 
@@ -81,11 +98,22 @@ class PostgresDatabase(DatabaseBackend):
     dialect = Dialect.POSTGRESQL
 
     def __init__(
-        self, config: DatabaseConfig, secrets: SecretStore, *, enforce_guard: bool = True
+        self,
+        config: DatabaseConfig,
+        secrets: SecretStore,
+        *,
+        enforce_guard: bool = True,
+        enforce_function_policy: bool = True,
     ) -> None:
+        # enforce_function_policy=False exists only so tests can prove the engine and the
+        # role hold without it.
         super().__init__(config, secrets, enforce_guard=enforce_guard)
+        self._enforce_function_policy = enforce_function_policy
         self._conn: psycopg.Connection[Any] | None = None
-        self._role_checked = False
+        self._catalog: FunctionCatalog | None = None  # of the current connection
+        self._encoding_note: str | None = None  # of the current connection
+        self._undeclared = False  # learnt on connecting: the server encoding is SQL_ASCII
+        self._privilege_warned = False
 
     # --- tools -------------------------------------------------------------------
 
@@ -130,7 +158,7 @@ class PostgresDatabase(DatabaseBackend):
                 ORDER BY array_position(current_schemas(false), n.nspname::text) NULLS LAST
                 LIMIT 1
                 """,
-                (schema, name),
+                self._wire_values([schema, name]),
             ).fetchone()
             if found is None:
                 raise NotAllowed(
@@ -233,17 +261,21 @@ class PostgresDatabase(DatabaseBackend):
 
         def run(conn: psycopg.Connection[Any]) -> QueryResult:
             started = time.perf_counter()
+            self._check_functions(conn, sql)
             with psycopg.RawServerCursor(conn, CURSOR_NAME, scrollable=False) as cursor:
                 # DECLARE ... FOR <sql>, always through the extended protocol.
-                cursor.execute(sql, values)
+                cursor.execute(self._wire(sql), self._wire_values(values))
                 columns = [
-                    ResultColumn(name=col.name, type=_type_name(conn, col.type_code))
+                    ResultColumn(name=self._unwire(col.name), type=_type_name(conn, col.type_code))
                     for col in cursor.description or ()
                 ]
                 collected = collect_rows(
                     cursor.fetchmany, max_rows=max_rows, max_bytes=self.config.max_result_bytes
                 )
-            return self._query_result(columns, collected, started)
+            result = self._query_result(columns, collected, started)
+            if self._encoding_note:
+                result.encoding_note = self._encoding_note
+            return result
 
         return self._run(run)
 
@@ -253,9 +285,12 @@ class PostgresDatabase(DatabaseBackend):
 
         def run(conn: psycopg.Connection[Any]) -> QueryPlan:
             started = time.perf_counter()
+            self._check_functions(conn, sql)
             # Plain EXPLAIN plans without executing. binary=True forces the extended
             # protocol even without parameters, so only one statement is accepted.
-            rows = conn.execute("EXPLAIN " + sql, values, binary=True).fetchall()
+            rows = conn.execute(
+                "EXPLAIN " + self._wire(sql), self._wire_values(values), binary=True
+            ).fetchall()
             return QueryPlan(
                 database=self.config.name,
                 plan="\n".join(str(row[0]) for row in rows),
@@ -264,9 +299,20 @@ class PostgresDatabase(DatabaseBackend):
 
         return self._run(run)
 
-    def write_privileges(self) -> list[str]:
-        """What this role could change if every other layer failed (for `check`)."""
-        return self._run(_write_privileges)
+    def role_privileges(self) -> list[str]:
+        """What this role could do beyond reading, if every other layer failed (`check`).
+        Connects without the refusal, so that `check` can name what it found, and closes
+        that connection after, so that no query ever runs on an uninspected session."""
+        with self._lock:
+            self._drop_connection()
+            conn = self._connection(inspect_role=False)
+            try:
+                with conn.transaction(force_rollback=True):
+                    return _inspect_role(conn)
+            except psycopg.Error as exc:
+                raise self._refusal(exc) from None
+            finally:
+                self._drop_connection()
 
     # --- engine ------------------------------------------------------------------
 
@@ -292,15 +338,41 @@ class PostgresDatabase(DatabaseBackend):
                 raise
             except psycopg.Error as exc:
                 raise self._refusal(exc) from None
+            except UnicodeError:
+                raise InvalidRequest("the result holds text that cannot be decoded") from None
             finally:
                 timer.cancel()
-                if conn.closed or conn.broken:
-                    self._drop_connection()
+                self._reset_session(conn)
 
     def _timeout_ms(self) -> int:
         return max(1, math.ceil(self.config.timeout_s * 1000))
 
-    def _connection(self) -> psycopg.Connection[Any]:
+    def _reset_session(self, conn: psycopg.Connection[Any]) -> None:
+        """After the rollback: nothing a call did to the session outlives it (advisory
+        locks, settings, LISTEN, prepared statements, temporary objects). DISCARD ALL is
+        refused inside a transaction, hence here; a session it cannot reset is closed."""
+        if not (conn.closed or conn.broken):
+            try:
+                conn.execute("DISCARD ALL")
+            except psycopg.Error as exc:
+                logger.debug("database {}: reset failed: {}", self.config.name, self._clean(exc))
+                self._drop_connection()
+        if conn.closed or conn.broken:
+            self._drop_connection()
+
+    def _check_functions(self, conn: psycopg.Connection[Any], sql: str) -> None:
+        if not self._enforce_function_policy:
+            return
+        if self._catalog is None or function_policy.is_stale(sql, self._catalog):
+            # A function created since the catalog was read is judged like the others.
+            self._catalog = _read_catalog(conn)
+        reason = function_policy.refusal_reason(
+            sql, self._catalog, self.config.allowed_volatile_functions
+        )
+        if reason is not None:
+            raise PolicyViolation(f"query refused: {reason}; {READ_ONLY_HINT}")
+
+    def _connection(self, *, inspect_role: bool = True) -> psycopg.Connection[Any]:
         if self._conn is not None and not (self._conn.closed or self._conn.broken):
             return self._conn
         self._drop_connection()
@@ -320,8 +392,36 @@ class PostgresDatabase(DatabaseBackend):
         }
         startup = "-c default_transaction_read_only=on"
         conninfo["options"] = f"{conninfo.get('options', '')} {startup}".strip()
+        # UTF8: the server converts from its encoding (pg_encoding.py), but SQL_ASCII.
+        conninfo["client_encoding"] = client_encoding(self._undeclared)
+        conn = self._open(conninfo)
+        if server_encoding(conn) == UNDECLARED and not self._undeclared:
+            self._undeclared = True  # learnt once: reconnect with a byte-transparent encoding
+            conn.close()
+            conninfo["client_encoding"] = client_encoding(True)
+            conn = self._open(conninfo)
+        conn.read_only = True  # conn.transaction() starts with BEGIN READ ONLY
+        self._encoding_note = adapt_to_server_encoding(conn)
+        self._conn = conn
         try:
-            conn = psycopg.Connection.connect(
+            with conn.transaction(force_rollback=True):
+                conn.execute("SELECT pg_catalog.set_config('statement_timeout', '10s', true)")
+                privileges = _inspect_role(conn) if inspect_role else []
+                self._catalog = _read_catalog(conn)
+        except psycopg.Error as exc:
+            detail = self._clean(exc)
+            self._drop_connection()
+            raise Unavailable(
+                f"database {cfg.name!r}: its role and catalog could not be read; try again later",
+                detail=detail,
+            ) from None
+        if privileges:
+            self._judge_role(privileges)
+        return conn
+
+    def _open(self, conninfo: dict[str, Any]) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.Connection.connect(
                 autocommit=True,  # transactions only through conn.transaction()
                 prepare_threshold=None,  # no server-side prepared statements left behind
                 cursor_factory=psycopg.RawCursor,  # native $1 placeholders, no % parsing
@@ -329,34 +429,41 @@ class PostgresDatabase(DatabaseBackend):
             )
         except psycopg.Error as exc:
             detail = self._clean(exc)
-            logger.warning("database {}: connection failed: {}", cfg.name, detail)
+            logger.warning("database {}: connection failed: {}", self.config.name, detail)
             raise Unavailable(
-                f"database {cfg.name!r} is unavailable ({_connect_reason(detail)}); "
+                f"database {self.config.name!r} is unavailable ({_connect_reason(detail)}); "
                 "try again later",
                 detail=detail,
             ) from None
-        conn.read_only = True  # conn.transaction() starts with BEGIN READ ONLY
-        self._conn = conn
-        if not self._role_checked:
-            self._role_checked = True
-            self._warn_if_role_can_write(conn)
-        return conn
 
-    def _warn_if_role_can_write(self, conn: psycopg.Connection[Any]) -> None:
-        """Once per process: the operator's log says when the last layer is missing."""
-        try:
-            with conn.transaction(force_rollback=True):
-                conn.execute("SELECT pg_catalog.set_config('statement_timeout', '2s', true)")
-                found = _write_privileges(conn)
-        except psycopg.Error as exc:
-            logger.debug("database {}: role check failed: {}", self.config.name, self._clean(exc))
-            return
-        if found:
+    def _wire(self, text: str) -> str:
+        return to_wire(text) if self._undeclared else text
+
+    def _unwire(self, text: str) -> str:
+        return from_wire(text) if self._undeclared else text
+
+    def _wire_values(self, values: Sequence[Any] | None) -> Sequence[Any] | None:
+        if values is None or not self._undeclared:
+            return values
+        return [to_wire(v) if isinstance(v, str) else v for v in values]
+
+    def _judge_role(self, privileges: list[str]) -> None:
+        """Refuse a privileged role, or (when the operator allowed it) warn once."""
+        found = self._secrets.mask("; ".join(privileges))
+        if not self.config.allow_privileged_role:
+            self._drop_connection()
+            raise PolicyViolation(
+                f"database {self.config.name!r} refused: {privileges[0]}; use a read-only "
+                "role (docs/sql.md) or set allow_privileged_role = true",
+                detail=found,
+            )
+        if not self._privilege_warned:
+            self._privilege_warned = True
             logger.warning(
-                "database {}: the role can write ({}); only the other layers keep it "
-                "read-only: use a read-only role (docs/sql.md)",
+                "database {}: allow_privileged_role = true and the role has more than read "
+                "privileges ({}); only the other layers keep it read-only",
                 self.config.name,
-                self._secrets.mask("; ".join(found)),
+                found,
             )
 
     def _drop_connection(self) -> None:
@@ -364,11 +471,13 @@ class PostgresDatabase(DatabaseBackend):
             with contextlib.suppress(psycopg.Error):
                 self._conn.close()
             self._conn = None
+            self._catalog = None
 
     def _refusal(self, exc: psycopg.Error) -> Refusal:
         diag = getattr(exc, "diag", None)
         primary = getattr(diag, "message_primary", None) or str(exc).splitlines()[0:1]
-        message = self._clean(primary if isinstance(primary, str) else " ".join(primary))
+        text = primary if isinstance(primary, str) else " ".join(primary)
+        message = self._clean(self._unwire(text))
         state = getattr(exc, "sqlstate", None) or ""
         if isinstance(exc, pg_errors.QueryCanceled) or state == "57014":
             return LimitExceeded(
@@ -395,46 +504,83 @@ class PostgresDatabase(DatabaseBackend):
         return _CONNINFO.sub("[connection details hidden]", self._secrets.mask(text))
 
 
-def _write_privileges(conn: psycopg.Connection[Any]) -> list[str]:
-    """Superuser, role-creation, RLS bypass, table DML and schema CREATE privileges."""
+# Predefined roles that reach past this database's data: other sessions, server files,
+# server programs, or writes everywhere.
+DANGEROUS_MEMBERSHIPS = (
+    "pg_signal_backend",
+    "pg_read_server_files",
+    "pg_write_server_files",
+    "pg_execute_server_program",
+    "pg_write_all_data",
+)
+
+_ROLE_SQL = """
+SELECT current_user, r.rolsuper, r.rolbypassrls, r.rolcreaterole, r.rolcreatedb,
+       array(SELECT m FROM unnest($1::text[]) AS m
+             WHERE pg_catalog.pg_has_role(current_user, m, 'MEMBER')),
+       pg_catalog.has_database_privilege(current_database(), 'CREATE')
+FROM pg_catalog.pg_roles r WHERE r.rolname = current_user
+"""
+# Tables (and sequences) outside the system schemas the role owns or may write.
+_TABLES_SQL = """
+SELECT n.nspname || '.' || c.relname,
+       pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE') AS owned
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+  AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
+  AND (pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')
+       OR (c.relkind <> 'S' AND (pg_catalog.has_table_privilege(c.oid, 'INSERT')
+           OR pg_catalog.has_table_privilege(c.oid, 'UPDATE')
+           OR pg_catalog.has_table_privilege(c.oid, 'DELETE')
+           OR pg_catalog.has_table_privilege(c.oid, 'TRUNCATE')))
+       OR (c.relkind = 'S' AND pg_catalog.has_sequence_privilege(c.oid, 'UPDATE')))
+ORDER BY 1
+"""
+_SCHEMAS_SQL = """
+SELECT nspname FROM pg_catalog.pg_namespace
+WHERE nspname <> 'information_schema' AND nspname NOT LIKE 'pg\\_%'
+  AND pg_catalog.has_schema_privilege(oid, 'CREATE') ORDER BY 1
+"""
+
+
+def _inspect_role(conn: psycopg.Connection[Any]) -> list[str]:
+    """Every privilege beyond reading this role holds, one phrase each, worst first."""
     found: list[str] = []
-    role = conn.execute(
-        "SELECT current_user, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls "
-        "FROM pg_catalog.pg_roles WHERE rolname = current_user"
-    ).fetchone()
+    role = conn.execute(_ROLE_SQL, (list(DANGEROUS_MEMBERSHIPS),)).fetchone()
     if role is not None:
-        name, superuser, createrole, createdb, bypassrls = role
+        name, superuser, bypassrls, createrole, createdb, members_of, create_db = role
         if superuser:
             found.append(f"role {name} is a superuser")
+        for member_of in members_of:
+            found.append(f"role {name} is a member of {member_of}")
+        if bypassrls:
+            found.append(f"role {name} bypasses row-level security (BYPASSRLS)")
         if createrole or createdb:
             found.append(f"role {name} may create roles or databases")
-        if bypassrls:
-            found.append(f"role {name} bypasses row-level security")
-    tables = conn.execute(
-        """
-        SELECT n.nspname || '.' || c.relname
-        FROM pg_catalog.pg_class c
-        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
-          AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
-          AND (pg_catalog.has_table_privilege(c.oid, 'INSERT')
-               OR pg_catalog.has_table_privilege(c.oid, 'UPDATE')
-               OR pg_catalog.has_table_privilege(c.oid, 'DELETE')
-               OR pg_catalog.has_table_privilege(c.oid, 'TRUNCATE'))
-        ORDER BY 1
-        """
-    ).fetchall()
-    if tables:
-        shown = ", ".join(t[0] for t in tables[:5]) + (", ..." if len(tables) > 5 else "")
-        found.append(f"INSERT/UPDATE/DELETE/TRUNCATE on {len(tables)} table(s): {shown}")
-    schemas = conn.execute(
-        "SELECT nspname FROM pg_catalog.pg_namespace "
-        "WHERE nspname <> 'information_schema' AND nspname NOT LIKE 'pg\\_%' "
-        "AND pg_catalog.has_schema_privilege(oid, 'CREATE') ORDER BY 1"
-    ).fetchall()
+        if create_db:
+            found.append(f"role {name} has CREATE on the database")
+    rows = conn.execute(_TABLES_SQL).fetchall()
+    owned = [table for table, is_owner in rows if is_owner]
+    writable = [table for table, is_owner in rows if not is_owner]
+    if owned:
+        found.append(f"the role owns {len(owned)} table(s) or sequence(s): {_some(owned)}")
+    if writable:
+        found.append(
+            f"INSERT/UPDATE/DELETE/TRUNCATE on {len(writable)} table(s): {_some(writable)}"
+        )
+    schemas = [row[0] for row in conn.execute(_SCHEMAS_SQL).fetchall()]
     if schemas:
-        found.append("CREATE in schema(s): " + ", ".join(s[0] for s in schemas))
+        found.append("CREATE in schema(s): " + ", ".join(schemas))
     return found
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+
+
+def _read_catalog(conn: psycopg.Connection[Any]) -> FunctionCatalog:
+    return FunctionCatalog.from_rows(conn.execute(function_policy.CATALOG_SQL).fetchall())
 
 
 def _cancel(conn: psycopg.Connection[Any]) -> None:

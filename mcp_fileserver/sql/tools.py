@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Protocol
 
 from fastmcp import FastMCP
+from loguru import logger
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
@@ -59,28 +60,53 @@ class Backend(Protocol):
 
 
 def open_backend(
-    config: DatabaseConfig, secrets: SecretStore, *, enforce_guard: bool = True
+    config: DatabaseConfig,
+    secrets: SecretStore,
+    *,
+    enforce_guard: bool = True,
+    enforce_function_policy: bool = True,
 ) -> Backend:
     """The backend for one database; nothing connects until the first call."""
     if config.engine == "sqlite":
         return SQLiteDatabase(config, secrets, enforce_guard=enforce_guard)
+    if config.allow_privileged_role:
+        logger.warning(
+            "database {}: allow_privileged_role = true: a role with more than read "
+            "privileges is accepted; only the other layers keep it read-only",
+            config.name,
+        )
     # psycopg and pglast load only when a PostgreSQL database is configured; this runs
     # while the server is built, never on a request.
     from mcp_fileserver.sql.postgres import PostgresDatabase
 
-    return PostgresDatabase(config, secrets, enforce_guard=enforce_guard)
+    return PostgresDatabase(
+        config,
+        secrets,
+        enforce_guard=enforce_guard,
+        enforce_function_policy=enforce_function_policy,
+    )
 
 
 def register_sql_tools(
-    mcp: FastMCP, settings: Settings, *, _enforce_guard_for_tests: bool = True
+    mcp: FastMCP,
+    settings: Settings,
+    *,
+    _enforce_guard_for_tests: bool = True,
+    _enforce_function_policy_for_tests: bool = True,
 ) -> dict[str, Backend]:
     """Register the five SQL tools; returns the backends by database name.
 
-    `_enforce_guard_for_tests=False` switches layer 1 off so the tests can show that the
-    engine layer stands alone. It is not reachable from any configuration.
+    The `_for_tests` flags switch layer 1 (the guard) or the PostgreSQL function policy
+    off so the tests can show that each remaining layer stands alone. They are not
+    reachable from any configuration.
     """
     backends = {
-        db.name: open_backend(db, settings.secrets, enforce_guard=_enforce_guard_for_tests)
+        db.name: open_backend(
+            db,
+            settings.secrets,
+            enforce_guard=_enforce_guard_for_tests,
+            enforce_function_policy=_enforce_function_policy_for_tests,
+        )
         for db in settings.databases
     }
     listing = DatabaseList(

@@ -278,3 +278,118 @@ POSTGRES_CONTROLS = [
     ("TABLE authors", None, None),
     ("SELECT 1 UNION ALL SELECT 2", None, [[1], [2]]),
 ]
+
+
+@dataclass(frozen=True)
+class SideEffect:
+    """A query that reaches for an effect outside its own rolled-back transaction.
+
+    `{victim}` stands for the pid of a second session of the same role, listening on
+    channel `witness`. Which layers must refuse it on their own: the guard (deny-list),
+    the function policy (catalog), the engine (READ ONLY transaction, reset). Whatever
+    lets it through, the second session must see no lock, kill or notification, except
+    `engine_kills`: with guard and policy off, nothing in PostgreSQL stops a role from
+    signalling its own sessions (docs/sql.md: give the server a role of its own).
+    """
+
+    id: str
+    sql: str
+    guard_refuses: bool = True
+    policy_refuses: bool = True
+    engine_refuses: bool = False
+    engine_kills: bool = False
+
+    def render(self, victim: int) -> str:
+        return self.sql.replace("{victim}", str(victim))
+
+
+def _via_ts_stat(inner: str) -> str:
+    """`inner` run by ts_stat, which executes the SQL text it is given."""
+    sql = f"SELECT 'a'::tsvector FROM (SELECT {inner}) s"
+    return "SELECT * FROM ts_stat('" + sql.replace("'", "''") + "')"
+
+
+def _via_ts_rewrite(inner: str) -> str:
+    sql = f"SELECT 'a'::tsquery, 'b'::tsquery FROM (SELECT {inner}) s"
+    return "SELECT ts_rewrite('a'::tsquery, '" + sql.replace("'", "''") + "')"
+
+
+POSTGRES_SIDE_EFFECTS = [
+    # Called directly, in every position and spelling.
+    SideEffect("advisory-lock", "SELECT pg_advisory_lock(42)"),
+    SideEffect("advisory-lock-shared", "SELECT pg_advisory_lock_shared(42)"),
+    SideEffect("try-advisory-lock", "SELECT pg_try_advisory_lock(42)"),
+    SideEffect("advisory-lock-cte", "WITH l AS (SELECT pg_advisory_lock(42)) SELECT * FROM l"),
+    SideEffect("advisory-lock-from", "SELECT * FROM pg_advisory_lock(42)"),
+    SideEffect(
+        "advisory-lock-lateral",
+        "SELECT * FROM books b, LATERAL (SELECT pg_advisory_lock(b.id)) l",
+    ),
+    SideEffect("advisory-lock-quoted", 'SELECT "pg_advisory_lock"(42)'),
+    SideEffect("advisory-lock-qualified", "SELECT pg_catalog.PG_ADVISORY_LOCK(42)"),
+    SideEffect(
+        "advisory-lock-where", "SELECT title FROM books WHERE pg_try_advisory_lock(id) IS NOT NULL"
+    ),
+    SideEffect("terminate", "SELECT pg_terminate_backend({victim})", engine_kills=True),
+    SideEffect("cancel", "SELECT pg_cancel_backend({victim})"),
+    SideEffect("notify", "SELECT pg_notify('witness', 'direct')"),
+    SideEffect("notify-subquery", "SELECT (SELECT pg_notify('witness', 'sub')) IS NULL"),
+    SideEffect("set-config", "SELECT set_config('work_mem', '1MB', false)"),
+    SideEffect("nextval", "SELECT nextval('counter')", engine_refuses=True),
+    SideEffect("setval", "SELECT setval('counter', 100)", engine_refuses=True),
+    SideEffect("lo-from-bytea", "SELECT lo_from_bytea(0, 'x'::bytea)"),
+    SideEffect("txid-current", "SELECT txid_current()"),
+    SideEffect("xact-id", "SELECT pg_current_xact_id()"),
+    SideEffect("sleep", "SELECT pg_sleep(0.01)"),
+    SideEffect("sleep-for", "SELECT pg_sleep_for('10 ms')"),
+    SideEffect("export-snapshot", "SELECT pg_export_snapshot()"),
+    # Smuggled as SQL text, the way issue 13 found them.
+    SideEffect("ts-stat-lock", _via_ts_stat("pg_advisory_lock(43)")),
+    SideEffect(
+        "ts-stat-terminate", _via_ts_stat("pg_terminate_backend({victim})"), engine_kills=True
+    ),
+    SideEffect("ts-stat-notify", _via_ts_stat("pg_notify('witness', 'ts_stat')")),
+    SideEffect("ts-stat-lo", _via_ts_stat("lo_from_bytea(0, 'x'::bytea)")),
+    SideEffect("ts-stat-set-config", _via_ts_stat("set_config('work_mem', '2MB', false)")),
+    SideEffect("ts-stat-txid", _via_ts_stat("txid_current()")),
+    SideEffect("ts-stat-weights", "SELECT * FROM ts_stat('SELECT ''a''::tsvector', 'a')"),
+    SideEffect("ts-stat-upper-qualified", "SELECT * FROM PG_CATALOG.TS_STAT('SELECT 1')"),
+    SideEffect("ts-rewrite-lock", _via_ts_rewrite("pg_advisory_lock(44)")),
+    SideEffect("ts-rewrite-cancel", _via_ts_rewrite("pg_cancel_backend({victim})")),
+    SideEffect(
+        "query-to-xml-lock",
+        "SELECT query_to_xml('SELECT pg_advisory_lock(45)', true, false, '')",
+    ),
+    SideEffect(
+        "query-to-xml-lateral",
+        "SELECT x FROM books, LATERAL query_to_xml('SELECT pg_notify(''witness'', ''q'')', "
+        "true, false, '') AS x",
+    ),
+    SideEffect(
+        "query-to-xml-cte-quoted",
+        "WITH x AS (SELECT \"query_to_xml\"('SELECT 1', true, false, '')) SELECT * FROM x",
+    ),
+    SideEffect("table-to-xml", "SELECT table_to_xml('books', true, false, '')"),
+    SideEffect("schema-to-xml", "SELECT schema_to_xml('public', true, false, '')"),
+    SideEffect("database-to-xml", "SELECT database_to_xml(true, false, '')"),
+    SideEffect(
+        "dblink",
+        "SELECT * FROM dblink('dbname=shop', 'SELECT pg_advisory_lock(46)') AS t(x text)",
+    ),
+    SideEffect("dblink-exec", "SELECT dblink_exec('dbname=shop', 'SELECT 1')"),
+    SideEffect(
+        "crosstab",
+        "SELECT * FROM crosstab('SELECT ''a''::text, ''b''::text, pg_advisory_lock(47)::text')"
+        " AS t(r text, c text)",
+    ),
+    # Reached through what the query names without calling a function by name: the
+    # fixture's operator, cast and function (tests/sql/pg_cluster.py) take an advisory
+    # lock and notify; only the catalog knows they are volatile.
+    SideEffect("user-function", "SELECT public.side_effect(1, 2)", guard_refuses=False),
+    SideEffect("user-operator", "SELECT 1 ### 2", guard_refuses=False),
+    SideEffect("user-operator-qualified", "SELECT 1 OPERATOR(public.###) 2", guard_refuses=False),
+    SideEffect("user-cast", "SELECT (1::public.marker).x", guard_refuses=False),
+    SideEffect("user-cast-function-form", "SELECT CAST(1 AS marker)", guard_refuses=False),
+    SideEffect("user-aggregate", "SELECT public.lock_agg(id) FROM books", guard_refuses=False),
+    SideEffect("user-domain-check", "SELECT 1::public.checked", guard_refuses=False),
+]

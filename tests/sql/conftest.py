@@ -16,6 +16,7 @@ from fastmcp import Client, FastMCP
 
 from mcp_fileserver.config import Settings
 from mcp_fileserver.framework import map_refusals
+from mcp_fileserver.sql.postgres import PostgresDatabase
 from mcp_fileserver.sql.tools import register_sql_tools
 from tests.conftest import in_memory_client, make_settings
 from tests.sql.pg_cluster import Cluster, start_cluster, stop_cluster
@@ -119,17 +120,30 @@ def sqlite_setup(tmp_path: Path) -> SqliteSetup:
 
 
 @asynccontextmanager
-async def sql_client(settings: Settings, *, guard: bool = True) -> AsyncIterator[Client]:
-    """The real server (guard on), or only the SQL tools with layer 1 switched off."""
-    if guard:
+async def sql_client(
+    settings: Settings, *, guard: bool = True, function_policy: bool | None = None
+) -> AsyncIterator[Client]:
+    """The real server (every layer), or only the SQL tools with layer 1 (the guard)
+    switched off, and the PostgreSQL function policy too unless `function_policy`."""
+    policy = guard if function_policy is None else function_policy
+    if guard and policy:
         async with in_memory_client(settings) as client:
             yield client
         return
     mcp = FastMCP("sql-layer2-only", strict_input_validation=True, mask_error_details=True)
-    register_sql_tools(mcp, settings, _enforce_guard_for_tests=False)
+    backends = register_sql_tools(
+        mcp,
+        settings,
+        _enforce_guard_for_tests=guard,
+        _enforce_function_policy_for_tests=policy,
+    )
     map_refusals(mcp)  # as build_server does
-    async with Client(mcp) as client:
-        yield client
+    try:
+        async with Client(mcp) as client:
+            yield client
+    finally:
+        for backend in backends.values():
+            backend.close()
 
 
 async def call(client: Client, tool: str, **arguments: Any) -> Any:
@@ -141,6 +155,24 @@ def error_text(result: Any) -> str:
 
 
 # --- PostgreSQL ---------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _close_postgres_sessions(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A server keeps one session per database for its lifetime; a test's server is
+    dropped, not shut down, so close its sessions before the throwaway cluster runs out
+    of connection slots."""
+    opened: list[PostgresDatabase] = []
+    original = PostgresDatabase.__init__
+
+    def recording(self: PostgresDatabase, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(PostgresDatabase, "__init__", recording)
+    yield
+    for database in opened:
+        database.close()
 
 
 @pytest.fixture(scope="session")
@@ -161,11 +193,17 @@ def pg_settings(
     max_rows: int = 100,
     max_result_bytes: int = 65536,
     port: int | None = None,
+    dbname: str | None = None,
+    extra: str = "",
 ) -> Settings:
+    """Settings for database `pg` (the cluster's `shop`, or `dbname`); `extra` adds lines to
+    its [databases.pg] table."""
     password = cluster.reader_password if role == "reader" else cluster.writer_password
     url = cluster.url(role, "PG_TEST_PASSWORD")
     if port is not None:
         url = url.replace(f":{cluster.port}/", f":{port}/")
+    if dbname is not None:
+        url = url.rsplit("/", 1)[0] + f"/{dbname}"
     config = tmp / f"pg-{role}.toml"
     config.write_text(
         f"""
@@ -175,6 +213,7 @@ description = "test postgres"
 max_rows = {max_rows}
 max_result_bytes = {max_result_bytes}
 timeout_s = {timeout_s}
+{extra}
 {NO_LOCKOUT}""",
         encoding="utf-8",
     )

@@ -170,6 +170,27 @@ def _load_fixture(conn: psycopg.Connection, cluster: Cluster) -> None:
              '{{"pages": 209}}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'),
             (2, 'A Wizard of Earthsea', 9.99, '1968-11-01', NULL, '{{fantasy}}', NULL, NULL),
             (3, 'Norwegian Wood', 15.95, '1987-09-04', NULL, NULL, '{{"pages": 296}}', NULL);
+        -- Side effects a query can reach without naming a side-effect function: a
+        -- volatile user function, an operator, a cast and an aggregate built on it.
+        CREATE EXTENSION dblink;
+        CREATE EXTENSION tablefunc;
+        CREATE FUNCTION public.side_effect(a int, b int) RETURNS int LANGUAGE plpgsql AS $f$
+            BEGIN
+                PERFORM pg_advisory_lock(a * 100 + b);
+                PERFORM pg_notify('witness', 'side_effect');
+                RETURN a + b;
+            END $f$;
+        CREATE OPERATOR public.### (FUNCTION = public.side_effect, LEFTARG = int, RIGHTARG = int);
+        CREATE TYPE public.marker AS (x int);
+        CREATE FUNCTION public.to_marker(int) RETURNS public.marker LANGUAGE plpgsql AS $f$
+            BEGIN PERFORM pg_advisory_lock($1 + 1000); RETURN ROW($1)::public.marker; END $f$;
+        CREATE CAST (int AS public.marker) WITH FUNCTION public.to_marker(int);
+        CREATE FUNCTION public.lock_step(s int, v int) RETURNS int LANGUAGE plpgsql AS $f$
+            BEGIN PERFORM pg_advisory_lock(2000 + v); RETURN coalesce(s, 0) + v; END $f$;
+        CREATE AGGREGATE public.lock_agg(int) (SFUNC = public.lock_step, STYPE = int);
+        CREATE FUNCTION public.lock_check(v int) RETURNS boolean LANGUAGE plpgsql AS $f$
+            BEGIN PERFORM pg_advisory_lock(3000 + v); RETURN true; END $f$;
+        CREATE DOMAIN public.checked AS int CHECK (public.lock_check(VALUE));
         GRANT USAGE ON SCHEMA public TO {READER}, {WRITER};
         GRANT SELECT ON ALL TABLES IN SCHEMA public TO {READER};
         GRANT SELECT ON counter TO {READER};

@@ -14,6 +14,7 @@ import pytest
 from fastmcp import Client
 from loguru import logger
 
+from mcp_fileserver.errors import PolicyViolation
 from mcp_fileserver.sql.check import database_warnings
 from mcp_fileserver.sql.postgres import PostgresDatabase
 from tests.conftest import make_settings, stdio_transport
@@ -239,15 +240,21 @@ def run_check(config, env) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_check_cli_warns_when_the_role_can_write(pg_cluster, tmp_path):
+def test_check_cli_refuses_a_privileged_role_unless_allowed(pg_cluster, tmp_path):
     pg_settings(pg_cluster, tmp_path, role="writer")
     password = pg_cluster.writer_password
     result = run_check(tmp_path / "pg-writer.toml", {"PG_TEST_PASSWORD": password})
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr
     assert password not in result.stdout + result.stderr
-    assert "warning: database 'pg': the role can write" in result.stderr
+    assert "error: database 'pg' will be refused" in result.stderr
     assert "INSERT/UPDATE/DELETE/TRUNCATE on 4 table(s)" in result.stderr
-    assert "configuration OK" in result.stderr
+    assert "Traceback" not in result.stderr
+    pg_settings(pg_cluster, tmp_path, role="writer", extra="allow_privileged_role = true")
+    allowed = run_check(tmp_path / "pg-writer.toml", {"PG_TEST_PASSWORD": password})
+    assert allowed.returncode == 0, allowed.stderr
+    assert "warning: database 'pg': allow_privileged_role = true" in allowed.stderr
+    assert "INSERT/UPDATE/DELETE/TRUNCATE on 4 table(s)" in allowed.stderr
+    assert "configuration OK" in allowed.stderr
 
 
 def test_check_is_quiet_for_a_read_only_role(pg_cluster, tmp_path):
@@ -310,19 +317,30 @@ async def test_stdio_end_to_end_with_the_sandbox(pg_cluster, tmp_path):
     assert pg_fingerprint(pg_cluster) == before
 
 
-def test_the_first_connection_logs_a_warning_when_the_role_can_write(pg_cluster, tmp_path):
+async def test_a_privileged_role_is_refused_unless_allowed_then_warned_once(pg_cluster, tmp_path):
+    refused_settings = pg_settings(pg_cluster, tmp_path, role="writer")
+    async with sql_client(refused_settings) as client:
+        for tool, args in (("run_query", {"sql": "SELECT 1"}), ("list_tables", {})):
+            result = await call(client, tool, database="pg", **args)
+            assert result.is_error
+            text = error_text(result)
+            assert "database 'pg' refused: INSERT/UPDATE/DELETE/TRUNCATE" in text, text
+            assert "allow_privileged_role" in text
+            assert pg_cluster.writer_password not in text
     messages: list[str] = []
     sink = logger.add(lambda message: messages.append(str(message)), level="WARNING")
     try:
-        for role in ("reader", "writer"):
-            settings = pg_settings(pg_cluster, tmp_path, role=role)
-            database = PostgresDatabase(settings.databases[0], settings.secrets)
-            database.list_tables()
-            database.list_tables()  # checked once per process, not per call
-            database.close()
+        settings = pg_settings(
+            pg_cluster, tmp_path, role="writer", extra="allow_privileged_role = true"
+        )
+        database = PostgresDatabase(settings.databases[0], settings.secrets)
+        assert database.run_query("SELECT 1", None, 10).rows == [[1]]
+        database.close()  # a new connection inspects the role again, warns no more
+        assert database.run_query("SELECT 2", None, 10).rows == [[2]]
+        database.close()
     finally:
         logger.remove(sink)
-    warnings = [m for m in messages if "the role can write" in m]
+    warnings = [m for m in messages if "more than read privileges" in m]
     assert len(warnings) == 1
     assert "INSERT/UPDATE/DELETE/TRUNCATE" in warnings[0]
     assert pg_cluster.writer_password not in warnings[0]
@@ -350,3 +368,86 @@ async def test_url_options_reach_libpq_but_cannot_turn_read_only_off(pg_cluster,
             "current_setting('transaction_read_only')",
         )
     assert result.structured_content["rows"] == [["custom", "on", "on"]], error_text(result)
+
+
+PRIVILEGED_ROLES = [
+    ("signaller", "GRANT pg_signal_backend TO {role}", "is a member of pg_signal_backend"),
+    ("inheritor", "GRANT signal_group TO {role}", "is a member of pg_signal_backend"),
+    ("filereader", "GRANT pg_read_server_files TO {role}", "member of pg_read_server_files"),
+    ("filewriter", "GRANT pg_write_server_files TO {role}", "member of pg_write_server_files"),
+    ("executor", "GRANT pg_execute_server_program TO {role}", "of pg_execute_server_program"),
+    ("bypasser", "ALTER ROLE {role} BYPASSRLS", "bypasses row-level security"),
+    ("superuser", "ALTER ROLE {role} SUPERUSER", "is a superuser"),
+    (
+        "owner",
+        "CREATE TABLE owned_by_role (x int); ALTER TABLE owned_by_role OWNER TO {role}",
+        "owns 1 table(s) or sequence(s): public.owned_by_role",
+    ),
+    ("truncater", "GRANT TRUNCATE ON books TO {role}", "TRUNCATE on 1 table(s): public.books"),
+    ("sequencer", "GRANT UPDATE ON counter TO {role}", "table(s): public.counter"),
+    ("schemacreator", "GRANT CREATE ON SCHEMA public TO {role}", "CREATE in schema(s): public"),
+    ("dbcreator", "GRANT CREATE ON DATABASE shop TO {role}", "has CREATE on the database"),
+]
+
+
+@pytest.mark.parametrize(("role", "grant", "named"), PRIVILEGED_ROLES, ids=lambda v: str(v)[:12])
+async def test_each_privilege_refuses_the_database(pg_cluster, tmp_path, role, grant, named):
+    password = "pw-" + role
+    with pg_cluster.admin() as admin:
+        admin.execute(
+            "DO $$ BEGIN CREATE ROLE signal_group NOLOGIN; GRANT pg_signal_backend TO "
+            "signal_group; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )
+        admin.execute(f"DROP TABLE IF EXISTS owned_by_role; DROP ROLE IF EXISTS {role}")
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+        admin.execute(f"GRANT USAGE ON SCHEMA public TO {role}; GRANT SELECT ON books TO {role}")
+        admin.execute(grant.format(role=role))
+    try:
+        config = tmp_path / "role.toml"
+        url = pg_cluster.url(role, "PG_TEST_PASSWORD")
+        config.write_text(f'[databases.pg]\nurl = "{url}"\n', encoding="utf-8")
+        settings = make_settings(
+            config=config, log_dir=tmp_path / "logs", env={"PG_TEST_PASSWORD": password}
+        )
+        async with sql_client(settings) as client:
+            result = await call(client, "run_query", database="pg", sql="SELECT 1")
+        assert result.is_error
+        text = error_text(result)
+        assert "database 'pg' refused" in text and named in text, text
+        assert password not in text
+    finally:
+        with pg_cluster.admin() as admin:
+            admin.execute(
+                f"DROP TABLE IF EXISTS owned_by_role; DROP OWNED BY {role}; DROP ROLE {role}"
+            )
+
+
+def test_allow_privileged_role_is_warned_at_startup_and_in_the_start_record(pg_cluster, tmp_path):
+    from mcp_fileserver.audit.lifecycle import record_start, record_stop
+    from mcp_fileserver.server import build_server
+    from tests.audit.helpers import events
+
+    settings = pg_settings(
+        pg_cluster, tmp_path, role="writer", extra="allow_privileged_role = true"
+    )
+    messages: list[str] = []
+    sink = logger.add(lambda message: messages.append(str(message)), level="WARNING")
+    try:
+        mcp = build_server(settings)
+    finally:
+        logger.remove(sink)
+    assert any("allow_privileged_role = true" in m for m in messages)
+    record_start(mcp, settings)
+    record_stop(mcp, "test")
+    (start,) = events(settings.log_dir, "server_start")
+    assert start["privileged_roles_allowed"] == ["pg"]
+    assert start["config"]["databases"][0]["allow_privileged_role"] is True
+
+
+def test_inspecting_a_role_for_check_leaves_no_uninspected_session(pg_cluster, tmp_path):
+    settings = pg_settings(pg_cluster, tmp_path, role="writer")
+    database = PostgresDatabase(settings.databases[0], settings.secrets)
+    assert database.role_privileges()  # check's path: connects without the refusal
+    with pytest.raises(PolicyViolation, match="refused: INSERT/UPDATE/DELETE/TRUNCATE"):
+        database.run_query("SELECT 1", None, 10)
+    database.close()
