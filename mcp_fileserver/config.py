@@ -78,6 +78,9 @@ class DatabaseSection(_Section):
     max_rows: int = Field(1000, ge=1, le=1_000_000)
     max_result_bytes: int = Field(1 * MiB, ge=1)
     timeout_s: float = Field(5.0, gt=0, le=3600)
+    # Calls one database runs at once, each on its own connection; more wait (within
+    # their own timeout_s) without holding a thread the file tools or other databases need.
+    max_concurrent_queries: int = Field(4, ge=1, le=64)
 
 
 class AuditSettings(_Section):
@@ -144,6 +147,7 @@ class DatabaseConfig:
     max_rows: int
     max_result_bytes: int
     timeout_s: float
+    max_concurrent_queries: int = 4
     path: Path | None = None  # sqlite
     host: str | None = None  # postgresql
     port: int | None = None
@@ -222,6 +226,7 @@ class Settings:
                     "max_rows": db.max_rows,
                     "max_result_bytes": db.max_result_bytes,
                     "timeout_s": db.timeout_s,
+                    "max_concurrent_queries": db.max_concurrent_queries,
                 }
                 for db in self.databases
             ],
@@ -486,6 +491,7 @@ def _parse_database(
         "max_rows": section.max_rows,
         "max_result_bytes": section.max_result_bytes,
         "timeout_s": section.timeout_s,
+        "max_concurrent_queries": section.max_concurrent_queries,
     }
     url = section.url
     scheme, sep, rest = url.partition("://")

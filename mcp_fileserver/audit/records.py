@@ -34,7 +34,7 @@ Event = Literal[
     "security_alert",
     "security_incident",
 ]
-Outcome = Literal["ok", "denied", "invalid", "error", "rate_limited", "locked"]
+Outcome = Literal["ok", "denied", "invalid", "error", "rate_limited", "locked", "cancelled"]
 
 GENESIS = "0" * 64
 

@@ -1,7 +1,11 @@
-"""The SQL tools: thin adapters from MCP calls to one backend per configured database."""
+"""The SQL tools: thin adapters from MCP calls to the backends of each configured database.
+
+Every call that touches a database goes through its `DatabaseSlots` (slots.py): its own
+connections and worker threads, its deadline set on arrival, cancellation honoured."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Protocol
 
 from fastmcp import FastMCP
@@ -11,6 +15,7 @@ from pydantic import Field
 from mcp_fileserver.config import DatabaseConfig, Settings
 from mcp_fileserver.errors import InvalidRequest
 from mcp_fileserver.secrets import SecretStore
+from mcp_fileserver.sql.control import CallControl
 from mcp_fileserver.sql.models import (
     DatabaseInfo,
     DatabaseList,
@@ -21,6 +26,7 @@ from mcp_fileserver.sql.models import (
     TableList,
 )
 from mcp_fileserver.sql.postgres import PostgresDatabase
+from mcp_fileserver.sql.slots import DatabaseSlots
 from mcp_fileserver.sql.sqlite import SQLiteDatabase
 
 READ_ONLY = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
@@ -50,12 +56,23 @@ QueryParams = Annotated[
 class Backend(Protocol):
     config: DatabaseConfig
 
-    def list_tables(self) -> list[TableInfo]: ...
-    def describe_table(self, table: str) -> TableDescription: ...
+    def list_tables(self, control: CallControl | None = None) -> list[TableInfo]: ...
+    def describe_table(
+        self, table: str, control: CallControl | None = None
+    ) -> TableDescription: ...
     def run_query(
-        self, sql: str, params: list[Scalar] | dict[str, Scalar] | None, max_rows: int
+        self,
+        sql: str,
+        params: list[Scalar] | dict[str, Scalar] | None,
+        max_rows: int,
+        control: CallControl | None = None,
     ) -> QueryResult: ...
-    def explain(self, sql: str, params: list[Scalar] | dict[str, Scalar] | None) -> QueryPlan: ...
+    def explain(
+        self,
+        sql: str,
+        params: list[Scalar] | dict[str, Scalar] | None,
+        control: CallControl | None = None,
+    ) -> QueryPlan: ...
     def close(self) -> None: ...
 
 
@@ -70,14 +87,17 @@ def open_backend(
 
 def register_sql_tools(
     mcp: FastMCP, settings: Settings, *, _enforce_guard_for_tests: bool = True
-) -> dict[str, Backend]:
-    """Register the five SQL tools; returns the backends by database name.
+) -> dict[str, DatabaseSlots[Backend]]:
+    """Register the five SQL tools; returns each database's slots by name.
 
     `_enforce_guard_for_tests=False` switches layer 1 off so the tests can show that the
     engine layer stands alone. It is not reachable from any configuration.
     """
-    backends = {
-        db.name: open_backend(db, settings.secrets, enforce_guard=_enforce_guard_for_tests)
+    databases: dict[str, DatabaseSlots[Backend]] = {
+        db.name: DatabaseSlots(
+            db,
+            partial(open_backend, db, settings.secrets, enforce_guard=_enforce_guard_for_tests),
+        )
         for db in settings.databases
     }
     listing = DatabaseList(
@@ -87,8 +107,8 @@ def register_sql_tools(
         ]
     )
 
-    def backend(name: str) -> Backend:
-        found = backends.get(name)
+    def lookup(name: str) -> DatabaseSlots[Backend]:
+        found = databases.get(name)
         if found is None:
             raise InvalidRequest(
                 f"unknown database {name!r}: call list_databases for the configured names"
@@ -101,12 +121,13 @@ def register_sql_tools(
         return listing
 
     @mcp.tool(annotations=READ_ONLY)
-    def list_tables(database: DatabaseName) -> TableList:
+    async def list_tables(database: DatabaseName) -> TableList:
         """Tables and views in a database (with their schema on PostgreSQL)."""
-        return TableList(database=database, tables=backend(database).list_tables())
+        tables = await lookup(database).call(lambda db, control: db.list_tables(control))
+        return TableList(database=database, tables=tables)
 
     @mcp.tool(annotations=READ_ONLY)
-    def describe_table(
+    async def describe_table(
         database: DatabaseName,
         table: Annotated[
             str,
@@ -118,10 +139,10 @@ def register_sql_tools(
         ],
     ) -> TableDescription:
         """Columns (type, nullability, default), primary key, foreign keys and indexes."""
-        return backend(database).describe_table(table)
+        return await lookup(database).call(lambda db, control: db.describe_table(table, control))
 
     @mcp.tool(annotations=READ_ONLY)
-    def run_query(
+    async def run_query(
         database: DatabaseName,
         sql: Sql,
         params: QueryParams = None,
@@ -136,13 +157,15 @@ def register_sql_tools(
         refused. Results stop at the database's row, byte and time limits; `truncated`
         says when rows were left out.
         """
-        chosen = backend(database)
+        chosen = lookup(database)
         limit = min(max_rows or chosen.config.max_rows, chosen.config.max_rows)
-        return chosen.run_query(sql, params, limit)
+        return await chosen.call(lambda db, control: db.run_query(sql, params, limit, control))
 
     @mcp.tool(annotations=READ_ONLY)
-    def explain_query(database: DatabaseName, sql: Sql, params: QueryParams = None) -> QueryPlan:
+    async def explain_query(
+        database: DatabaseName, sql: Sql, params: QueryParams = None
+    ) -> QueryPlan:
         """The engine's plan for a read-only query, without running it (no ANALYZE)."""
-        return backend(database).explain(sql, params)
+        return await lookup(database).call(lambda db, control: db.explain(sql, params, control))
 
-    return backends
+    return databases
