@@ -70,7 +70,10 @@ from mcp_fileserver.sql.sqlite_printf import BoundedPrintf
 MAX_VALUE_BYTES = 16 * 1024 * 1024
 MAX_SQL_BYTES = 1024 * 1024  # SQLITE_LIMIT_SQL_LENGTH
 MAX_LIKE_PATTERN = 10_000  # SQLITE_LIMIT_LIKE_PATTERN_LENGTH (LIKE/GLOB work is text x pattern)
-PROGRESS_STEPS = 1000  # VM instructions between two checks of the deadline
+# VM instructions between two checks of the deadline by the progress handler, a backup of
+# the watchdog (control.py), whose interrupt() needs no GIL. Each check takes the GIL: every
+# 1000 instructions, two busy queries starved the event loop (a file read took 1 s).
+PROGRESS_STEPS = 100_000
 MAX_TABLES = 10_000  # list_tables stops here
 
 # PRAGMAs that only read, whatever their argument; describe_table uses them.
