@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 Engine = Literal["sqlite", "postgresql"]
 JsonValue = Any  # None, bool, int, float, str, or lists/objects of these
@@ -79,6 +79,9 @@ class QueryResult(BaseModel):
     truncated: bool = Field(description="true when more rows exist than were returned")
     truncated_reason: Literal["max_rows", "max_result_bytes"] | None = None
     elapsed_ms: float
+    # `rows` as the compact JSON the byte limit counted (set by the engines, so the tool
+    # layer does not encode the rows a second time); None when built another way.
+    _rows_json: str | None = PrivateAttr(default=None)
 
 
 class QueryPlan(BaseModel):

@@ -5,11 +5,13 @@ connections and worker threads, its deadline set on arrival, cancellation honour
 
 from __future__ import annotations
 
+import json
 from functools import partial
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 
 from fastmcp import FastMCP
-from mcp.types import ToolAnnotations
+from fastmcp.tools import FunctionTool, ToolResult
+from mcp.types import TextContent, ToolAnnotations
 from pydantic import Field
 
 from mcp_fileserver.config import DatabaseConfig, Settings
@@ -74,6 +76,62 @@ class Backend(Protocol):
         control: CallControl | None = None,
     ) -> QueryPlan: ...
     def close(self) -> None: ...
+
+
+def _output_schema(model: type[QueryResult]) -> dict[str, Any] | None:
+    """The output schema fastmcp derives for `model`, for a tool returning a ToolResult."""
+
+    async def probe() -> QueryResult: ...
+
+    return FunctionTool.from_function(probe).output_schema
+
+
+QUERY_RESULT_SCHEMA = _output_schema(QueryResult)
+
+
+def query_answer(result: QueryResult) -> ToolResult:
+    """The MCP answer of `run_query`, built in the worker thread.
+
+    Structured content: the complete `QueryResult`. Text (what a model reads): one line
+    saying what came back, the column names and types once, then the rows as one compact
+    JSON array of arrays, the very text the byte limit counted: no key repeated per row,
+    strings quoted, null distinct from "null". Built with `model_construct`: both parts
+    are JSON-safe by construction, and walking 10,000 rows again to check costs more
+    than fetching them.
+    """
+    rows_json = result._rows_json
+    if rows_json is None:
+        rows_json = json.dumps(result.rows, ensure_ascii=False, separators=(",", ":"))
+    if result.truncated_reason == "max_rows":
+        status = "more rows exist (max_rows reached): narrow the query or page with LIMIT/OFFSET"
+    elif result.truncated_reason == "max_result_bytes":
+        status = (
+            "more rows exist (max_result_bytes reached): select fewer columns or page "
+            "with LIMIT/OFFSET"
+        )
+    else:
+        status = "complete"
+    names = json.dumps([c.name for c in result.columns], ensure_ascii=False)
+    types = json.dumps([c.type for c in result.columns], ensure_ascii=False)
+    text = (
+        f"{result.row_count} row(s) from {result.database}, {status}; "
+        f"{result.elapsed_ms:g} ms\ncolumns: {names}\ntypes: {types}\nrows: {rows_json}"
+    )
+    structured = {
+        "database": result.database,
+        "columns": [{"name": c.name, "type": c.type} for c in result.columns],
+        "rows": result.rows,
+        "row_count": result.row_count,
+        "truncated": result.truncated,
+        "truncated_reason": result.truncated_reason,
+        "elapsed_ms": result.elapsed_ms,
+    }
+    return ToolResult.model_construct(
+        content=[TextContent(type="text", text=text)],
+        structured_content=structured,
+        meta=None,
+        is_error=False,
+    )
 
 
 def open_backend(
@@ -141,7 +199,7 @@ def register_sql_tools(
         """Columns (type, nullability, default), primary key, foreign keys and indexes."""
         return await lookup(database).call(lambda db, control: db.describe_table(table, control))
 
-    @mcp.tool(annotations=READ_ONLY)
+    @mcp.tool(annotations=READ_ONLY, output_schema=QUERY_RESULT_SCHEMA)
     async def run_query(
         database: DatabaseName,
         sql: Sql,
@@ -150,7 +208,7 @@ def register_sql_tools(
             int | None,
             Field(ge=1, description="return at most this many rows (capped by the server)"),
         ] = None,
-    ) -> QueryResult:
+    ) -> ToolResult:
         """Run one read-only query and return its rows as JSON-safe values.
 
         Writes, schema changes, several statements, file or extension functions are
@@ -159,7 +217,9 @@ def register_sql_tools(
         """
         chosen = lookup(database)
         limit = min(max_rows or chosen.config.max_rows, chosen.config.max_rows)
-        return await chosen.call(lambda db, control: db.run_query(sql, params, limit, control))
+        return await chosen.call(
+            lambda db, control: query_answer(db.run_query(sql, params, limit, control))
+        )
 
     @mcp.tool(annotations=READ_ONLY)
     async def explain_query(
