@@ -63,6 +63,7 @@ from mcp_fileserver.sql.models import (
 from mcp_fileserver.sql.results import collect_rows
 from mcp_fileserver.sql.sqlite_functions import BoundedFunctions
 from mcp_fileserver.sql.sqlite_printf import BoundedPrintf
+from mcp_fileserver.sql.sqlite_types import declared_types
 
 # The largest single string or blob SQLite may build or read (SQLITE_LIMIT_LENGTH), unless
 # the database's max_result_bytes is larger. Building one costs up to ~0.1-0.3 s, the
@@ -179,7 +180,12 @@ class SQLiteDatabase(DatabaseBackend):
             started = time.perf_counter()
             cursor = conn.execute(sql, _bindable(params))
             try:
-                columns = [ResultColumn(name=d[0]) for d in cursor.description or ()]
+                names = [d[0] for d in cursor.description or ()]
+                types = declared_types(conn, sql, len(names))
+                columns = [
+                    ResultColumn(name=name, type=decl)
+                    for name, decl in zip(names, types, strict=True)
+                ]
                 collected = collect_rows(
                     cursor.fetchmany, max_rows=max_rows, max_bytes=self.config.max_result_bytes
                 )
