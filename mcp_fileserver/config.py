@@ -75,7 +75,8 @@ class DatabaseSection(_Section):
     url: str
     password: str | None = None
     description: str = ""
-    max_rows: int = Field(1000, ge=1, le=1_000_000)
+    # 10,000 rows: a real analysis result; max_result_bytes still caps the size.
+    max_rows: int = Field(10_000, ge=1, le=1_000_000)
     max_result_bytes: int = Field(1 * MiB, ge=1)
     timeout_s: float = Field(5.0, gt=0, le=3600)
     # Calls one database runs at once, each on its own connection; more wait (within
