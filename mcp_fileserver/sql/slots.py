@@ -14,16 +14,18 @@ cancellation then propagates to the caller.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import anyio
-import anyio.lowlevel
 import anyio.to_thread
 
 from mcp_fileserver.config import DatabaseConfig
 from mcp_fileserver.errors import LimitExceeded
 from mcp_fileserver.sql.control import CallControl
+
+STOP_POLL_S = 0.002  # how often a cancelled call checks that its engine has stopped
 
 B = TypeVar("B")
 T = TypeVar("T")
@@ -68,32 +70,22 @@ class DatabaseSlots(Generic[B]):
 async def _run_stoppable(
     work: Callable[[], T], control: CallControl, threads: anyio.CapacityLimiter
 ) -> T:
-    """`work` in a worker thread; if this task is cancelled meanwhile, stop the engine,
-    wait for the thread (the connection must be free before it is reused), and let the
-    cancellation propagate instead of the engine's "interrupted" error."""
-    finished = False
+    """`work` in a worker thread; if this task is cancelled meanwhile, stop the engine and
+    wait for the thread (the connection must be free before the slot is reused), then let
+    the cancellation propagate. The ordinary path is one plain thread hop: no extra task."""
+    done = threading.Event()
 
-    async def stop_on_cancel() -> None:
+    def run() -> T:
         try:
-            await anyio.sleep_forever()
-        except anyio.get_cancelled_exc_class():
-            if not finished:
-                control.cancel()
-            raise
-
-    outcome: T | None = None
-    failure: Exception | None = None
-    async with anyio.create_task_group() as group:
-        group.start_soon(stop_on_cancel)
-        try:
-            outcome = await anyio.to_thread.run_sync(work, limiter=threads)
-        except Exception as exc:  # raised below, outside the group (no ExceptionGroup)
-            failure = exc
+            return work()
         finally:
-            finished = True
-            group.cancel_scope.cancel()
-    if failure is not None:
-        if control.cancelled:
-            await anyio.lowlevel.checkpoint()  # raises the pending cancellation
-        raise failure
-    return outcome  # type: ignore[return-value]
+            done.set()
+
+    try:
+        return await anyio.to_thread.run_sync(run, limiter=threads, abandon_on_cancel=True)
+    except anyio.get_cancelled_exc_class():
+        control.cancel()
+        with anyio.CancelScope(shield=True):
+            while not done.is_set():  # the engine stops within milliseconds of cancel()
+                await anyio.sleep(STOP_POLL_S)
+        raise
