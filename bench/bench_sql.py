@@ -9,13 +9,20 @@ DBHub 1.x dropped its `--readonly` flag; read-only mode is a `[[tools]]` entry w
 `readonly = true` in its TOML configuration, which is what this script writes.
 Our server runs with its shipped defaults (audit, monitoring, SQL guard on) except rate
 limiting, which a benchmark exceeds by design.
+
+Issue 13 adds a 10,000-row SELECT (the whole table), against DBHub and against the floor:
+raw `sqlite3` fetchall plus `json.dumps` of the rows, timed in this process in the same
+run. Budget: our p50 <= 1.2x DBHub's and <= 2x the floor.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
+import statistics
 import tempfile
+import time
 from pathlib import Path
 
 from common import (
@@ -41,6 +48,10 @@ from rpc import Server, child_env
 DBHUB = "@bytebase/dbhub"
 BUDGET = 1.5
 OURS, OURS_PARAMS, BASELINE = "mcp-fileserver run_query", "… with params", "dbhub execute_sql"
+ALL_ROWS_QUERY = "SELECT id, category, name, price FROM items"
+ALL_ROWS = 10_000
+OURS_10K, BASELINE_10K = "mcp-fileserver run_query 10k rows", "dbhub execute_sql 10k rows"
+BUDGET_10K_DBHUB, BUDGET_10K_FLOOR = 1.2, 2.0
 
 
 def main() -> None:
@@ -57,6 +68,7 @@ def main() -> None:
             f"""
             [databases.bench]
             url = {toml_str("sqlite:///" + str(db))}
+            max_rows = {ALL_ROWS}
             [audit]
             log_dir = {toml_str(base / "audit")}
             [rate_limit]
@@ -116,6 +128,18 @@ def main() -> None:
                     call()
             lat = interleave(calls, rounds=rounds, per_round=per_round)
             _refused_write(ours, dbhub)
+            all_rows = {"database": "bench", "sql": ALL_ROWS_QUERY}
+            big_calls = {
+                OURS_10K: lambda: ours.call_tool("run_query", all_rows),
+                BASELINE_10K: lambda: dbhub.call_tool("execute_sql", {"sql": ALL_ROWS_QUERY}),
+            }
+            for name, call in big_calls.items():
+                _check_all_rows(name, call())
+                for _ in range(warm // 30 + 3):
+                    call()
+            big_rounds, big_per_round = (3, 3) if args.quick else (10, 6)
+            big = interleave(big_calls, rounds=big_rounds, per_round=big_per_round)
+            floor_ms = _floor_ms(db, samples=big_rounds * big_per_round)
 
     base_p50 = lat[BASELINE].p50_ms
     rows = [
@@ -137,6 +161,29 @@ def main() -> None:
             markdown_table(["server", "n", "p50 ms", "p99 ms", "p50 ratio", "p99 ratio"], rows),
             "",
             f"Budget p50 <= {BUDGET}x DBHub: {verdict(lat[OURS].p50_ms, base_p50, BUDGET)}.",
+            "",
+            f"{ALL_ROWS:,}-row SELECT: `{ALL_ROWS_QUERY}` ({big_rounds * big_per_round} timed "
+            "calls each, interleaved); floor = raw sqlite3 fetchall + json.dumps, in-process.",
+            "",
+            markdown_table(
+                ["what", "p50 ms", "p99 ms", "vs DBHub", "vs floor"],
+                [
+                    [
+                        name,
+                        fmt_ms(s.p50_ms),
+                        fmt_ms(s.p99_ms),
+                        ratio(s.p50_ms, big[BASELINE_10K].p50_ms),
+                        ratio(s.p50_ms, floor_ms),
+                    ]
+                    for name, s in big.items()
+                ]
+                + [["raw sqlite3 + json.dumps (floor)", fmt_ms(floor_ms), "", "", "1.00x"]],
+            ),
+            "",
+            f"Budget p50 <= {BUDGET_10K_DBHUB}x DBHub: "
+            f"{verdict(big[OURS_10K].p50_ms, big[BASELINE_10K].p50_ms, BUDGET_10K_DBHUB)}; "
+            f"<= {BUDGET_10K_FLOOR}x the floor: "
+            f"{verdict(big[OURS_10K].p50_ms, floor_ms, BUDGET_10K_FLOOR)}.",
         ]
     )
     data = {
@@ -144,6 +191,10 @@ def main() -> None:
         "latency_ms": {
             name: {"n": len(s.samples), "p50": s.p50_ms, "p99": s.p99_ms, "mean": s.mean_ms}
             for name, s in lat.items()
+        },
+        "all_rows_ms": {
+            **{name: {"p50": s.p50_ms, "p99": s.p99_ms} for name, s in big.items()},
+            "floor_p50": floor_ms,
         },
     }
     report(_title(), _command(), body, data)
@@ -163,6 +214,25 @@ def _check_twenty_rows(name: str, result: dict) -> None:
     found = sum(f'item-{i}\\"' in text or f'"item-{i}"' in text for i in range(7, 10_000, 500))
     if found != 20:
         raise SystemExit(f"{name}: expected the 20 rows of category 7, found {found}: {text[:400]}")
+
+
+def _check_all_rows(name: str, result: dict) -> None:
+    text = json.dumps(result)
+    if f"item-{ALL_ROWS - 1}" not in text or "item-0" not in text:
+        raise SystemExit(f"{name}: the {ALL_ROWS:,} rows are not all in the answer")
+
+
+def _floor_ms(db: Path, *, samples: int) -> float:
+    """Raw sqlite3 + json: what any server must at least spend on these rows."""
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        conn = sqlite3.connect(db)
+        rows = conn.execute(ALL_ROWS_QUERY).fetchall()
+        json.dumps(rows)
+        conn.close()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
 
 
 def _refused_write(ours: Server, dbhub: Server) -> None:

@@ -96,13 +96,17 @@ class DatabaseSection(_Section):
     url: str
     password: str | None = None
     description: str = ""
-    max_rows: int = Field(1000, ge=1, le=1_000_000)
+    # 10,000 rows: a real analysis result; max_result_bytes still caps the size.
+    max_rows: int = Field(10_000, ge=1, le=1_000_000)
     max_result_bytes: int = Field(1 * MiB, ge=1)
     timeout_s: float = Field(5.0, gt=0, le=3600)
     # PostgreSQL only (docs/sql.md): volatile functions a query may call, and whether a
     # role with more than read privileges is accepted (warned about) rather than refused.
     allowed_volatile_functions: tuple[str, ...] = DEFAULT_ALLOWED_VOLATILE_FUNCTIONS
     allow_privileged_role: bool = False
+    # Calls one database runs at once, each on its own connection; more wait (within
+    # their own timeout_s) without holding a thread the file tools or other databases need.
+    max_concurrent_queries: int = Field(4, ge=1, le=64)
 
 
 class AuditSettings(_Section):
@@ -187,6 +191,7 @@ class DatabaseConfig:
     max_rows: int
     max_result_bytes: int
     timeout_s: float
+    max_concurrent_queries: int = 4
     path: Path | None = None  # sqlite
     host: str | None = None  # postgresql
     port: int | None = None
@@ -271,6 +276,7 @@ class Settings:
                     "timeout_s": db.timeout_s,
                     "allowed_volatile_functions": list(db.allowed_volatile_functions),
                     "allow_privileged_role": db.allow_privileged_role,
+                    "max_concurrent_queries": db.max_concurrent_queries,
                 }
                 for db in self.databases
             ],
@@ -557,6 +563,7 @@ def _parse_database(
         "timeout_s": section.timeout_s,
         "allowed_volatile_functions": section.allowed_volatile_functions,
         "allow_privileged_role": section.allow_privileged_role,
+        "max_concurrent_queries": section.max_concurrent_queries,
     }
     url = section.url
     scheme, sep, rest = url.partition("://")

@@ -236,8 +236,8 @@ class AuditMiddleware(Middleware):
             return "invalid", "invalid arguments", _validation_summary(exc), invalid
         if isinstance(exc, NotFoundError | DisabledError):
             return "invalid", "unknown tool", None, exc
-        if isinstance(exc, asyncio.CancelledError):
-            return "error", "cancelled", None, exc
+        if isinstance(exc, asyncio.CancelledError):  # notifications/cancelled, or shutdown
+            return "cancelled", "cancelled before it finished", None, exc
         if isinstance(exc, ToolError):
             cause = exc.__cause__
             reason = "timeout" if isinstance(cause, TimeoutError) else "internal error"

@@ -36,7 +36,7 @@ Event = Literal[
     "audit_pruned",
     "checkpoint",
 ]
-Outcome = Literal["ok", "denied", "invalid", "error", "rate_limited", "locked"]
+Outcome = Literal["ok", "denied", "invalid", "error", "rate_limited", "locked", "cancelled"]
 
 GENESIS = "0" * 64
 

@@ -46,7 +46,9 @@ class DatabaseBackend:
     def _query_result(
         self, columns: list[ResultColumn], collected: CollectedRows, started: float
     ) -> QueryResult:
-        return QueryResult(
+        # model_construct: the rows are JSON-safe by construction (results.py); validating
+        # 10,000 rows again cost more than fetching them.
+        result = QueryResult.model_construct(
             database=self.config.name,
             columns=columns,
             rows=collected.rows,
@@ -55,6 +57,8 @@ class DatabaseBackend:
             truncated_reason=collected.truncated_reason,
             elapsed_ms=elapsed_ms(started),
         )
+        result._rows_json = collected.rows_json
+        return result
 
 
 def elapsed_ms(started: float) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 Engine = Literal["sqlite", "postgresql"]
 JsonValue = Any  # None, bool, int, float, str, or lists/objects of these
@@ -84,6 +84,9 @@ class QueryResult(BaseModel):
         description="set when text was not stored in a declared encoding (PostgreSQL "
         "SQL_ASCII): it was decoded as UTF-8 and undecodable bytes replaced",
     )
+    # `rows` as the compact JSON the byte limit counted (set by the engines, so the tool
+    # layer does not encode the rows a second time); None when built another way.
+    _rows_json: str | None = PrivateAttr(default=None)
 
 
 class QueryPlan(BaseModel):

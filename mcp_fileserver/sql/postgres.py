@@ -8,7 +8,8 @@ Read-only without trusting the guard:
   which accepts exactly one statement (`COMMIT; DROP ...` is a protocol error), and
   DECLARE itself only accepts SELECT/VALUES and refuses data-modifying WITH;
 - `statement_timeout`, `lock_timeout` and `idle_in_transaction_session_timeout` are set
-  in each transaction, and a client-side timer cancels the query at the deadline too;
+  in each transaction from the call's remaining time, and the watchdog (control.py)
+  sends a cancel request at the deadline too, or at once when the client cancels;
 - rows come from the cursor in batches (`FETCH n`), so a huge table costs no more than
   the row and byte limits;
 - after every call, rolled back or failed, `DISCARD ALL` resets the session: advisory
@@ -52,6 +53,7 @@ from mcp_fileserver.errors import (
 from mcp_fileserver.secrets import SecretStore
 from mcp_fileserver.sql import function_policy
 from mcp_fileserver.sql.backend import DatabaseBackend, Params, T, elapsed_ms
+from mcp_fileserver.sql.control import CallControl
 from mcp_fileserver.sql.function_policy import FunctionCatalog
 from mcp_fileserver.sql.guard import READ_ONLY_HINT, Dialect
 from mcp_fileserver.sql.models import (
@@ -75,7 +77,6 @@ from mcp_fileserver.sql.pg_encoding import (
 from mcp_fileserver.sql.results import collect_rows
 
 CURSOR_NAME = "mcp_fileserver_query"
-CANCEL_GRACE_S = 0.5  # the client-side cancel fires this long after statement_timeout
 MAX_TABLES = 10_000
 APPLICATION_NAME = "mcp-fileserver"
 _CONNINFO = re.compile(
@@ -117,7 +118,7 @@ class PostgresDatabase(DatabaseBackend):
 
     # --- tools -------------------------------------------------------------------
 
-    def list_tables(self) -> list[TableInfo]:
+    def list_tables(self, control: CallControl | None = None) -> list[TableInfo]:
         def run(conn: psycopg.Connection[Any]) -> list[TableInfo]:
             rows = conn.execute(
                 """
@@ -140,9 +141,9 @@ class PostgresDatabase(DatabaseBackend):
                 for schema, name, kind in rows
             ]
 
-        return self._run(run)
+        return self._run(run, control)
 
-    def describe_table(self, table: str) -> TableDescription:
+    def describe_table(self, table: str, control: CallControl | None = None) -> TableDescription:
         schema, _, name = table.rpartition(".")
 
         def run(conn: psycopg.Connection[Any]) -> TableDescription:
@@ -253,9 +254,11 @@ class PostgresDatabase(DatabaseBackend):
                 ],
             )
 
-        return self._run(run)
+        return self._run(run, control)
 
-    def run_query(self, sql: str, params: Params, max_rows: int) -> QueryResult:
+    def run_query(
+        self, sql: str, params: Params, max_rows: int, control: CallControl | None = None
+    ) -> QueryResult:
         self._guard(sql)
         values = _positional(params)
 
@@ -277,9 +280,9 @@ class PostgresDatabase(DatabaseBackend):
                 result.encoding_note = self._encoding_note
             return result
 
-        return self._run(run)
+        return self._run(run, control)
 
-    def explain(self, sql: str, params: Params) -> QueryPlan:
+    def explain(self, sql: str, params: Params, control: CallControl | None = None) -> QueryPlan:
         self._guard(sql)
         values = _positional(params)
 
@@ -297,7 +300,7 @@ class PostgresDatabase(DatabaseBackend):
                 elapsed_ms=elapsed_ms(started),
             )
 
-        return self._run(run)
+        return self._run(run, control)
 
     def role_privileges(self) -> list[str]:
         """What this role could do beyond reading, if every other layer failed (`check`).
@@ -316,14 +319,16 @@ class PostgresDatabase(DatabaseBackend):
 
     # --- engine ------------------------------------------------------------------
 
-    def _run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+    def _run(
+        self, work: Callable[[psycopg.Connection[Any]], T], control: CallControl | None = None
+    ) -> T:
+        control = control or CallControl(self.config.timeout_s)
         with self._lock:
             conn = self._connection()
-            timer = threading.Timer(self.config.timeout_s + CANCEL_GRACE_S, _cancel, (conn,))
-            timer.daemon = True
-            timer.start()
+            canceller = _Canceller(conn)
+            timeout_ms = max(1, math.ceil(control.remaining() * 1000))
             try:
-                with conn.transaction(force_rollback=True):
+                with control.bound(canceller.cancel), conn.transaction(force_rollback=True):
                     # One round trip: this transaction's timeouts, and no advisory lock
                     # left over from an earlier call (session locks survive a rollback).
                     conn.execute(
@@ -331,21 +336,20 @@ class PostgresDatabase(DatabaseBackend):
                         "pg_catalog.set_config('lock_timeout', $1, true), "
                         "pg_catalog.set_config('idle_in_transaction_session_timeout', $2, true), "
                         "pg_catalog.pg_advisory_unlock_all()",
-                        (f"{self._timeout_ms()}ms", f"{self._timeout_ms() * 2}ms"),
+                        (f"{timeout_ms}ms", f"{timeout_ms * 2}ms"),
                     )
                     return work(conn)
             except Refusal:
                 raise
             except psycopg.Error as exc:
+                if control.cancelled and isinstance(exc, pg_errors.QueryCanceled):
+                    raise LimitExceeded("query stopped: the call was cancelled") from None
                 raise self._refusal(exc) from None
             except UnicodeError:
                 raise InvalidRequest("the result holds text that cannot be decoded") from None
             finally:
-                timer.cancel()
+                canceller.wait()  # a late cancel request must not hit the next call
                 self._reset_session(conn)
-
-    def _timeout_ms(self) -> int:
-        return max(1, math.ceil(self.config.timeout_s * 1000))
 
     def _reset_session(self, conn: psycopg.Connection[Any]) -> None:
         """After the rollback: nothing a call did to the session outlives it (advisory
@@ -581,6 +585,24 @@ def _some(names: list[str]) -> str:
 
 def _read_catalog(conn: psycopg.Connection[Any]) -> FunctionCatalog:
     return FunctionCatalog.from_rows(conn.execute(function_policy.CATALOG_SQL).fetchall())
+
+
+class _Canceller:
+    """A cancel request sent from a short-lived thread (the hook must not block: it runs
+    on the event loop or the watchdog), joined before the connection serves again."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self._threads: list[threading.Thread] = []
+
+    def cancel(self) -> None:
+        thread = threading.Thread(target=_cancel, args=(self._conn,), daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def wait(self) -> None:
+        for thread in self._threads:
+            thread.join(timeout=3.0)
 
 
 def _cancel(conn: psycopg.Connection[Any]) -> None:

@@ -65,6 +65,12 @@ def encoded_size(row: list[JsonSafe]) -> int:
 class CollectedRows:
     rows: list[list[JsonSafe]]
     truncated_reason: Literal["max_rows", "max_result_bytes"] | None
+    pieces: list[str]  # the rows' compact JSON, in order, each without the outer []
+
+    @property
+    def rows_json(self) -> str:
+        """`rows` as compact JSON, exactly the bytes the byte limit counted."""
+        return "[" + ",".join(self.pieces) + "]"
 
 
 def collect_rows(
@@ -80,8 +86,15 @@ def collect_rows(
     seen so far leaves room for. A PostgreSQL FETCH holds its whole batch in memory, so a
     result of 100 MB rows is read one row at a time and stops at the first, never 100 of
     them.
+
+    Fast path: a batch whose values are all JSON-native (what SQLite returns, bytes and
+    NaN aside) is encoded with ONE `json.dumps`; its length is exactly the sum of its
+    rows' `encoded_size`, so when the whole batch fits the byte count stays exact without
+    sizing each row. A batch that does not encode, or would cross the limit, is taken
+    row by row as before.
     """
     rows: list[list[JsonSafe]] = []
+    pieces: list[str] = []
     used = 2  # the enclosing []
     largest = 0
     while True:
@@ -89,15 +102,39 @@ def collect_rows(
         room = max(max_bytes - used, 0)
         size = 1 if largest == 0 else max(1, min(batch, wanted, room // largest))
         chunk = fetch(min(size, wanted))
-        for raw in chunk:
-            if len(rows) == max_rows:
-                return CollectedRows(rows, "max_rows")
-            row = [json_safe(value) for value in raw]
-            row_bytes = encoded_size(row)
-            largest = max(largest, row_bytes)
-            used += row_bytes
-            if used > max_bytes:
-                return CollectedRows(rows, "max_result_bytes")
-            rows.append(row)
+        fitting = chunk if len(rows) + len(chunk) <= max_rows else None
+        encoded = _encode_native(fitting) if fitting else None
+        # len("[r1,...,rn]") - 1 == sum(len(ri) + 1): the rows' exact encoded size.
+        batch_bytes = len(encoded.encode("utf-8", "surrogatepass")) - 1 if encoded else 0
+        if encoded is not None and used + batch_bytes <= max_bytes:
+            used += batch_bytes
+            largest = max(largest, batch_bytes // len(chunk) + 1)
+            rows.extend([list(raw) for raw in chunk])
+            pieces.append(encoded[1:-1])
+        else:
+            for raw in chunk:
+                if len(rows) == max_rows:
+                    return CollectedRows(rows, "max_rows", pieces)
+                row = [json_safe(value) for value in raw]
+                text = _NATIVE.encode(row)
+                row_bytes = len(text.encode("utf-8", "surrogatepass")) + 1
+                largest = max(largest, row_bytes)
+                used += row_bytes
+                if used > max_bytes:
+                    return CollectedRows(rows, "max_result_bytes", pieces)
+                rows.append(row)
+                pieces.append(text)
         if len(chunk) < min(size, wanted):
-            return CollectedRows(rows, None)
+            return CollectedRows(rows, None, pieces)
+
+
+def _encode_native(chunk: Sequence[Sequence[Any]]) -> str | None:
+    """The batch as compact JSON when every value is JSON-native, else None."""
+    try:
+        return _NATIVE.encode(chunk)
+    except (TypeError, ValueError):  # bytes, Decimal, dates, NaN/Infinity...
+        return None
+
+
+# allow_nan=False: NaN and Infinity are not JSON; json_safe spells them as strings.
+_NATIVE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)

@@ -11,10 +11,18 @@ Read-only without trusting the guard:
   functions not on the deny-list and a few read-only PRAGMAs; everything else (writes,
   schema changes, ATTACH/DETACH, transactions, savepoints, ANALYZE, REINDEX, VACUUM,
   other PRAGMAs) is denied when the statement is compiled, before it can run.
-- extensions disabled, `trusted_schema=OFF`, `query_only=ON`.
+- extensions disabled, `query_only=ON`.
 - `setlimit`: no attached databases, a cap on one value's size (so `randomblob(2e9)` and
-  friends fail at once) and on the SQL text's length.
-- a progress handler that interrupts the statement past the database's `timeout_s`.
+  friends fail at once), on the SQL text's length and on LIKE/GLOB patterns.
+- no single function call runs unbounded: the value cap bounds the linear ones; printf,
+  format and the quadratic built-ins are bounded wrappers (sqlite_printf.py,
+  sqlite_functions.py). `trusted_schema` stays ON so that views may call those wrappers:
+  every application function registered here is pure, and the authorizer's deny-list
+  applies to functions inside views and triggers as well.
+- a progress handler that interrupts the statement past its deadline or when the call is
+  cancelled, and the watchdog (control.py) that calls `interrupt()` at the deadline, which
+  SQLite checks at every loop jump, even where a long run of function calls leaves the
+  progress handler silent.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from mcp_fileserver.errors import (
 )
 from mcp_fileserver.secrets import SecretStore
 from mcp_fileserver.sql.backend import DatabaseBackend, Params, T, elapsed_ms
+from mcp_fileserver.sql.control import CallControl
 from mcp_fileserver.sql.denylist import SQLITE_DENIED_TABLES, SQLITE_FUNCTIONS
 from mcp_fileserver.sql.guard import Dialect
 from mcp_fileserver.sql.models import (
@@ -52,13 +61,20 @@ from mcp_fileserver.sql.models import (
     TableInfo,
 )
 from mcp_fileserver.sql.results import collect_rows
+from mcp_fileserver.sql.sqlite_functions import BoundedFunctions
 from mcp_fileserver.sql.sqlite_printf import BoundedPrintf
+from mcp_fileserver.sql.sqlite_types import declared_types
 
 # The largest single string or blob SQLite may build or read (SQLITE_LIMIT_LENGTH), unless
-# the database's max_result_bytes is larger.
-MAX_VALUE_BYTES = 64 * 1024 * 1024
+# the database's max_result_bytes is larger. Building one costs up to ~0.1-0.3 s, the
+# margin by which one function call may overrun the deadline.
+MAX_VALUE_BYTES = 16 * 1024 * 1024
 MAX_SQL_BYTES = 1024 * 1024  # SQLITE_LIMIT_SQL_LENGTH
-PROGRESS_STEPS = 1000  # VM instructions between two checks of the deadline
+MAX_LIKE_PATTERN = 10_000  # SQLITE_LIMIT_LIKE_PATTERN_LENGTH (LIKE/GLOB work is text x pattern)
+# VM instructions between two checks of the deadline by the progress handler, a backup of
+# the watchdog (control.py), whose interrupt() needs no GIL. Each check takes the GIL: every
+# 1000 instructions, two busy queries starved the event loop (a file read took 1 s).
+PROGRESS_STEPS = 100_000
 MAX_TABLES = 10_000  # list_tables stops here
 
 # PRAGMAs that only read, whatever their argument; describe_table uses them.
@@ -77,13 +93,14 @@ class SQLiteDatabase(DatabaseBackend):
     ) -> None:
         super().__init__(config, secrets, enforce_guard=enforce_guard)
         self._conn: sqlite3.Connection | None = None
-        self._deadline = 0.0
+        self._control: CallControl | None = None  # the call running now
         self._printf: BoundedPrintf | None = None
+        self._functions: BoundedFunctions | None = None
         self._immutable = False
 
     # --- tools -------------------------------------------------------------------
 
-    def list_tables(self) -> list[TableInfo]:
+    def list_tables(self, control: CallControl | None = None) -> list[TableInfo]:
         def run(conn: sqlite3.Connection) -> list[TableInfo]:
             rows = conn.execute(
                 "SELECT name, type FROM sqlite_schema WHERE type IN ('table', 'view') "
@@ -92,9 +109,9 @@ class SQLiteDatabase(DatabaseBackend):
             ).fetchall()
             return [TableInfo(name=name, kind=kind) for name, kind in rows]
 
-        return self._run(run)
+        return self._run(run, control)
 
-    def describe_table(self, table: str) -> TableDescription:
+    def describe_table(self, table: str, control: CallControl | None = None) -> TableDescription:
         def run(conn: sqlite3.Connection) -> TableDescription:
             found = conn.execute(
                 "SELECT name, type FROM sqlite_schema WHERE type IN ('table', 'view') "
@@ -154,16 +171,23 @@ class SQLiteDatabase(DatabaseBackend):
                 indexes=indexes,
             )
 
-        return self._run(run)
+        return self._run(run, control)
 
-    def run_query(self, sql: str, params: Params, max_rows: int) -> QueryResult:
+    def run_query(
+        self, sql: str, params: Params, max_rows: int, control: CallControl | None = None
+    ) -> QueryResult:
         self._guard(sql)
 
         def run(conn: sqlite3.Connection) -> QueryResult:
             started = time.perf_counter()
             cursor = conn.execute(sql, _bindable(params))
             try:
-                columns = [ResultColumn(name=d[0]) for d in cursor.description or ()]
+                names = [d[0] for d in cursor.description or ()]
+                types = declared_types(conn, sql, len(names))
+                columns = [
+                    ResultColumn(name=name, type=decl)
+                    for name, decl in zip(names, types, strict=True)
+                ]
                 collected = collect_rows(
                     cursor.fetchmany, max_rows=max_rows, max_bytes=self.config.max_result_bytes
                 )
@@ -171,9 +195,9 @@ class SQLiteDatabase(DatabaseBackend):
                 cursor.close()
             return self._query_result(columns, collected, started)
 
-        return self._run(run)
+        return self._run(run, control)
 
-    def explain(self, sql: str, params: Params) -> QueryPlan:
+    def explain(self, sql: str, params: Params, control: CallControl | None = None) -> QueryPlan:
         self._guard(sql)
 
         def run(conn: sqlite3.Connection) -> QueryPlan:
@@ -186,24 +210,30 @@ class SQLiteDatabase(DatabaseBackend):
                 elapsed_ms=elapsed_ms(started),
             )
 
-        return self._run(run)
+        return self._run(run, control)
 
     # --- engine ------------------------------------------------------------------
 
-    def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    def _run(
+        self, work: Callable[[sqlite3.Connection], T], control: CallControl | None = None
+    ) -> T:
+        control = control or CallControl(self.config.timeout_s)
         with self._lock:
             conn = self._connection()
-            self._deadline = time.monotonic() + self.config.timeout_s
+            assert self._printf is not None and self._functions is not None
+            self._printf.problem = self._functions.problem = None
+            self._control = control
             try:
-                return work(conn)
+                with control.bound(conn.interrupt):
+                    return work(conn)
             except Refusal:
                 raise
             except sqlite3.Warning as exc:  # Python 3.11: "one statement at a time"
                 raise PolicyViolation(f"refused by SQLite: {self._clean(exc)}") from None
             except sqlite3.Error as exc:
-                raise self._refusal(exc) from None
+                raise self._refusal(exc, control) from None
             finally:
-                self._deadline = 0.0
+                self._control = None
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None and self._immutable and _has_wal_files(self.config.path):
@@ -242,16 +272,21 @@ class SQLiteDatabase(DatabaseBackend):
         try:
             if hasattr(conn, "enable_load_extension"):
                 conn.enable_load_extension(False)
-            conn.execute("PRAGMA trusted_schema = OFF")
+            # ON so that views may call the bounded wrappers below (all pure functions);
+            # the authorizer still vets every function a view or trigger calls.
+            conn.execute("PRAGMA trusted_schema = ON")
             conn.execute("PRAGMA query_only = ON")
             conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
             value_limit = max(MAX_VALUE_BYTES, self.config.max_result_bytes)
             conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, value_limit)
             conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_BYTES)
+            conn.setlimit(sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH, MAX_LIKE_PATTERN)
             # printf('%.*c', 2e9, 'x') would spin for ~30 s where no handler can stop it.
             self._printf = BoundedPrintf(value_limit)
             conn.create_function("printf", -1, self._printf, deterministic=True)
             conn.create_function("format", -1, self._printf, deterministic=True)
+            self._functions = BoundedFunctions(value_limit)
+            self._functions.register(conn)
             conn.set_authorizer(_authorize)
             conn.set_progress_handler(self._past_deadline, PROGRESS_STEPS)
         except BaseException:
@@ -262,20 +297,23 @@ class SQLiteDatabase(DatabaseBackend):
 
     def _past_deadline(self) -> int:
         # Non-zero interrupts the running statement ("interrupted").
-        return int(self._deadline != 0.0 and time.monotonic() > self._deadline)
+        control = self._control
+        return int(control is not None and (control.stopped or control.remaining() < 0))
 
-    def _refusal(self, exc: sqlite3.Error) -> Refusal:
+    def _refusal(self, exc: sqlite3.Error, control: CallControl) -> Refusal:
         message = self._clean(exc)
         lowered = message.lower()
         if "interrupted" in lowered:
+            if control.cancelled:
+                return LimitExceeded("query stopped: the call was cancelled")
             return LimitExceeded(
-                f"query stopped: it ran past the {self.config.timeout_s:g} s time limit"
+                f"query stopped: it ran past the {control.timeout_s:g} s time limit"
             )
-        if "user-defined function raised exception" in lowered:  # only BoundedPrintf
-            return LimitExceeded(
-                "query stopped: a printf()/format() width or precision is larger than "
-                f"the {MAX_VALUE_BYTES}-byte value limit (too large)"
+        if "user-defined function raised exception" in lowered:  # only the bounded ones
+            problem = (self._printf and self._printf.problem) or (
+                self._functions and self._functions.problem
             )
+            return LimitExceeded(f"query stopped: {problem or message} (too large)")
         if "too big" in lowered or "too long" in lowered:
             return LimitExceeded(f"query stopped: {message} (a value or the SQL is too large)")
         if "one statement at a time" in lowered:
@@ -294,6 +332,9 @@ class SQLiteDatabase(DatabaseBackend):
         if self._printf is not None:
             self._printf.close()
             self._printf = None
+        if self._functions is not None:
+            self._functions.close()
+            self._functions = None
 
     def _clean(self, exc: BaseException) -> str:
         return self._secrets.mask(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

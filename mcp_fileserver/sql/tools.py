@@ -1,17 +1,24 @@
-"""The SQL tools: thin adapters from MCP calls to one backend per configured database."""
+"""The SQL tools: thin adapters from MCP calls to the backends of each configured database.
+
+Every call that touches a database goes through its `DatabaseSlots` (slots.py): its own
+connections and worker threads, its deadline set on arrival, cancellation honoured."""
 
 from __future__ import annotations
 
-from typing import Annotated, Protocol
+import json
+from functools import partial
+from typing import Annotated, Any, Protocol
 
 from fastmcp import FastMCP
+from fastmcp.tools import FunctionTool, ToolResult
 from loguru import logger
-from mcp.types import ToolAnnotations
+from mcp.types import TextContent, ToolAnnotations
 from pydantic import Field
 
 from mcp_fileserver.config import DatabaseConfig, Settings
 from mcp_fileserver.errors import InvalidRequest
 from mcp_fileserver.secrets import SecretStore
+from mcp_fileserver.sql.control import CallControl
 from mcp_fileserver.sql.models import (
     DatabaseInfo,
     DatabaseList,
@@ -21,6 +28,7 @@ from mcp_fileserver.sql.models import (
     TableInfo,
     TableList,
 )
+from mcp_fileserver.sql.slots import DatabaseSlots
 from mcp_fileserver.sql.sqlite import SQLiteDatabase
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
@@ -50,13 +58,80 @@ QueryParams = Annotated[
 class Backend(Protocol):
     config: DatabaseConfig
 
-    def list_tables(self) -> list[TableInfo]: ...
-    def describe_table(self, table: str) -> TableDescription: ...
+    def list_tables(self, control: CallControl | None = None) -> list[TableInfo]: ...
+    def describe_table(
+        self, table: str, control: CallControl | None = None
+    ) -> TableDescription: ...
     def run_query(
-        self, sql: str, params: list[Scalar] | dict[str, Scalar] | None, max_rows: int
+        self,
+        sql: str,
+        params: list[Scalar] | dict[str, Scalar] | None,
+        max_rows: int,
+        control: CallControl | None = None,
     ) -> QueryResult: ...
-    def explain(self, sql: str, params: list[Scalar] | dict[str, Scalar] | None) -> QueryPlan: ...
+    def explain(
+        self,
+        sql: str,
+        params: list[Scalar] | dict[str, Scalar] | None,
+        control: CallControl | None = None,
+    ) -> QueryPlan: ...
     def close(self) -> None: ...
+
+
+def _output_schema(model: type[QueryResult]) -> dict[str, Any] | None:
+    """The output schema fastmcp derives for `model`, for a tool returning a ToolResult."""
+
+    async def probe() -> QueryResult: ...
+
+    return FunctionTool.from_function(probe).output_schema
+
+
+QUERY_RESULT_SCHEMA = _output_schema(QueryResult)
+
+
+def query_answer(result: QueryResult) -> ToolResult:
+    """The MCP answer of `run_query`, built in the worker thread.
+
+    Structured content: the complete `QueryResult`. Text (what a model reads): one line
+    saying what came back, the column names and types once, then the rows as one compact
+    JSON array of arrays, the very text the byte limit counted: no key repeated per row,
+    strings quoted, null distinct from "null". Built with `model_construct`: both parts
+    are JSON-safe by construction, and walking 10,000 rows again to check costs more
+    than fetching them.
+    """
+    rows_json = result._rows_json
+    if rows_json is None:
+        rows_json = json.dumps(result.rows, ensure_ascii=False, separators=(",", ":"))
+    if result.truncated_reason == "max_rows":
+        status = "more rows exist (max_rows reached): narrow the query or page with LIMIT/OFFSET"
+    elif result.truncated_reason == "max_result_bytes":
+        status = (
+            "more rows exist (max_result_bytes reached): select fewer columns or page "
+            "with LIMIT/OFFSET"
+        )
+    else:
+        status = "complete"
+    names = json.dumps([c.name for c in result.columns], ensure_ascii=False)
+    types = json.dumps([c.type for c in result.columns], ensure_ascii=False)
+    text = (
+        f"{result.row_count} row(s) from {result.database}, {status}; "
+        f"{result.elapsed_ms:g} ms\ncolumns: {names}\ntypes: {types}\nrows: {rows_json}"
+    )
+    structured = {
+        "database": result.database,
+        "columns": [{"name": c.name, "type": c.type} for c in result.columns],
+        "rows": result.rows,
+        "row_count": result.row_count,
+        "truncated": result.truncated,
+        "truncated_reason": result.truncated_reason,
+        "elapsed_ms": result.elapsed_ms,
+    }
+    return ToolResult.model_construct(
+        content=[TextContent(type="text", text=text)],
+        structured_content=structured,
+        meta=None,
+        is_error=False,
+    )
 
 
 def open_backend(
@@ -93,19 +168,23 @@ def register_sql_tools(
     *,
     _enforce_guard_for_tests: bool = True,
     _enforce_function_policy_for_tests: bool = True,
-) -> dict[str, Backend]:
-    """Register the five SQL tools; returns the backends by database name.
+) -> dict[str, DatabaseSlots[Backend]]:
+    """Register the five SQL tools; returns each database's slots by name.
 
     The `_for_tests` flags switch layer 1 (the guard) or the PostgreSQL function policy
     off so the tests can show that each remaining layer stands alone. They are not
     reachable from any configuration.
     """
-    backends = {
-        db.name: open_backend(
+    databases: dict[str, DatabaseSlots[Backend]] = {
+        db.name: DatabaseSlots(
             db,
-            settings.secrets,
-            enforce_guard=_enforce_guard_for_tests,
-            enforce_function_policy=_enforce_function_policy_for_tests,
+            partial(
+                open_backend,
+                db,
+                settings.secrets,
+                enforce_guard=_enforce_guard_for_tests,
+                enforce_function_policy=_enforce_function_policy_for_tests,
+            ),
         )
         for db in settings.databases
     }
@@ -116,8 +195,8 @@ def register_sql_tools(
         ]
     )
 
-    def backend(name: str) -> Backend:
-        found = backends.get(name)
+    def lookup(name: str) -> DatabaseSlots[Backend]:
+        found = databases.get(name)
         if found is None:
             raise InvalidRequest(
                 f"unknown database {name!r}: call list_databases for the configured names"
@@ -130,12 +209,13 @@ def register_sql_tools(
         return listing
 
     @mcp.tool(annotations=READ_ONLY)
-    def list_tables(database: DatabaseName) -> TableList:
+    async def list_tables(database: DatabaseName) -> TableList:
         """Tables and views in a database (with their schema on PostgreSQL)."""
-        return TableList(database=database, tables=backend(database).list_tables())
+        tables = await lookup(database).call(lambda db, control: db.list_tables(control))
+        return TableList(database=database, tables=tables)
 
     @mcp.tool(annotations=READ_ONLY)
-    def describe_table(
+    async def describe_table(
         database: DatabaseName,
         table: Annotated[
             str,
@@ -147,10 +227,10 @@ def register_sql_tools(
         ],
     ) -> TableDescription:
         """Columns (type, nullability, default), primary key, foreign keys and indexes."""
-        return backend(database).describe_table(table)
+        return await lookup(database).call(lambda db, control: db.describe_table(table, control))
 
-    @mcp.tool(annotations=READ_ONLY)
-    def run_query(
+    @mcp.tool(annotations=READ_ONLY, output_schema=QUERY_RESULT_SCHEMA)
+    async def run_query(
         database: DatabaseName,
         sql: Sql,
         params: QueryParams = None,
@@ -158,20 +238,24 @@ def register_sql_tools(
             int | None,
             Field(ge=1, description="return at most this many rows (capped by the server)"),
         ] = None,
-    ) -> QueryResult:
+    ) -> ToolResult:
         """Run one read-only query and return its rows as JSON-safe values.
 
         Writes, schema changes, several statements, file or extension functions are
         refused. Results stop at the database's row, byte and time limits; `truncated`
         says when rows were left out.
         """
-        chosen = backend(database)
+        chosen = lookup(database)
         limit = min(max_rows or chosen.config.max_rows, chosen.config.max_rows)
-        return chosen.run_query(sql, params, limit)
+        return await chosen.call(
+            lambda db, control: query_answer(db.run_query(sql, params, limit, control))
+        )
 
     @mcp.tool(annotations=READ_ONLY)
-    def explain_query(database: DatabaseName, sql: Sql, params: QueryParams = None) -> QueryPlan:
+    async def explain_query(
+        database: DatabaseName, sql: Sql, params: QueryParams = None
+    ) -> QueryPlan:
         """The engine's plan for a read-only query, without running it (no ANALYZE)."""
-        return backend(database).explain(sql, params)
+        return await lookup(database).call(lambda db, control: db.explain(sql, params, control))
 
-    return backends
+    return databases

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import math
 import uuid
 
@@ -73,3 +74,44 @@ def test_json_safe_values():
     assert json_safe(uuid.UUID(int=1)) == "00000000-0000-0000-0000-000000000001"
     assert json_safe([1, (b"a",), {"k": decimal.Decimal(2)}]) == [1, ["YQ=="], {"k": "2"}]
     assert json_safe(object.__new__(object)).startswith("<object")
+
+
+@given(
+    st.lists(
+        st.lists(
+            st.one_of(
+                st.none(),
+                st.integers(-(2**63), 2**63 - 1),
+                st.floats(allow_nan=True, allow_infinity=True),
+                st.text(max_size=20),
+                st.binary(max_size=10),
+            ),
+            min_size=1,
+            max_size=4,
+        ),
+        max_size=150,
+    ),
+    st.integers(1, 200),
+    st.integers(10, 4000),
+)
+def test_the_batch_fast_path_matches_row_by_row(raw_rows, max_rows, max_bytes):
+    """Same rows, reason and bytes as sizing each row alone; the JSON is what was counted."""
+    fast = collect_rows(Source(raw_rows).fetch, max_rows=max_rows, max_bytes=max_bytes)
+    expected: list[list[object]] = []
+    used, reason = 2, None
+    for raw in raw_rows:
+        if len(expected) == max_rows:
+            reason = "max_rows"
+            break
+        row = [json_safe(v) for v in raw]
+        used += encoded_size(row)
+        if used > max_bytes:
+            reason = "max_result_bytes"
+            break
+        expected.append(row)
+    assert fast.rows == expected
+    assert fast.truncated_reason == reason
+    assert json.loads(fast.rows_json) == expected
+    assert len(fast.rows_json.encode()) == 2 + sum(encoded_size(r) for r in expected) - (
+        1 if expected else 0
+    )
