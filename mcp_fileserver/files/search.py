@@ -1,25 +1,28 @@
-"""Searching names and contents beneath a confined directory, with hard bounds.
+"""Searching names and contents beneath a confined directory, bounded and resumable.
 
 Content patterns run on RE2 (google-re2), whose matching time is linear in the input,
 so no pattern can hang the server; a pattern too large for RE2's memory budget is
-refused. Files are scanned in blocks on descriptors opened relative to their parent
-(never re-resolved by name), binary files (NUL in the first block) are skipped, and the
-total bytes scanned, results and time are bounded.
+refused. Files are read on descriptors opened relative to their parent (never
+re-resolved by name); a file with a NUL byte in its first 8 KiB is binary and skipped
+after that one small read. Lines are counted only where a match is, or where a large
+file is read in several blocks. A search stopped by a budget or by `max_results`
+returns the position to resume from (cursor.py), down to the line inside a file.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import re2
 
 from mcp_fileserver.errors import InvalidRequest
+from mcp_fileserver.files.cursor import Position
 from mcp_fileserver.files.denylist import DenyList
-from mcp_fileserver.files.walk import Budget, compile_globs, open_file_in, walk
+from mcp_fileserver.files.walk import Budget, Filters, compile_globs, open_file_in, walk
 
-SCAN_BLOCK = 1 << 20
+SCAN_BLOCK = 1 << 20  # bytes read at once from a large file
+BINARY_PROBE = 8192  # a NUL byte in this many first bytes marks a file binary
 MAX_LINE_CHARS = 500  # a matching line is shown at most this long
 RE2_MAX_MEM = 8 << 20  # compiled-pattern memory; larger patterns are refused
 
@@ -42,6 +45,7 @@ class ContentStats:
     files_scanned: int = 0
     bytes_scanned: int = 0
     stopped: str | None = None
+    resume: Position | None = None  # set when stopped: where a continuation starts
 
 
 def search_names(
@@ -50,19 +54,31 @@ def search_names(
     *,
     deny: DenyList,
     budget: Budget,
-    exclude: list[str],
+    filters: Filters,
     max_results: int,
-) -> tuple[list[NameMatch], str | None]:
-    """Entries whose name matches the glob `pattern`, at any depth, like `find -name`."""
+    after: Position | None = None,
+) -> tuple[list[NameMatch], str | None, Position | None]:
+    """Entries whose name matches the glob `pattern`, at any depth, like `find -name`.
+
+    Returns the matches, why the search stopped early (or None) and where to resume."""
     name_re = compile_globs([pattern])
     assert name_re is not None
+    match = name_re.match
     found: list[NameMatch] = []
-    for entry in walk(start_fd, deny=deny, budget=budget, exclude=compile_globs(exclude)):
-        if name_re.match(entry.name):
+    last = after
+    for entry in walk(
+        start_fd, deny=deny, budget=budget, filters=filters, after=after.rel if after else None
+    ):
+        if entry.context:
+            continue
+        if match(entry.name):
             if len(found) >= max_results:
-                return found, "max_results"
+                return found, "max_results", last
             found.append(NameMatch(entry.rel, entry.kind))
-    return found, budget.stopped
+        last = Position(entry.rel)
+    if budget.stopped is not None:
+        return found, budget.stopped, last or Position(())
+    return found, None, None
 
 
 def compile_content_pattern(pattern: str, *, regex: bool, case_sensitive: bool) -> re2._Regexp:
@@ -86,113 +102,167 @@ def search_contents(
     *,
     deny: DenyList,
     budget: Budget,
+    filters: Filters,
     glob: str | None,
     max_results: int,
     max_bytes: int,
+    after: Position | None = None,
 ) -> tuple[list[LineMatch], ContentStats]:
     """Matching lines (1-based numbers) in the regular, non-binary files beneath start."""
     name_re = compile_globs([glob]) if glob else None
     stats = ContentStats()
     found: list[LineMatch] = []
-    for entry in walk(start_fd, deny=deny, budget=budget):
-        if entry.kind != "file" or (name_re is not None and not name_re.match(entry.name)):
+    last = after
+    inside = after is not None and after.offset is not None
+    entries = walk(
+        start_fd,
+        deny=deny,
+        budget=budget,
+        filters=filters,
+        after=after.rel if after else None,
+        inclusive=inside,
+    )
+    for entry in entries:
+        if entry.context:
             continue
-        fd = open_file_in(entry.dir_fd, entry.name)
-        if fd is None:
-            continue
-        try:
-            if _collect(
-                _scan_fd(fd, entry.rel, program, stats, budget, max_bytes),
-                found,
-                max_results,
-                stats,
-            ):
-                return found, stats
-        finally:
-            os.close(fd)
-    stats.stopped = stats.stopped or budget.stopped
+        start, line = 0, 1
+        if inside and after is not None and entry.rel == after.rel:
+            start, line = after.offset or 0, after.line
+        inside = False
+        if entry.kind == "file" and (name_re is None or name_re.match(entry.name)):
+            opened = open_file_in(entry.dir_fd, entry.name)
+            if opened is not None:
+                fd, size = opened
+                try:
+                    stop = _scan_file(
+                        fd, size, entry.rel, program, found, max_results, stats, budget,
+                        max_bytes, start, line,
+                    )  # fmt: skip
+                finally:
+                    os.close(fd)
+                if stop is not None:
+                    stats.resume = stop
+                    return found, stats
+        last = Position(entry.rel)
+    if budget.stopped is not None:
+        stats.stopped = budget.stopped
+        stats.resume = last or Position(())
     return found, stats
 
 
 def search_one_file(
-    fd: int, program: re2._Regexp, *, budget: Budget, max_results: int, max_bytes: int
-) -> tuple[list[LineMatch], ContentStats]:
+    fd: int, size: int, program: re2._Regexp, *, budget: Budget, max_results: int,
+    max_bytes: int, after: Position | None = None,
+) -> tuple[list[LineMatch], ContentStats]:  # fmt: skip
     """Matching lines of one already-opened regular file."""
     stats = ContentStats()
     found: list[LineMatch] = []
-    _collect(_scan_fd(fd, (), program, stats, budget, max_bytes), found, max_results, stats)
+    start, line = (after.offset or 0, after.line) if after is not None else (0, 1)
+    stop = _scan_file(
+        fd, size, (), program, found, max_results, stats, budget, max_bytes, start, line
+    )
+    stats.resume = stop
     return found, stats
 
 
-def _collect(
-    matches: Iterator[LineMatch], found: list[LineMatch], max_results: int, stats: ContentStats
-) -> bool:
-    """Append matches; True once the search must stop."""
-    for match in matches:
-        if len(found) >= max_results:
-            stats.stopped = "max_results"
-            return True
-        found.append(match)
-    return stats.stopped is not None
-
-
-def _scan_fd(
+def _scan_file(
     fd: int,
+    size: int,
     rel: tuple[str, ...],
     program: re2._Regexp,
+    found: list[LineMatch],
+    max_results: int,
     stats: ContentStats,
     budget: Budget,
     max_bytes: int,
-) -> Iterator[LineMatch]:
-    stats.files_scanned += 1
-    offset = 0
-    line_no = 1  # number of the first line in `carry + block`
+    offset: int,
+    line: int,
+) -> Position | None:
+    """Append the matches of one file from byte `offset` (the start of line `line`);
+    return where to resume if a limit stopped the scan inside it."""
+    pos = offset
     carry = b""
-    while True:
-        if budget.expired():
-            stats.stopped = "timeout"
-            return
+    if offset == 0:
         room = max_bytes - stats.bytes_scanned
         if room <= 0:
             stats.stopped = "max_bytes"
-            return
-        block = os.pread(fd, min(SCAN_BLOCK, room), offset)
-        if offset == 0 and b"\0" in block[:8192]:
-            return  # binary
-        if not block:
-            if carry:
-                yield from _matches(rel, program, carry, line_no)
-            return
-        offset += len(block)
+            return Position(rel, 0, 1)
+        carry = os.pread(fd, min(size, BINARY_PROBE, room), 0)
+        if b"\0" in carry:
+            return None  # binary
+        pos = len(carry)
+        stats.bytes_scanned += pos
+    stats.files_scanned += 1
+    while True:
+        if pos >= size:
+            return _match_chunk(
+                carry, pos - len(carry), line, rel, program, found, max_results, stats
+            )
+        if budget.expired():
+            stats.stopped = budget.stopped
+            return Position(rel, pos - len(carry), line)
+        room = max_bytes - stats.bytes_scanned
+        if room <= 0:
+            stats.stopped = "max_bytes"
+            return Position(rel, pos - len(carry), line)
+        block = os.pread(fd, min(SCAN_BLOCK, room, size - pos), pos)
+        if not block:  # the file shrank: what is left is the last line
+            size = pos
+            continue
+        pos += len(block)
         stats.bytes_scanned += len(block)
-        data = carry + block
+        data = carry + block if carry else block
+        if pos >= size:
+            carry = data
+            continue
         end = data.rfind(b"\n") + 1
         if end == 0 and len(data) < SCAN_BLOCK:
             carry = data  # one long line so far; keep reading
             continue
         if end == 0:
             end = len(data)  # a line longer than a block is matched in pieces
-        yield from _matches(rel, program, data[:end], line_no)
-        line_no += data.count(b"\n", 0, end)
+        chunk_start = pos - len(data)
+        stop = _match_chunk(data[:end], chunk_start, line, rel, program, found, max_results, stats)
+        if stop is not None:
+            return stop
+        line += data.count(b"\n", 0, end)
         carry = data[end:]
 
 
-def _matches(
-    rel: tuple[str, ...], program: re2._Regexp, chunk: bytes, first_line: int
-) -> Iterator[LineMatch]:
-    """One result per matching line of `chunk` (complete lines, numbered from first_line)."""
-    pos = 0
+def _match_chunk(
+    chunk: bytes,
+    chunk_start: int,
+    first_line: int,
+    rel: tuple[str, ...],
+    program: re2._Regexp,
+    found: list[LineMatch],
+    max_results: int,
+    stats: ContentStats,
+) -> Position | None:
+    """Append one result per matching line of `chunk` (whole lines from `chunk_start`,
+    the first numbered `first_line`); past `max_results`, the position of the next one."""
+    if not chunk:
+        return None
+    search = program.search
+    m = search(chunk, 0)
+    if m is None:
+        return None
     line_no = first_line
     counted_to = 0
-    while pos < len(chunk):
-        m = program.search(chunk, pos)
-        if m is None:
-            return
-        start = chunk.rfind(b"\n", 0, m.start()) + 1
-        end = chunk.find(b"\n", m.start())
-        end = len(chunk) if end < 0 else end
+    size = len(chunk)
+    while m is not None:
+        mstart = m.start()
+        start = chunk.rfind(b"\n", 0, mstart) + 1
+        end = chunk.find(b"\n", mstart)
+        end = size if end < 0 else end
         line_no += chunk.count(b"\n", counted_to, start)
         counted_to = start
+        if len(found) >= max_results:
+            stats.stopped = "max_results"
+            return Position(rel, chunk_start + start, line_no)
         text = chunk[start:end].rstrip(b"\r").decode("utf-8", errors="replace")
-        yield LineMatch(rel, line_no, text[:MAX_LINE_CHARS])
-        pos = end + 1
+        found.append(LineMatch(rel, line_no, text[:MAX_LINE_CHARS]))
+        if end + 1 >= size:
+            break
+        m = search(chunk, end + 1)
+    return None

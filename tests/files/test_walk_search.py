@@ -51,7 +51,7 @@ def test_list_directory(planted: Workspace, method: Method) -> None:
     }
     link = next(e for e in listing.entries if e.name == "file_out")
     assert link.size == len(str(planted.canary_file))  # lstat size: the link itself
-    assert listing.total == 4 and listing.next_offset is None and not listing.truncated
+    assert listing.total == 4 and listing.next_offset is None
     assert names(s.list_directory("sub")) == ["deeper", "loop", "notes.txt", "pipe"]
     kinds = {e.name: e.type for e in s.list_directory("sub").entries}
     assert kinds["pipe"] == "other"
@@ -75,8 +75,6 @@ def test_list_directory_paging(ws: Workspace, method: Method) -> None:
         ["deeper", "notes.txt", *(f"f{i:02d}" for i in range(25))]
     )
     assert s.list_directory("sub", offset=100).entries == []
-    capped = service_for(ws, method, max_walk_entries=20).list_directory("sub")
-    assert capped.truncated and capped.total == 20  # 27 entries, 20 listable
 
 
 def test_directory_tree(planted: Workspace, method: Method) -> None:

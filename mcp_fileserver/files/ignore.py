@@ -1,0 +1,97 @@
+"""`.gitignore` rules for walks, as git and ripgrep apply them.
+
+Each `.gitignore` holds patterns relative to its own directory; a deeper file overrides
+a shallower one, and within a file the last matching pattern wins (`!` re-includes). An
+ignored directory is not entered, so nothing beneath it can be re-included (git's rule).
+Patterns are parsed by `pathspec` (GitIgnoreSpec semantics); each file's patterns are
+also joined into one regex, so the common case (no pattern matches) costs one match.
+Only `.gitignore` files are read: not `.git/info/exclude` nor a global excludes file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pathspec.patterns.gitwildmatch import GitWildMatchPattern
+
+IGNORE_FILE = ".gitignore"
+GIT_DIR = ".git"
+MAX_IGNORE_FILE_BYTES = 1 << 20  # a larger .gitignore is read only this far
+
+
+@dataclass(frozen=True)
+class IgnoreFile:
+    """The patterns of one `.gitignore`.
+
+    A path is tested as `lead + the entry's path below the walk start, minus the first
+    `strip` components`, i.e. relative to the directory holding the file; directories
+    carry a trailing slash.
+    """
+
+    lead: str
+    strip: int
+    any_match: re.Pattern[str]
+    rules: tuple[tuple[re.Pattern[str], bool], ...]  # (regex, ignores) in file order
+
+    def decide(self, rel: Sequence[str], is_dir: bool) -> bool | None:
+        """True: ignored; False: re-included by `!`; None: no pattern of this file matches."""
+        path = self.lead + "/".join(rel[self.strip :]) + ("/" if is_dir else "")
+        if self.any_match.match(path) is None:
+            return None
+        for regex, ignores in reversed(self.rules):
+            if regex.match(path) is not None:
+                return ignores
+        return None
+
+
+def parse(data: bytes, *, lead: str = "", strip: int = 0) -> IgnoreFile | None:
+    """The rules of one `.gitignore` file's bytes; None when it has none."""
+    rules: list[tuple[re.Pattern[str], bool]] = []
+    for raw in data.decode("utf-8", errors="surrogateescape").splitlines():
+        pattern = GitWildMatchPattern(raw)
+        if pattern.include is None or pattern.regex is None:
+            continue  # blank line or comment
+        source = pattern.regex.pattern
+        # pathspec names a group; several of its patterns cannot share one regex with it.
+        source = re.sub(r"\(\?P<[A-Za-z_]\w*>", "(?:", source)
+        rules.append((re.compile(source), bool(pattern.include)))
+    if not rules:
+        return None
+    joined = re.compile("|".join(f"(?:{r.pattern})" for r, _ in rules))
+    return IgnoreFile(lead=lead, strip=strip, any_match=joined, rules=tuple(rules))
+
+
+def is_ignored(layers: Sequence[IgnoreFile], rel: Sequence[str], is_dir: bool) -> bool:
+    """Whether the deepest `.gitignore` with an opinion on `rel` ignores it."""
+    for layer in reversed(layers):
+        verdict = layer.decide(rel, is_dir)
+        if verdict is not None:
+            return verdict
+    return False
+
+
+def read_ignore_file(
+    dir_fd: int, flags: int, *, lead: str = "", strip: int = 0
+) -> IgnoreFile | None:
+    """Parse the `.gitignore` in the directory `dir_fd`, if it is a readable regular file."""
+    try:
+        fd = os.open(IGNORE_FILE, flags | os.O_NOFOLLOW, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        if not _is_regular(fd):
+            return None
+        data = os.pread(fd, MAX_IGNORE_FILE_BYTES, 0)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return parse(data, lead=lead, strip=strip)
+
+
+def _is_regular(fd: int) -> bool:
+    return stat.S_ISREG(os.fstat(fd).st_mode)
