@@ -16,7 +16,8 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pathspec.patterns.gitwildmatch import GitWildMatchPattern
+from pathspec.patterns.gitignore import GitIgnorePatternError
+from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
 
 IGNORE_FILE = ".gitignore"
 GIT_DIR = ".git"
@@ -52,7 +53,10 @@ def parse(data: bytes, *, lead: str = "", strip: int = 0) -> IgnoreFile | None:
     """The rules of one `.gitignore` file's bytes; None when it has none."""
     rules: list[tuple[re.Pattern[str], bool]] = []
     for raw in data.decode("utf-8", errors="surrogateescape").splitlines():
-        pattern = GitWildMatchPattern(raw)
+        try:
+            pattern = GitIgnoreSpecPattern(raw)
+        except (GitIgnorePatternError, ValueError):
+            continue  # git ignores a line it cannot parse
         if pattern.include is None or pattern.regex is None:
             continue  # blank line or comment
         source = pattern.regex.pattern

@@ -130,6 +130,10 @@ def search_contents(
             start, line = after.offset or 0, after.line
         inside = False
         if entry.kind == "file" and (name_re is None or name_re.match(entry.name)):
+            if stats.bytes_scanned >= max_bytes:
+                stats.stopped = "max_bytes"
+                stats.resume = last or Position(())
+                return found, stats
             opened = open_file_in(entry.dir_fd, entry.name)
             if opened is not None:
                 fd, size = opened
@@ -179,36 +183,32 @@ def _scan_file(
     line: int,
 ) -> Position | None:
     """Append the matches of one file from byte `offset` (the start of line `line`);
-    return where to resume if a limit stopped the scan inside it."""
+    return where to resume if a limit stopped the scan inside it.
+
+    The first read of a file is small (the binary probe); later reads are large blocks.
+    The budgets are checked before each read, except that the first file of a call
+    always gets one read matched, so every continued call makes progress."""
     pos = offset
     carry = b""
-    if offset == 0:
-        room = max_bytes - stats.bytes_scanned
-        if room <= 0:
-            stats.stopped = "max_bytes"
-            return Position(rel, 0, 1)
-        carry = os.pread(fd, min(size, BINARY_PROBE, room), 0)
-        if b"\0" in carry:
-            return None  # binary
-        pos = len(carry)
-        stats.bytes_scanned += pos
-    stats.files_scanned += 1
+    progressed = stats.bytes_scanned > 0
     while True:
         if pos >= size:
-            return _match_chunk(
-                carry, pos - len(carry), line, rel, program, found, max_results, stats
-            )
-        if budget.expired():
-            stats.stopped = budget.stopped
-            return Position(rel, pos - len(carry), line)
+            start = pos - len(carry)
+            return _match_chunk(carry, start, line, rel, program, found, max_results, stats)
         room = max_bytes - stats.bytes_scanned
-        if room <= 0:
-            stats.stopped = "max_bytes"
+        if progressed and (budget.expired() or room <= 0):
+            stats.stopped = budget.stopped or "max_bytes"
             return Position(rel, pos - len(carry), line)
-        block = os.pread(fd, min(SCAN_BLOCK, room, size - pos), pos)
+        want = min(BINARY_PROBE if pos == 0 else SCAN_BLOCK, size - pos)
+        block = os.pread(fd, min(want, room) if room > 0 else want, pos)
         if not block:  # the file shrank: what is left is the last line
             size = pos
             continue
+        if pos == 0:
+            if b"\0" in block:
+                stats.bytes_scanned += len(block)
+                return None  # binary
+            stats.files_scanned += 1
         pos += len(block)
         stats.bytes_scanned += len(block)
         data = carry + block if carry else block
@@ -225,6 +225,7 @@ def _scan_file(
         stop = _match_chunk(data[:end], chunk_start, line, rel, program, found, max_results, stats)
         if stop is not None:
             return stop
+        progressed = True
         line += data.count(b"\n", 0, end)
         carry = data[end:]
 

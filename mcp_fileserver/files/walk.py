@@ -120,8 +120,9 @@ class Budget:
         return self.stopped is not None
 
     def count(self) -> bool:
-        """Count one entry; False once the walk must stop."""
-        if self.expired():
+        """Count one entry; False once the walk must stop. The first entry of a call is
+        always counted, so a continued walk makes progress however small its budget."""
+        if self.visited > 0 and self.expired():
             return False
         if self.max_entries is not None and self.visited >= self.max_entries:
             self.stopped = "max_entries"
