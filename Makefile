@@ -59,7 +59,7 @@ docker:
 # MCP Inspector CLI that tests/e2e drives. Optional dependencies (DBHub's drivers for
 # other databases) are not needed and not installed.
 PEERS := bench/node_modules/.peers-installed
-.PHONY: peers bench bench-files bench-sql bench-guard bench-audit bench-binary audit-insitu
+.PHONY: peers bench bench-files bench-files-scale bench-sql bench-guard bench-audit bench-binary audit-insitu
 peers: $(PEERS)
 
 $(PEERS): bench/package.json bench/package-lock.json
@@ -68,10 +68,14 @@ $(PEERS): bench/package.json bench/package-lock.json
 
 # Benchmarks (never part of `make test`); figures and commands in bench/RESULTS.md,
 # each run's raw output in bench/out/.
-bench: bench-files bench-sql bench-guard bench-audit bench-binary
+bench: bench-files bench-files-scale bench-sql bench-guard bench-audit bench-binary
 
 bench-files: install peers
 	$(BIN)/python bench/bench_files.py
+
+# Issue 19: a generated 100k-file tree, side by side with rg -j1, find and the Node server.
+bench-files-scale: install peers
+	$(BIN)/python bench/bench_files_scale.py
 
 bench-sql: install peers
 	$(BIN)/python bench/bench_sql.py

@@ -38,9 +38,15 @@ class IgnoreFile:
     any_match: re.Pattern[str]
     rules: tuple[tuple[re.Pattern[str], bool], ...]  # (regex, ignores) in file order
 
-    def decide(self, rel: Sequence[str], is_dir: bool) -> bool | None:
+    def base_of(self, dir_rel: Sequence[str]) -> str:
+        """The path of the directory `dir_rel` (below the walk start) as this file sees
+        it, ending in `/` unless empty: computed once per directory, not per entry."""
+        inner = "/".join(dir_rel[self.strip :])
+        path = self.lead + inner
+        return path + "/" if inner else path
+
+    def decide(self, path: str) -> bool | None:
         """True: ignored; False: re-included by `!`; None: no pattern of this file matches."""
-        path = self.lead + "/".join(rel[self.strip :]) + ("/" if is_dir else "")
         if self.any_match.match(path) is None:
             return None
         for regex, ignores in reversed(self.rules):
@@ -69,10 +75,12 @@ def parse(data: bytes, *, lead: str = "", strip: int = 0) -> IgnoreFile | None:
     return IgnoreFile(lead=lead, strip=strip, any_match=joined, rules=tuple(rules))
 
 
-def is_ignored(layers: Sequence[IgnoreFile], rel: Sequence[str], is_dir: bool) -> bool:
-    """Whether the deepest `.gitignore` with an opinion on `rel` ignores it."""
-    for layer in reversed(layers):
-        verdict = layer.decide(rel, is_dir)
+def is_ignored(layers: Sequence[IgnoreFile], bases: Sequence[str], name: str, is_dir: bool) -> bool:
+    """Whether the deepest `.gitignore` with an opinion on `name` (in the directory whose
+    path each layer sees as `bases[i]`) ignores it; directories carry a trailing slash."""
+    tail = name + "/" if is_dir else name
+    for i in range(len(layers) - 1, -1, -1):
+        verdict = layers[i].decide(bases[i] + tail)
         if verdict is not None:
             return verdict
     return False

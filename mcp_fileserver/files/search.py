@@ -65,7 +65,7 @@ def search_names(
     assert name_re is not None
     match = name_re.match
     found: list[NameMatch] = []
-    last = after
+    last: tuple[str, ...] | None = None
     for entry in walk(
         start_fd, deny=deny, budget=budget, filters=filters, after=after.rel if after else None
     ):
@@ -73,16 +73,40 @@ def search_names(
             continue
         if match(entry.name):
             if len(found) >= max_results:
-                return found, "max_results", last
+                return found, "max_results", _resume_after(last, after)
             found.append(NameMatch(entry.rel, entry.kind))
-        last = Position(entry.rel)
+        last = entry.rel
     if budget.stopped is not None:
-        return found, budget.stopped, last or Position(())
+        return found, budget.stopped, _resume_after(last, after)
     return found, None, None
 
 
-def compile_content_pattern(pattern: str, *, regex: bool, case_sensitive: bool) -> re2._Regexp:
-    """An RE2 program over UTF-8 bytes; `^`/`$` match at line boundaries."""
+class Matcher:
+    """Finds the next match in a buffer: `find(data, pos)` is its start, or -1.
+
+    A case-sensitive literal (the common search) is `bytes.find`, which needs no regex
+    engine; anything else runs on RE2, called at its bytes-level entry point (the public
+    `search` wraps each call in Python-level offset bookkeeping that cost more than the
+    match itself on small files)."""
+
+    __slots__ = ("_literal", "_match", "_unanchored")
+
+    def __init__(self, literal: bytes | None, program: Matcher | None) -> None:
+        self._literal = literal
+        self._match = program._regexp.Match if program is not None else None
+        self._unanchored = re2._Anchor.UNANCHORED
+
+    def find(self, data: bytes, pos: int) -> int:
+        if self._literal is not None:
+            return data.find(self._literal, pos)
+        assert self._match is not None
+        return int(self._match(self._unanchored, data, pos, len(data))[0][0])
+
+
+def compile_content_pattern(pattern: str, *, regex: bool, case_sensitive: bool) -> Matcher:
+    """A matcher over UTF-8 bytes; for regular expressions `^`/`$` match at line ends."""
+    if not regex and case_sensitive:
+        return Matcher(pattern.encode("utf-8", errors="surrogateescape"), None)
     options = re2.Options()
     options.max_mem = RE2_MAX_MEM
     options.case_sensitive = case_sensitive
@@ -91,14 +115,14 @@ def compile_content_pattern(pattern: str, *, regex: bool, case_sensitive: bool) 
     options.never_nl = False
     source = pattern if not regex else f"(?m){pattern}"
     try:
-        return re2.compile(source.encode("utf-8"), options)
+        return Matcher(None, re2.compile(source.encode("utf-8"), options))
     except re2.error:
         raise InvalidRequest("invalid or too complex regular expression") from None
 
 
 def search_contents(
     start_fd: int,
-    program: re2._Regexp,
+    program: Matcher,
     *,
     deny: DenyList,
     budget: Budget,
@@ -112,7 +136,7 @@ def search_contents(
     name_re = compile_globs([glob]) if glob else None
     stats = ContentStats()
     found: list[LineMatch] = []
-    last = after
+    last: tuple[str, ...] | None = None  # the last entry done with
     inside = after is not None and after.offset is not None
     entries = walk(
         start_fd,
@@ -132,7 +156,7 @@ def search_contents(
         if entry.kind == "file" and (name_re is None or name_re.match(entry.name)):
             if stats.bytes_scanned >= max_bytes:
                 stats.stopped = "max_bytes"
-                stats.resume = last or Position(())
+                stats.resume = _resume_after(last, after)
                 return found, stats
             opened = open_file_in(entry.dir_fd, entry.name)
             if opened is not None:
@@ -147,15 +171,22 @@ def search_contents(
                 if stop is not None:
                     stats.resume = stop
                     return found, stats
-        last = Position(entry.rel)
+        last = entry.rel
     if budget.stopped is not None:
         stats.stopped = budget.stopped
-        stats.resume = last or Position(())
+        stats.resume = _resume_after(last, after)
     return found, stats
 
 
+def _resume_after(last: tuple[str, ...] | None, after: Position | None) -> Position:
+    """Where a stopped call continues: after its last entry, or where it began."""
+    if last is not None:
+        return Position(last)
+    return after if after is not None else Position(())
+
+
 def search_one_file(
-    fd: int, size: int, program: re2._Regexp, *, budget: Budget, max_results: int,
+    fd: int, size: int, program: Matcher, *, budget: Budget, max_results: int,
     max_bytes: int, after: Position | None = None,
 ) -> tuple[list[LineMatch], ContentStats]:  # fmt: skip
     """Matching lines of one already-opened regular file."""
@@ -173,7 +204,7 @@ def _scan_file(
     fd: int,
     size: int,
     rel: tuple[str, ...],
-    program: re2._Regexp,
+    program: Matcher,
     found: list[LineMatch],
     max_results: int,
     stats: ContentStats,
@@ -212,13 +243,10 @@ def _scan_file(
         pos += len(block)
         stats.bytes_scanned += len(block)
         data = carry + block if carry else block
-        if pos >= size:
-            carry = data
+        if pos >= size or len(data) < SCAN_BLOCK:
+            carry = data  # matched whole: at the end of the file, or once a block is full
             continue
         end = data.rfind(b"\n") + 1
-        if end == 0 and len(data) < SCAN_BLOCK:
-            carry = data  # one long line so far; keep reading
-            continue
         if end == 0:
             end = len(data)  # a line longer than a block is matched in pieces
         chunk_start = pos - len(data)
@@ -235,7 +263,7 @@ def _match_chunk(
     chunk_start: int,
     first_line: int,
     rel: tuple[str, ...],
-    program: re2._Regexp,
+    program: Matcher,
     found: list[LineMatch],
     max_results: int,
     stats: ContentStats,
@@ -244,15 +272,14 @@ def _match_chunk(
     the first numbered `first_line`); past `max_results`, the position of the next one."""
     if not chunk:
         return None
-    search = program.search
-    m = search(chunk, 0)
-    if m is None:
+    find = program.find
+    mstart = find(chunk, 0)
+    if mstart < 0:
         return None
     line_no = first_line
     counted_to = 0
     size = len(chunk)
-    while m is not None:
-        mstart = m.start()
+    while mstart >= 0:
         start = chunk.rfind(b"\n", 0, mstart) + 1
         end = chunk.find(b"\n", mstart)
         end = size if end < 0 else end
@@ -265,5 +292,5 @@ def _match_chunk(
         found.append(LineMatch(rel, line_no, text[:MAX_LINE_CHARS]))
         if end + 1 >= size:
             break
-        m = search(chunk, end + 1)
+        mstart = find(chunk, end + 1)
     return None

@@ -39,7 +39,8 @@ Kind = Literal["file", "directory", "symlink", "other"]
 StopReason = Literal["max_entries", "max_results", "max_bytes", "timeout", "cancelled"]
 
 MAX_WALK_DEPTH = 256  # directory descriptors held at once by one walk
-PROGRESS_EVERY = 256  # entries between progress callbacks
+PROGRESS_EVERY = 256  # entries between progress callbacks (a multiple of CHECK_EVERY)
+CHECK_EVERY = 32  # entries between reads of the clock and the cancellation flag
 
 
 def kind_of(mode: int) -> Kind:
@@ -55,12 +56,12 @@ def kind_of(mode: int) -> Kind:
 def kind_of_entry(entry: os.DirEntry[str]) -> Kind:
     """The type the directory scan reported (d_type): no stat unless the filesystem lacks it."""
     try:
-        if entry.is_symlink():
-            return "symlink"
-        if entry.is_dir(follow_symlinks=False):
-            return "directory"
         if entry.is_file(follow_symlinks=False):
             return "file"
+        if entry.is_dir(follow_symlinks=False):
+            return "directory"
+        if entry.is_symlink():
+            return "symlink"
     except OSError:
         pass
     return "other"
@@ -120,16 +121,19 @@ class Budget:
         return self.stopped is not None
 
     def count(self) -> bool:
-        """Count one entry; False once the walk must stop. The first entry of a call is
-        always counted, so a continued walk makes progress however small its budget."""
-        if self.visited > 0 and self.expired():
-            return False
-        if self.max_entries is not None and self.visited >= self.max_entries:
+        """Count one entry; False once the walk must stop. The clock and the cancellation
+        flag are read every CHECK_EVERY entries (microseconds apart), and never before the
+        first entry of a call, so a continued walk makes progress however small its budget."""
+        visited = self.visited
+        if visited % CHECK_EVERY == 0 and visited > 0:
+            if self.expired():
+                return False
+            if self.progress is not None and visited % PROGRESS_EVERY == 0:
+                self.progress(visited)
+        if self.max_entries is not None and visited >= self.max_entries:
             self.stopped = "max_entries"
             return False
-        self.visited += 1
-        if self.progress is not None and self.visited % PROGRESS_EVERY == 0:
-            self.progress(self.visited)
+        self.visited = visited + 1
         return True
 
 
@@ -185,7 +189,7 @@ def lstat_entry(dir_fd: int, name: str, rel: tuple[str, ...], depth: int) -> Ent
 class _Frame:
     """One open directory of a walk in progress."""
 
-    __slots__ = ("entries", "fd", "index", "layers", "rel", "resume")
+    __slots__ = ("entries", "fd", "ignore_bases", "index", "layers", "rel", "resume")
 
     def __init__(
         self,
@@ -200,6 +204,7 @@ class _Frame:
         self.entries = entries
         self.layers = layers
         self.resume = resume  # the rest of the resume position while on its path
+        self.ignore_bases = tuple(layer.base_of(rel) for layer in layers)
         self.index = 0
         if resume:
             names = [e.name for e in entries]
@@ -274,7 +279,10 @@ def walk(
             is_dir = kind == "directory"
             if honour_ignores and (
                 name == ignore.GIT_DIR
-                or (frame.layers and ignore.is_ignored(frame.layers, rel, is_dir))
+                or (
+                    frame.layers
+                    and ignore.is_ignored(frame.layers, frame.ignore_bases, name, is_dir)
+                )
             ):
                 continue
             if exclude is not None and (exclude.match(name) or exclude.match("/".join(rel))):
