@@ -13,6 +13,7 @@ import stat
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mcp_fileserver.config import FilesSettings, Settings
 from mcp_fileserver.errors import InvalidRequest, LimitExceeded, PolicyViolation, Refusal
@@ -187,7 +188,9 @@ class FileService:
         roots: Sequence[Root] | None = None,
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
-    ) -> models.DirectoryTree:
+    ) -> dict[str, Any]:
+        """A `models.DirectoryTree` as plain JSON-ready data: a tree holds up to
+        `max_walk_entries` nodes, and a model object per node cost more than the walk."""
         cap = self.limits.max_walk_entries
         budget = walk.Budget(
             timeout_s=self.limits.walk_timeout_s,
@@ -196,9 +199,8 @@ class FileService:
             progress=progress,
             cancel=cancel,
         )
-        top: list[models.TreeNode] = []
-        by_rel: dict[tuple[str, ...], list[models.TreeNode]] = {(): top}
-        node_of = models.TreeNode.model_construct
+        top: list[dict[str, Any]] = []
+        by_rel: dict[tuple[str, ...], list[dict[str, Any]]] = {(): top}
         with self.confinement.open(path, want="dir", roots=roots) as d:
             query = query_key(
                 "directory_tree", d.path, max_depth, list(exclude_patterns), include_ignored
@@ -213,12 +215,13 @@ class FileService:
                 st = e.lstat()
                 if st is None:
                     continue
-                children: list[models.TreeNode] | None = None
+                children: list[dict[str, Any]] | None = None
                 if e.kind == "directory" and e.depth < max_depth:
                     children = []
                     by_rel[e.rel] = children
-                node = node_of(name=e.name, type=e.kind, size=st.st_size, children=children)
-                by_rel[e.rel[:-1]].append(node)
+                by_rel[e.rel[:-1]].append(
+                    {"name": e.name, "type": e.kind, "size": st.st_size, "children": children}
+                )
                 if not e.context:
                     last = e.rel
             stopped = budget.stopped
@@ -226,14 +229,14 @@ class FileService:
             if stopped is not None:
                 resume = Position(last) if last is not None else (after or Position(()))
                 next_cursor = self.cursors.encode(query, resume)
-            return models.DirectoryTree(
-                path=d.path,
-                tree=top,
-                entries=budget.visited,
-                truncated=stopped is not None,
-                stopped_by=stopped,
-                next_cursor=next_cursor,
-            )
+            return {
+                "path": d.path,
+                "tree": top,
+                "entries": budget.visited,
+                "truncated": stopped is not None,
+                "stopped_by": stopped,
+                "next_cursor": next_cursor,
+            }
 
     def search_files(
         self,

@@ -8,6 +8,7 @@ report progress when the client sent a progress token.
 # No `from __future__ import annotations`: the parameter constraints below close over
 # the settings, so annotations must be evaluated when the tools are defined.
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ import anyio.from_thread
 import anyio.to_thread
 from fastmcp import Context, FastMCP
 from fastmcp.tools import ToolResult
-from mcp.types import AudioContent, ImageContent, ToolAnnotations
+from mcp.types import AudioContent, ImageContent, TextContent, ToolAnnotations
 from mcp_types import InputRequiredResult
 from pydantic import Field
 
@@ -127,7 +128,7 @@ def register_file_tools(
         Symlinks are listed as symlinks; sensitive names (keys, .env...) are left out."""
         return await walked(ctx, service.list_directory, path, offset=offset, limit=limit)
 
-    @mcp.tool(annotations=READ_ONLY)
+    @mcp.tool(annotations=READ_ONLY, output_schema=DirectoryTree.model_json_schema())
     async def directory_tree(
         ctx: Context,
         path: PathArg,
@@ -138,11 +139,11 @@ def register_file_tools(
         exclude_patterns: Globs = [],  # noqa: B006 (pydantic copies defaults)
         include_ignored: IncludeIgnored = False,
         cursor: CursorArg = None,
-    ) -> DirectoryTree | InputRequiredResult:
+    ) -> ToolResult | InputRequiredResult:
         """A nested tree of a directory; `truncated` says whether a limit cut it short and
         `next_cursor` continues it. Symlinks are shown, never followed; `.git` and
         .gitignored entries are left out unless include_ignored."""
-        return await walked(
+        tree = await walked(
             ctx,
             service.directory_tree,
             path,
@@ -153,6 +154,11 @@ def register_file_tools(
             cursor=cursor,
             progress=_progress(ctx),
         )
+        if isinstance(tree, InputRequiredResult):
+            return tree
+        # Built as plain data (no model per node); the same text FastMCP would send.
+        text = json.dumps(tree, ensure_ascii=False, separators=(",", ":"))
+        return ToolResult(content=[TextContent(type="text", text=text)], structured_content=tree)
 
     @mcp.tool(annotations=READ_ONLY)
     async def read_text_file(

@@ -24,7 +24,7 @@ from mcp_fileserver.files.confine import Method
 from mcp_fileserver.files.service import FileService
 from mcp_fileserver.files.tools import run_cancellable
 from tests.conftest import in_memory_client, make_settings
-from tests.files.helpers import call
+from tests.files.helpers import call, tree_model
 
 DIRS, SUBDIRS, FILES_PER_DIR = 30, 20, 40  # 600 directories x 40 = 24,000 files
 WIDE = 10_050  # files in one directory: past the old 10,000 cap
@@ -175,9 +175,9 @@ def test_bytes_budget_stops_inside_files_and_continues(tree: Path) -> None:
 
 def test_tree_continues_with_ancestors_for_nesting(tree: Path) -> None:
     s = service(tree)
-    first = s.directory_tree("pkg03", max_depth=2, max_entries=30)
+    first = tree_model(s, "pkg03", max_depth=2, max_entries=30)
     assert first.stopped_by == "max_entries" and first.next_cursor
-    second = s.directory_tree("pkg03", max_depth=2, max_entries=30, cursor=first.next_cursor)
+    second = tree_model(s, "pkg03", max_depth=2, max_entries=30, cursor=first.next_cursor)
     assert [n.name for n in first.tree] == ["mod00"]
     assert [n.name for n in second.tree] == ["mod00", "mod01"]  # mod00 again, to nest in
     seen = [n.name for n in first.tree[0].children or []] + [
@@ -213,7 +213,7 @@ def test_gitignore_rules_and_include_ignored(tree: Path) -> None:
     assert s.search_files("pkg01", "*.tmp").matches == []
     # ... and reading an ignored path directly is unaffected.
     assert s.read_text_file("build/out.py").text == f"{NEEDLE}\n"
-    tree_names = [n.name for n in s.directory_tree(".", max_depth=1).tree]
+    tree_names = [n.name for n in tree_model(s, ".", max_depth=1).tree]
     assert ".git" not in tree_names and "build" not in tree_names and ".gitignore" in tree_names
 
 

@@ -10,7 +10,7 @@ from mcp_fileserver.errors import InvalidRequest, NotAllowed
 from mcp_fileserver.files.confine import Method
 from mcp_fileserver.files.service import FileService
 from tests.conftest import make_settings
-from tests.files.helpers import CANARY, Workspace
+from tests.files.helpers import CANARY, Workspace, tree_model
 
 
 def service_for(ws: Workspace, method: Method, **limits: object) -> FileService:
@@ -79,7 +79,7 @@ def test_list_directory_paging(ws: Workspace, method: Method) -> None:
 
 def test_directory_tree(planted: Workspace, method: Method) -> None:
     s = service_for(planted, method)
-    tree = s.directory_tree(".", max_depth=3)
+    tree = tree_model(s, ".", max_depth=3)
     top = {n.name: n for n in tree.tree}
     assert set(top) == {"dir_out", "file_out", "hello.txt", "sub"}
     assert top["dir_out"].type == "symlink" and top["dir_out"].children is None
@@ -89,7 +89,7 @@ def test_directory_tree(planted: Workspace, method: Method) -> None:
     assert [n.name for n in sub["deeper"].children or []] == ["leaf.md"]
     assert not tree.truncated and tree.stopped_by is None
     assert CANARY not in tree.model_dump_json()
-    shallow = s.directory_tree(".", max_depth=1)
+    shallow = tree_model(s, ".", max_depth=1)
     assert all(n.children is None for n in shallow.tree)
 
 
@@ -97,12 +97,12 @@ def test_directory_tree_limits_and_excludes(ws: Workspace, method: Method) -> No
     for i in range(30):
         (ws.root / "sub" / f"f{i:02d}.log").write_text("x")
     s = service_for(ws, method)
-    tree = s.directory_tree(".", max_entries=10)
+    tree = tree_model(s, ".", max_entries=10)
     assert tree.truncated and tree.stopped_by == "max_entries" and tree.entries == 10
-    excluded = s.directory_tree(".", exclude_patterns=["*.log", "deeper"])
+    excluded = tree_model(s, ".", exclude_patterns=["*.log", "deeper"])
     sub = next(n for n in excluded.tree if n.name == "sub")
     assert [n.name for n in sub.children or []] == ["notes.txt"]
-    timed = service_for(ws, method, walk_timeout_s=1e-9).directory_tree(".")
+    timed = tree_model(service_for(ws, method, walk_timeout_s=1e-9), ".")
     assert timed.truncated and timed.stopped_by == "timeout"
 
 
