@@ -204,3 +204,18 @@ def test_backreferences_are_not_supported(ws: Workspace) -> None:
     s = service_for(ws, Method.OPENAT2)
     with pytest.raises(InvalidRequest):
         s.search_file_contents(".", r"(a)\1", regex=True)
+
+
+def test_tree_answer_is_capped_by_max_walk_entries_and_continues(ws: Workspace) -> None:
+    s = service_for(ws, Method.OPENAT2, max_walk_entries=2)
+    names: list[str] = []
+    cursor = None
+    while True:
+        page = tree_model(s, ".", max_depth=1, max_entries=1000, cursor=cursor)
+        assert page.entries <= 2
+        names += [n.name for n in page.tree]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+        assert page.stopped_by == "max_entries"
+    assert names == ["hello.txt", "sub"]
