@@ -38,7 +38,6 @@ from common import (
     npm_package_entry,
     npm_package_version,
     ours_env,
-    process_cpu_seconds,
     report,
     toml_str,
     write_config,
@@ -124,7 +123,15 @@ def children_cpu() -> float:
 
 
 def server_cpu(server: Server) -> Callable[[], float]:
-    return lambda: process_cpu_seconds(server.proc.pid) or 0.0
+    """User + system time of the whole server process, exited worker threads included
+    (/proc/<pid>/stat, clock ticks: coarse, but these calls take seconds)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def read() -> float:
+        fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    return read
 
 
 Timings = dict[str, dict[str, list[float]]]

@@ -63,10 +63,14 @@ class CursorCodec:
         good = hmac.new(self._key, body, hashlib.sha256).digest()[:_SIG_BYTES]
         if not hmac.compare_digest(sig, good):
             raise _invalid()
-        data = json.loads(body.decode("utf-8", errors="surrogatepass"))
-        if data["q"] != _digest(query):
+        try:
+            data = json.loads(body.decode("utf-8", errors="surrogatepass"))
+            digest, rel, offset, line = data["q"], data["p"], data["o"], data["l"]
+        except (ValueError, KeyError, TypeError):
+            raise _invalid() from None
+        if digest != _digest(query):
             raise InvalidRequest("cursor belongs to a different query; repeat the same arguments")
-        return Position(rel=tuple(data["p"]), offset=data["o"], line=data["l"])
+        return Position(rel=tuple(rel), offset=offset, line=line)
 
 
 def query_key(tool: str, *parts: object) -> str:

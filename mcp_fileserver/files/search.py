@@ -19,7 +19,7 @@ import re2
 from mcp_fileserver.errors import InvalidRequest
 from mcp_fileserver.files.cursor import Position
 from mcp_fileserver.files.denylist import DenyList
-from mcp_fileserver.files.walk import Budget, Filters, compile_globs, open_file_in, walk
+from mcp_fileserver.files.walk import Budget, Entry, Filters, compile_globs, open_file_in, walk
 
 SCAN_BLOCK = 1 << 20  # bytes read at once from a large file
 BINARY_PROBE = 8192  # a NUL byte in this many first bytes marks a file binary
@@ -65,7 +65,7 @@ def search_names(
     assert name_re is not None
     match = name_re.match
     found: list[NameMatch] = []
-    last: tuple[str, ...] | None = None
+    last: Entry | None = None
     for entry in walk(
         start_fd, deny=deny, budget=budget, filters=filters, after=after.rel if after else None
     ):
@@ -75,7 +75,7 @@ def search_names(
             if len(found) >= max_results:
                 return found, "max_results", _resume_after(last, after)
             found.append(NameMatch(entry.rel, entry.kind))
-        last = entry.rel
+        last = entry
     if budget.stopped is not None:
         return found, budget.stopped, _resume_after(last, after)
     return found, None, None
@@ -136,7 +136,7 @@ def search_contents(
     name_re = compile_globs([glob]) if glob else None
     stats = ContentStats()
     found: list[LineMatch] = []
-    last: tuple[str, ...] | None = None  # the last entry done with
+    last: Entry | None = None  # the last entry done with
     inside = after is not None and after.offset is not None
     entries = walk(
         start_fd,
@@ -154,6 +154,7 @@ def search_contents(
             start, line = after.offset or 0, after.line
         inside = False
         if entry.kind == "file" and (name_re is None or name_re.match(entry.name)):
+            rel = entry.rel
             if stats.bytes_scanned >= max_bytes:
                 stats.stopped = "max_bytes"
                 stats.resume = _resume_after(last, after)
@@ -163,7 +164,7 @@ def search_contents(
                 fd, size = opened
                 try:
                     stop = _scan_file(
-                        fd, size, entry.rel, program, found, max_results, stats, budget,
+                        fd, size, rel, program, found, max_results, stats, budget,
                         max_bytes, start, line,
                     )  # fmt: skip
                 finally:
@@ -171,17 +172,17 @@ def search_contents(
                 if stop is not None:
                     stats.resume = stop
                     return found, stats
-        last = entry.rel
+        last = entry
     if budget.stopped is not None:
         stats.stopped = budget.stopped
         stats.resume = _resume_after(last, after)
     return found, stats
 
 
-def _resume_after(last: tuple[str, ...] | None, after: Position | None) -> Position:
+def _resume_after(last: Entry | None, after: Position | None) -> Position:
     """Where a stopped call continues: after its last entry, or where it began."""
     if last is not None:
-        return Position(last)
+        return Position(last.rel)
     return after if after is not None else Position(())
 
 

@@ -207,7 +207,7 @@ class FileService:
             )
             after = self._resume(query, cursor)
             filters = self._filters(d, exclude_patterns, include_ignored)
-            last: tuple[str, ...] | None = None
+            last: walk.Entry | None = None
             for e in walk.walk(
                 d.fd, deny=self.deny, budget=budget, filters=filters,
                 after=after.rel if after else None,
@@ -219,15 +219,15 @@ class FileService:
                 if e.kind == "directory" and e.depth < max_depth:
                     children = []
                     by_rel[e.rel] = children
-                by_rel[e.rel[:-1]].append(
+                by_rel[e.parent].append(
                     {"name": e.name, "type": e.kind, "size": st.st_size, "children": children}
                 )
                 if not e.context:
-                    last = e.rel
+                    last = e
             stopped = budget.stopped
             next_cursor = None
             if stopped is not None:
-                resume = Position(last) if last is not None else (after or Position(()))
+                resume = Position(last.rel) if last is not None else (after or Position(()))
                 next_cursor = self.cursors.encode(query, resume)
             return {
                 "path": d.path,

@@ -96,14 +96,20 @@ def register_file_tools(
             return roots
         return await _run(operation, *args, roots=roots, **kwargs)
 
+    # Walks are CPU-bound Python holding the GIL (RE2 holds it too): more of them at once
+    # than there are cores only adds switching; later calls wait their turn instead.
+    walk_slots = anyio.CapacityLimiter(limits.max_parallel_walks)
+
     async def walked(
         ctx: Context, operation: Callable[..., T], *args: Any, **kwargs: Any
     ) -> T | InputRequiredResult:
-        """`confined` for a walk: cancelling the call stops the worker thread too."""
+        """`confined` for a walk: at most `max_parallel_walks` at once, and cancelling the
+        call stops the worker thread too."""
         roots = await client_roots.effective(ctx)
         if isinstance(roots, InputRequiredResult):
             return roots
-        return await run_cancellable(operation, *args, roots=roots, **kwargs)
+        async with walk_slots:
+            return await run_cancellable(operation, *args, roots=roots, **kwargs)
 
     @mcp.tool(annotations=READ_ONLY)
     async def list_allowed_directories(ctx: Context) -> AllowedDirectories | InputRequiredResult:

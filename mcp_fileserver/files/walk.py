@@ -71,21 +71,34 @@ def iso_time(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-@dataclass(slots=True)
 class Entry:
-    """One directory entry; `rel` is relative to the walk's start.
+    """One directory entry; `rel` (its path below the walk's start) is built on demand.
 
     `dir_fd` (the parent directory) stays open while the entry is current. `context` marks
-    an ancestor of a resume position, yielded again only so a tree can be nested.
-    """
+    an ancestor of a resume position, yielded again only so a tree can be nested."""
 
-    name: str
-    rel: tuple[str, ...]
-    kind: Kind
-    depth: int
-    dir_fd: int
-    dirent: os.DirEntry[str] | None = None
-    context: bool = False
+    __slots__ = ("context", "depth", "dir_fd", "dirent", "kind", "name", "parent")
+
+    def __init__(
+        self,
+        name: str,
+        parent: tuple[str, ...],
+        kind: Kind,
+        dir_fd: int,
+        dirent: os.DirEntry[str] | None = None,
+        context: bool = False,
+    ) -> None:
+        self.name = name
+        self.parent = parent
+        self.kind = kind
+        self.depth = len(parent) + 1
+        self.dir_fd = dir_fd
+        self.dirent = dirent
+        self.context = context
+
+    @property
+    def rel(self) -> tuple[str, ...]:
+        return (*self.parent, self.name)
 
     def lstat(self) -> os.stat_result | None:
         try:
@@ -183,13 +196,13 @@ def lstat_entry(dir_fd: int, name: str, rel: tuple[str, ...], depth: int) -> Ent
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except OSError:
         return None  # vanished since the scan
-    return Entry(name, rel, kind_of(st.st_mode), depth, dir_fd)
+    return Entry(name, rel[:-1], kind_of(st.st_mode), dir_fd)
 
 
 class _Frame:
     """One open directory of a walk in progress."""
 
-    __slots__ = ("entries", "fd", "ignore_bases", "index", "layers", "rel", "resume")
+    __slots__ = ("entries", "fd", "ignore_bases", "layers", "rel", "resume")
 
     def __init__(
         self,
@@ -201,14 +214,14 @@ class _Frame:
     ) -> None:
         self.fd = fd
         self.rel = rel
-        self.entries = entries
         self.layers = layers
         self.resume = resume  # the rest of the resume position while on its path
         self.ignore_bases = tuple(layer.base_of(rel) for layer in layers)
-        self.index = 0
+        start = 0
         if resume:
-            names = [e.name for e in entries]
-            self.index = bisect.bisect_left(names, resume[0])
+            start = bisect.bisect_left([e.name for e in entries], resume[0])
+        # One iterator per directory: the walk leaves it to descend and picks it up again.
+        self.entries: Iterator[os.DirEntry[str]] = iter(entries[start:] if start else entries)
 
 
 def _list_dir(fd: int, deny: DenyList) -> list[os.DirEntry[str]]:
@@ -252,60 +265,70 @@ def walk(
         if own is not None:
             layers = (*layers, own)
     stack = [_Frame(start_fd, (), _list_dir(start_fd, deny), layers, after or None)]
+    max_depth = budget.max_depth
+    count = budget.count
+    git_dir = ignore.GIT_DIR
+    is_ignored = ignore.is_ignored
     try:
         while stack:
             frame = stack[-1]
-            if frame.index >= len(frame.entries):
+            dir_fd, dir_rel, dir_layers = frame.fd, frame.rel, frame.layers
+            bases = frame.ignore_bases
+            check_layers = honour_ignores and bool(dir_layers)
+            depth = len(dir_rel) + 1
+            resume, frame.resume = frame.resume, None
+            descend: tuple[str, tuple[str, ...] | None] | None = None
+            for dirent in frame.entries:
+                name = dirent.name
+                context = skip_self = False
+                child_resume: tuple[str, ...] | None = None
+                if resume is not None:
+                    if name == resume[0]:
+                        if len(resume) > 1:
+                            context, child_resume = True, resume[1:]
+                        else:
+                            skip_self = not inclusive
+                    resume = None  # every later sibling comes after the position
+                if dirent.is_file(follow_symlinks=False):
+                    kind: Kind = "file"
+                    is_dir = False
+                else:
+                    kind = kind_of_entry(dirent)
+                    is_dir = kind == "directory"
+                if honour_ignores and (
+                    name == git_dir
+                    or (check_layers and is_ignored(dir_layers, bases, name, is_dir))
+                ):
+                    continue
+                if exclude is not None and (
+                    exclude.match(name) or exclude.match("/".join((*dir_rel, name)))
+                ):
+                    continue
+                if not skip_self:
+                    if not context and not count():
+                        return
+                    yield Entry(name, dir_rel, kind, dir_fd, dirent, context)
+                    if budget.stopped is not None:
+                        return
+                if is_dir and depth < max_depth:
+                    descend = (name, child_resume)
+                    break
+            if descend is None:
                 stack.pop()
-                if frame.fd != start_fd:
-                    os.close(frame.fd)
+                if dir_fd != start_fd:
+                    os.close(dir_fd)
                 continue
-            dirent = frame.entries[frame.index]
-            frame.index += 1
-            name = dirent.name
-            rel = (*frame.rel, name)
-            resume = frame.resume
-            context = False
-            child_resume: tuple[str, ...] | None = None
-            skip_self = False
-            if resume is not None:
-                frame.resume = None  # every later sibling comes after the position
-                if name == resume[0]:
-                    if len(resume) > 1:
-                        context, child_resume = True, resume[1:]
-                    else:
-                        skip_self = not inclusive
-            kind = kind_of_entry(dirent)
-            is_dir = kind == "directory"
-            if honour_ignores and (
-                name == ignore.GIT_DIR
-                or (
-                    frame.layers
-                    and ignore.is_ignored(frame.layers, frame.ignore_bases, name, is_dir)
-                )
-            ):
-                continue
-            if exclude is not None and (exclude.match(name) or exclude.match("/".join(rel))):
-                continue
-            depth = len(rel)
-            if not skip_self:
-                if not context and not budget.count():
-                    return
-                yield Entry(name, rel, kind, depth, frame.fd, dirent, context)
-                if budget.stopped is not None:
-                    return
-            if not is_dir or depth >= budget.max_depth:
-                continue
-            child = _open_child(frame.fd, name, seen)
+            name, child_resume = descend
+            child = _open_child(dir_fd, name, seen)
             if child is None:
                 continue
-            child_layers = frame.layers
+            child_layers = dir_layers
             entries = _list_dir(child, deny)
             if honour_ignores and any(e.name == ignore.IGNORE_FILE for e in entries):
                 own = ignore.read_ignore_file(child, FILE_FLAGS, strip=depth)
                 if own is not None:
                     child_layers = (*child_layers, own)
-            stack.append(_Frame(child, rel, entries, child_layers, child_resume))
+            stack.append(_Frame(child, (*dir_rel, name), entries, child_layers, child_resume))
     finally:
         for frame in stack:
             if frame.fd != start_fd:

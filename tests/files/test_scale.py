@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastmcp import Client, FastMCP
 
 from mcp_fileserver.errors import InvalidRequest
 from mcp_fileserver.files.confine import Method
 from mcp_fileserver.files.service import FileService
-from mcp_fileserver.files.tools import run_cancellable
+from mcp_fileserver.files.tools import register_file_tools, run_cancellable
 from tests.conftest import in_memory_client, make_settings
 from tests.files.helpers import call, tree_model
 
@@ -294,3 +295,35 @@ def test_budget_stops_inside_a_large_file_and_resumes_at_the_line(tmp_path: Path
             (i + 1, f"{NEEDLE} at {i}") for i in (0, 9_999, 10_000, 19_123, 39_999)
         ]
         assert calls >= 4
+
+
+@pytest.mark.parametrize("slots", [1, 2])
+async def test_walks_in_flight_are_bounded_by_max_parallel_walks(
+    tmp_path: Path, slots: int
+) -> None:
+    config = tmp_path / "walks.toml"
+    config.write_text(f"[files]\nmax_parallel_walks = {slots}\n")
+    settings = make_settings(allow=[tmp_path], log_dir=tmp_path / "logs", config=config)
+    assert settings.files.max_parallel_walks == slots
+    mcp = FastMCP("walks")
+    service = register_file_tools(mcp, settings)
+    running, peak = 0, 0
+    lock = threading.Lock()
+
+    def slow_search(*_: object, **__: object) -> Any:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        raise InvalidRequest("done")
+
+    service.search_files = slow_search  # type: ignore[method-assign]
+    async with Client(mcp) as client:
+        calls = [
+            call(client, "search_files", {"path": str(tmp_path), "pattern": "*"}) for _ in range(5)
+        ]
+        results = await asyncio.gather(*calls)
+    assert all(r.is_error for r in results) and peak == slots
