@@ -25,6 +25,7 @@ import resource
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -48,6 +49,38 @@ NODE_FS = "@modelcontextprotocol/server-filesystem"
 RARE = "ZEBRA_QUUX_17"  # a rare literal, ~190 lines
 REGEX = r"fn_[a-z]+_7\d\d\("  # a regex, ~200 lines
 PARALLEL = ["ZEBRA_QUUX_17", "OKAPI_42", "TAPIR_99", "NARWHAL_3"]
+
+# The floor: the least a Python walk does (sorted os.scandir recursion, .git and build/
+# pruned, no deny-list, no .gitignore parsing, no cursor, no protocol), as a separate
+# process so its CPU time is measured like rg's and find's.
+FLOOR_WALK = """
+import fnmatch, os, sys
+root, mode, arg = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+out = []
+def walk(path):
+    entries = sorted(os.scandir(path), key=lambda e: e.name)
+    for e in entries:
+        if e.name in (".git", "build") and path == root:
+            continue
+        if e.is_dir(follow_symlinks=False):
+            if mode == "names" and fnmatch.fnmatchcase(e.name, sys.argv[3]):
+                out.append(e.path)
+            walk(e.path)
+        elif mode == "names":
+            if fnmatch.fnmatchcase(e.name, sys.argv[3]):
+                out.append(e.path)
+        elif e.is_file(follow_symlinks=False):
+            fd = os.open(e.path, os.O_RDONLY)
+            data = os.read(fd, 8192)
+            if b"\\0" not in data:
+                if len(data) == 8192:
+                    data += os.read(fd, 1 << 30)
+                if data.find(arg) >= 0:
+                    out.append(e.path)
+            os.close(fd)
+walk(root)
+print(len(out))
+"""
 
 
 # -- the tree ----------------------------------------------------------------------------
@@ -254,6 +287,15 @@ def measure(base: Path, root: Path, reps: int) -> tuple[str, dict[str, Any]]:
             _row(rows, data, f"search_file_contents {label} ({len(got)} lines)", t, "rg", 1.5)
 
         content_row("literal", RARE, False)
+        floor_c = [sys.executable, "-c", FLOOR_WALK, str(root), "contents", RARE]
+        t = interleaved(
+            {
+                "python floor": (lambda: run(floor_c), children_cpu),
+                "rg": (lambda: run([*rg_base, "-F", "-e", RARE, str(root)]), children_cpu),
+            },
+            reps,
+        )
+        _row(rows, data, "floor: bare Python walk + read + find, literal", t, "rg", 1.5)
         content_row("regex", REGEX, True)
 
         for label, glob in (("rare", "mod0001*.py"), ("common", "*.md")):
@@ -273,6 +315,17 @@ def measure(base: Path, root: Path, reps: int) -> tuple[str, dict[str, Any]]:
                 reps,
             )
             _row(rows, data, f"search_files {label} `{glob}` ({len(got)} paths)", t, "find", 1.5)
+
+        floor_n = [sys.executable, "-c", FLOOR_WALK, str(root), "names", "mod0001*.py"]
+        find_rare = ["find", str(root), *prune, "-o", "-name", "mod0001*.py", "-print"]
+        t = interleaved(
+            {
+                "python floor": (lambda: run(floor_n), children_cpu),
+                "find": (lambda: run(find_rare), children_cpu),
+            },
+            reps,
+        )
+        _row(rows, data, "floor: bare Python scandir walk, names", t, "find", 1.5)
 
         half = str(root / "part0")
         tree_args = {"path": half, "max_depth": 256, "max_entries": 100_000}

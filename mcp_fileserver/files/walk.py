@@ -191,14 +191,6 @@ def scan_page(
     return page, total
 
 
-def lstat_entry(dir_fd: int, name: str, rel: tuple[str, ...], depth: int) -> Entry | None:
-    try:
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except OSError:
-        return None  # vanished since the scan
-    return Entry(name, rel[:-1], kind_of(st.st_mode), dir_fd)
-
-
 class _Frame:
     """One open directory of a walk in progress."""
 
