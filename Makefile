@@ -92,7 +92,7 @@ docker:
 # MCP Inspector CLI that tests/e2e drives. Optional dependencies (DBHub's drivers for
 # other databases) are not needed and not installed.
 PEERS := bench/node_modules/.peers-installed
-.PHONY: peers bench bench-core bench-files bench-sql bench-guard bench-audit bench-binary
+.PHONY: peers bench bench-core bench-files bench-files-scale bench-sql bench-guard bench-audit bench-binary
 peers: $(PEERS)
 
 $(PEERS): bench/package.json bench/package-lock.json
@@ -101,7 +101,7 @@ $(PEERS): bench/package.json bench/package-lock.json
 
 # Benchmarks (never part of `make test`); figures and commands in bench/RESULTS.md,
 # each run's raw output in bench/out/.
-bench: bench-core bench-files bench-sql bench-guard bench-audit bench-binary
+bench: bench-core bench-files bench-files-scale bench-sql bench-guard bench-audit bench-binary
 
 # Issue 15: startup, idle memory, per-call latency and 1/8/32 calls in flight, beside the
 # bare FastMCP server and the Node filesystem server.
@@ -110,6 +110,10 @@ bench-core: install peers
 
 bench-files: install peers
 	$(BIN)/python bench/bench_files.py
+
+# Issue 19: a generated 100k-file tree, side by side with rg -j1, find and the Node server.
+bench-files-scale: install peers
+	$(BIN)/python bench/bench_files_scale.py
 
 bench-sql: install peers
 	$(BIN)/python bench/bench_sql.py

@@ -63,10 +63,11 @@ class FilesSettings(_Section):
     max_multi_files: int = Field(50, ge=1, le=1000)
     max_multi_total_bytes: int = Field(8 * MiB, ge=1)
     max_list_entries: int = Field(1000, ge=1)
-    max_walk_entries: int = Field(10_000, ge=1)
-    walk_timeout_s: float = Field(10.0, gt=0)
+    max_walk_entries: int = Field(100_000, ge=1)
+    walk_timeout_s: float = Field(30.0, gt=0)
     max_search_results: int = Field(1000, ge=1)
-    max_search_bytes: int = Field(64 * MiB, ge=1)
+    max_search_bytes: int = Field(4096 * MiB, ge=1)
+    max_parallel_walks: int = Field(2, ge=1, le=64)
     deny_patterns: tuple[str, ...] | None = None
     extra_deny_patterns: tuple[str, ...] = ()
 

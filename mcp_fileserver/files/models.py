@@ -24,9 +24,8 @@ class DirectoryListing(BaseModel):
     path: str
     entries: list[DirectoryEntry]
     offset: int
-    total: int = Field(description="Visible entries (a lower bound when truncated).")
+    total: int = Field(description="Visible entries of the directory.")
     next_offset: int | None = Field(description="Offset of the next page, null at the end.")
-    truncated: bool = Field(description="The directory holds more entries than can be listed.")
 
 
 class TreeNode(BaseModel):
@@ -44,7 +43,13 @@ class DirectoryTree(BaseModel):
     entries: int = Field(description="Entries included in the tree.")
     truncated: bool
     stopped_by: str | None = Field(
-        description="The limit that ended the walk: max_entries or timeout; null if complete."
+        description="What ended the walk early: max_entries, timeout or cancelled; null if "
+        "complete. A continued tree repeats the ancestors of its first entry."
+    )
+    next_cursor: str | None = Field(
+        default=None,
+        description="Pass as `cursor` with the same arguments to continue exactly where this "
+        "answer stopped; null when complete.",
     )
 
 
@@ -96,7 +101,12 @@ class FileSearch(BaseModel):
     matches: list[NameMatch]
     truncated: bool
     stopped_by: str | None = Field(
-        description="max_results, max_entries or timeout when the search stopped early."
+        description="max_results, timeout or cancelled when the search stopped early."
+    )
+    next_cursor: str | None = Field(
+        default=None,
+        description="Pass as `cursor` with the same arguments to continue exactly where this "
+        "answer stopped; null when complete.",
     )
     entries_visited: int
 
@@ -115,5 +125,10 @@ class ContentSearch(BaseModel):
     bytes_scanned: int
     truncated: bool
     stopped_by: str | None = Field(
-        description="max_results, max_bytes, max_entries or timeout when stopped early."
+        description="max_results, max_bytes, timeout or cancelled when stopped early."
+    )
+    next_cursor: str | None = Field(
+        default=None,
+        description="Pass as `cursor` with the same arguments to continue exactly where this "
+        "answer stopped; null when complete.",
     )

@@ -8,14 +8,25 @@ Everything here is blocking I/O; the tools run it in a worker thread.
 from __future__ import annotations
 
 import base64
+import os
 import stat
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mcp_fileserver.config import FilesSettings, Settings
 from mcp_fileserver.errors import InvalidRequest, LimitExceeded, PolicyViolation, Refusal
-from mcp_fileserver.files import media, models, read, search, walk
-from mcp_fileserver.files.confine import Confinement, Method, Root, describe_special
+from mcp_fileserver.files import ignore, media, models, read, search, walk
+from mcp_fileserver.files.confine import (
+    FILE_FLAGS,
+    Confinement,
+    Method,
+    Opened,
+    Root,
+    describe_special,
+)
+from mcp_fileserver.files.cursor import CursorCodec, Position, query_key
 from mcp_fileserver.files.denylist import DenyList
 from mcp_fileserver.files.secret_content import SecretContent
 
@@ -39,6 +50,7 @@ class FileService:
         self.limits = limits
         # Files holding a configured secret are refused and skipped (secret_content.py).
         self.secret_content = secret_content or SecretContent(())
+        self.cursors = CursorCodec()
 
     @classmethod
     def from_settings(cls, settings: Settings, method: Method | None = None) -> FileService:
@@ -147,27 +159,35 @@ class FileService:
         offset: int = 0,
         limit: int | None = None,
         roots: Sequence[Root] | None = None,
+        cancel: threading.Event | None = None,
     ) -> models.DirectoryListing:
         limit = self.limits.max_list_entries if limit is None else limit
         with self.confinement.open(path, want="dir", roots=roots) as d:
-            names, more = walk.scan(d.fd, self.deny, self.limits.max_walk_entries)
+            budget = walk.Budget(timeout_s=self.limits.walk_timeout_s, cancel=cancel)
+            names, total = walk.scan_page(d.fd, self.deny, offset, limit, budget)
+            if budget.stopped is not None:
+                raise LimitExceeded(_stopped_message(budget.stopped))
             entries = []
-            for name in names[offset : offset + limit]:
-                e = walk.lstat_entry(d.fd, name, (name,), 1)
-                if e is not None:
-                    entries.append(
-                        models.DirectoryEntry(
-                            name=e.name, type=e.kind, size=e.size, modified=walk.iso_time(e.mtime)
-                        )
+            for name in names:
+                try:
+                    st = os.stat(name, dir_fd=d.fd, follow_symlinks=False)
+                except OSError:
+                    continue  # vanished since the scan
+                entries.append(
+                    models.DirectoryEntry(
+                        name=name,
+                        type=walk.kind_of(st.st_mode),
+                        size=st.st_size,
+                        modified=walk.iso_time(st.st_mtime),
                     )
+                )
             end = offset + limit
             return models.DirectoryListing(
                 path=d.path,
                 entries=entries,
                 offset=offset,
-                total=len(names),
-                next_offset=end if end < len(names) else None,
-                truncated=more,
+                total=total,
+                next_offset=end if end < total else None,
             )
 
     def directory_tree(
@@ -177,27 +197,60 @@ class FileService:
         max_depth: int = 3,
         max_entries: int | None = None,
         exclude_patterns: Sequence[str] = (),
+        include_ignored: bool = False,
+        cursor: str | None = None,
         roots: Sequence[Root] | None = None,
         progress: Progress | None = None,
-    ) -> models.DirectoryTree:
-        budget = self._budget(max_entries, progress, max_depth=max_depth)
-        exclude = walk.compile_globs(list(exclude_patterns))
-        top: list[models.TreeNode] = []
-        by_rel: dict[tuple[str, ...], list[models.TreeNode]] = {(): top}
+        cancel: threading.Event | None = None,
+    ) -> dict[str, Any]:
+        """A `models.DirectoryTree` as plain JSON-ready data: a tree holds up to
+        `max_walk_entries` nodes, and a model object per node cost more than the walk."""
+        cap = self.limits.max_walk_entries
+        budget = walk.Budget(
+            timeout_s=self.limits.walk_timeout_s,
+            max_entries=min(cap, max_entries) if max_entries is not None else cap,
+            max_depth=min(max_depth, walk.MAX_WALK_DEPTH),
+            progress=progress,
+            cancel=cancel,
+        )
+        top: list[dict[str, Any]] = []
+        by_rel: dict[tuple[str, ...], list[dict[str, Any]]] = {(): top}
         with self.confinement.open(path, want="dir", roots=roots) as d:
-            for e in walk.walk(d.fd, deny=self.deny, budget=budget, exclude=exclude):
-                node = models.TreeNode(name=e.name, type=e.kind, size=e.size)
-                if e.kind == "directory" and e.depth < max_depth:
-                    node.children = []
-                    by_rel[e.rel] = node.children
-                by_rel[e.rel[:-1]].append(node)
-            return models.DirectoryTree(
-                path=d.path,
-                tree=top,
-                entries=budget.visited,
-                truncated=budget.stopped is not None,
-                stopped_by=budget.stopped,
+            query = query_key(
+                "directory_tree", d.path, max_depth, list(exclude_patterns), include_ignored
             )
+            after = self._resume(query, cursor)
+            filters = self._filters(d, exclude_patterns, include_ignored)
+            last: walk.Entry | None = None
+            for e in walk.walk(
+                d.fd, deny=self.deny, budget=budget, filters=filters,
+                after=after.rel if after else None,
+            ):  # fmt: skip
+                st = e.lstat()
+                if st is None:
+                    continue
+                children: list[dict[str, Any]] | None = None
+                if e.kind == "directory" and e.depth < max_depth:
+                    children = []
+                    by_rel[e.rel] = children
+                by_rel[e.parent].append(
+                    {"name": e.name, "type": e.kind, "size": st.st_size, "children": children}
+                )
+                if not e.context:
+                    last = e
+            stopped = budget.stopped
+            next_cursor = None
+            if stopped is not None:
+                resume = Position(last.rel) if last is not None else (after or Position(()))
+                next_cursor = self.cursors.encode(query, resume)
+            return {
+                "path": d.path,
+                "tree": top,
+                "entries": budget.visited,
+                "truncated": stopped is not None,
+                "stopped_by": stopped,
+                "next_cursor": next_cursor,
+            }
 
     def search_files(
         self,
@@ -206,19 +259,27 @@ class FileService:
         *,
         exclude_patterns: Sequence[str] = (),
         max_results: int | None = None,
+        include_ignored: bool = False,
+        cursor: str | None = None,
         roots: Sequence[Root] | None = None,
         progress: Progress | None = None,
+        cancel: threading.Event | None = None,
     ) -> models.FileSearch:
-        budget = self._budget(None, progress)
+        budget = self._budget(progress, cancel)
         limit = self.limits.max_search_results if max_results is None else max_results
         with self.confinement.open(path, want="dir", roots=roots) as d:
-            found, stopped = search.search_names(
+            query = query_key(
+                "search_files", d.path, pattern, list(exclude_patterns), include_ignored
+            )
+            after = self._resume(query, cursor)
+            found, stopped, resume = search.search_names(
                 d.fd,
                 pattern,
                 deny=self.deny,
                 budget=budget,
-                exclude=list(exclude_patterns),
+                filters=self._filters(d, exclude_patterns, include_ignored),
                 max_results=limit,
+                after=after,
             )
             return models.FileSearch(
                 path=d.path,
@@ -229,6 +290,7 @@ class FileService:
                 ],
                 truncated=stopped is not None,
                 stopped_by=stopped,
+                next_cursor=self.cursors.encode(query, resume) if resume is not None else None,
                 entries_visited=budget.visited,
             )
 
@@ -241,24 +303,30 @@ class FileService:
         glob: str | None = None,
         case_sensitive: bool = True,
         max_results: int | None = None,
+        include_ignored: bool = False,
+        cursor: str | None = None,
         roots: Sequence[Root] | None = None,
         progress: Progress | None = None,
+        cancel: threading.Event | None = None,
     ) -> models.ContentSearch:
         program = search.compile_content_pattern(
             pattern, regex=regex, case_sensitive=case_sensitive
         )
-        budget = self._budget(None, progress)
+        budget = self._budget(progress, cancel)
         limit = self.limits.max_search_results if max_results is None else max_results
+        max_bytes = self.limits.max_search_bytes
         with self.confinement.open(path, want="any", roots=roots) as d:
+            query = query_key(
+                "search_file_contents", d.path, pattern, regex, glob, case_sensitive,
+                include_ignored,
+            )  # fmt: skip
+            after = self._resume(query, cursor)
             if stat.S_ISREG(d.stat.st_mode):
                 self.secret_content.refuse(d.fd)
                 found, stats = search.search_one_file(
-                    d.fd,
-                    program,
-                    budget=budget,
-                    max_results=limit,
-                    max_bytes=self.limits.max_search_bytes,
-                )
+                    d.fd, d.stat.st_size, program, budget=budget, max_results=limit,
+                    max_bytes=max_bytes, after=after,
+                )  # fmt: skip
             elif not stat.S_ISDIR(d.stat.st_mode):
                 raise PolicyViolation(
                     "not a regular file or directory",
@@ -271,9 +339,11 @@ class FileService:
                     program,
                     deny=self.deny,
                     budget=budget,
+                    filters=self._filters(d, (), include_ignored),
                     glob=glob,
                     max_results=limit,
-                    max_bytes=self.limits.max_search_bytes,
+                    max_bytes=max_bytes,
+                    after=after,
                     skip=self.secret_content.in_file if self.secret_content else None,
                 )
             return models.ContentSearch(
@@ -289,17 +359,49 @@ class FileService:
                 bytes_scanned=stats.bytes_scanned,
                 truncated=stats.stopped is not None,
                 stopped_by=stats.stopped,
+                next_cursor=(
+                    self.cursors.encode(query, stats.resume) if stats.resume is not None else None
+                ),
             )
 
-    def _budget(
-        self, max_entries: int | None, progress: Progress | None, *, max_depth: int | None = None
-    ) -> walk.Budget:
-        cap = self.limits.max_walk_entries
-        budget = walk.Budget(
-            max_entries=min(cap, max_entries) if max_entries is not None else cap,
-            timeout_s=self.limits.walk_timeout_s,
-            progress=progress,
+    # -- helpers -------------------------------------------------------------------------
+
+    def _budget(self, progress: Progress | None, cancel: threading.Event | None) -> walk.Budget:
+        return walk.Budget(timeout_s=self.limits.walk_timeout_s, progress=progress, cancel=cancel)
+
+    def _resume(self, query: str, cursor: str | None) -> Position | None:
+        return None if cursor is None else self.cursors.decode(query, cursor)
+
+    def _filters(
+        self, d: Opened, exclude_patterns: Sequence[str], include_ignored: bool
+    ) -> walk.Filters:
+        layers: tuple[ignore.IgnoreFile, ...] = ()
+        if not include_ignored:
+            layers = self._ignore_files_above(d)
+        return walk.Filters(
+            exclude=walk.compile_globs(list(exclude_patterns)),
+            include_ignored=include_ignored,
+            ignore_layers=layers,
         )
-        if max_depth is not None:
-            budget.max_depth = min(max_depth, walk.MAX_WALK_DEPTH)
-        return budget
+
+    def _ignore_files_above(self, d: Opened) -> tuple[ignore.IgnoreFile, ...]:
+        """The `.gitignore` files of the directories between the root and a walk's start,
+        each opened through the confinement, with paths relative to their own directory."""
+        layers: list[ignore.IgnoreFile] = []
+        for depth in range(len(d.rel)):
+            above = d.root.display(d.rel[:depth])
+            try:
+                with self.confinement.open(above, want="dir", roots=[d.root]) as parent:
+                    lead = "/".join(d.rel[depth:]) + "/"
+                    found = ignore.read_ignore_file(parent.fd, FILE_FLAGS, lead=lead)
+            except Refusal:
+                continue
+            if found is not None:
+                layers.append(found)
+        return tuple(layers)
+
+
+def _stopped_message(reason: str) -> str:
+    if reason == "cancelled":
+        return "cancelled"
+    return "the directory could not be listed within the time limit"

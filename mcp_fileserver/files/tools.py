@@ -8,6 +8,8 @@ report progress when the client sent a progress token.
 # No `from __future__ import annotations`: the parameter constraints below close over
 # the settings, so annotations must be evaluated when the tools are defined.
 
+import json
+import threading
 import time
 from collections.abc import Callable
 from functools import partial
@@ -18,7 +20,7 @@ import anyio.from_thread
 import anyio.to_thread
 from fastmcp import Context, FastMCP
 from fastmcp.tools import ToolResult
-from mcp.types import AudioContent, ImageContent, ToolAnnotations
+from mcp.types import AudioContent, ImageContent, TextContent, ToolAnnotations
 from mcp_types import InputRequiredResult
 from pydantic import Field
 
@@ -26,6 +28,7 @@ from mcp_fileserver.config import Settings
 from mcp_fileserver.files import media
 from mcp_fileserver.files.client_roots import ClientRoots, RootsChangedMiddleware
 from mcp_fileserver.files.confine import Method
+from mcp_fileserver.files.cursor import MAX_CURSOR_CHARS
 from mcp_fileserver.files.models import (
     AllowedDirectories,
     ContentSearch,
@@ -56,6 +59,18 @@ PathArg = Annotated[
         "there is exactly one. Taken literally (no ~, quotes or %-decoding).",
     ),
 ]
+IncludeIgnored = Annotated[
+    bool,
+    Field(description="Also walk `.git` and what .gitignore files ignore (default: skip them)."),
+]
+CursorArg = Annotated[
+    str | None,
+    Field(
+        max_length=MAX_CURSOR_CHARS,
+        description="`next_cursor` of a previous answer to this same call: continues exactly "
+        "where it stopped.",
+    ),
+]
 Globs = Annotated[
     list[Annotated[str, Field(max_length=MAX_PATTERN_CHARS)]],
     Field(max_length=100, description="Glob patterns on names (or relative paths) to skip."),
@@ -81,6 +96,21 @@ def register_file_tools(
             return roots
         return await _run(operation, *args, roots=roots, **kwargs)
 
+    # Walks are CPU-bound Python holding the GIL (RE2 holds it too): more of them at once
+    # than there are cores only adds switching; later calls wait their turn instead.
+    walk_slots = anyio.CapacityLimiter(limits.max_parallel_walks)
+
+    async def walked(
+        ctx: Context, operation: Callable[..., T], *args: Any, **kwargs: Any
+    ) -> T | InputRequiredResult:
+        """`confined` for a walk: at most `max_parallel_walks` at once, and cancelling the
+        call stops the worker thread too."""
+        roots = await client_roots.effective(ctx)
+        if isinstance(roots, InputRequiredResult):
+            return roots
+        async with walk_slots:
+            return await run_cancellable(operation, *args, roots=roots, **kwargs)
+
     @mcp.tool(annotations=READ_ONLY)
     async def list_allowed_directories(ctx: Context) -> AllowedDirectories | InputRequiredResult:
         """The directories this server may read; paths given to other tools must be inside one."""
@@ -98,12 +128,13 @@ def register_file_tools(
             int, Field(ge=1, le=limits.max_list_entries, description="Entries per page.")
         ] = limits.max_list_entries,
     ) -> DirectoryListing | InputRequiredResult:
-        """Entries of a directory (name, type, size, modified), sorted by name, paged.
+        """Entries of a directory (name, type, size, modified), sorted by name, paged:
+        follow `next_offset` to reach every entry.
 
         Symlinks are listed as symlinks; sensitive names (keys, .env...) are left out."""
-        return await confined(ctx, service.list_directory, path, offset=offset, limit=limit)
+        return await walked(ctx, service.list_directory, path, offset=offset, limit=limit)
 
-    @mcp.tool(annotations=READ_ONLY)
+    @mcp.tool(annotations=READ_ONLY, output_schema=DirectoryTree.model_json_schema())
     async def directory_tree(
         ctx: Context,
         path: PathArg,
@@ -112,19 +143,28 @@ def register_file_tools(
             1000, limits.max_walk_entries
         ),
         exclude_patterns: Globs = [],  # noqa: B006 (pydantic copies defaults)
-    ) -> DirectoryTree | InputRequiredResult:
-        """A nested tree of a directory; `truncated` says whether a limit cut it short.
-
-        Symlinks are shown, never followed."""
-        return await confined(
+        include_ignored: IncludeIgnored = False,
+        cursor: CursorArg = None,
+    ) -> ToolResult | InputRequiredResult:
+        """A nested tree of a directory; `truncated` says whether a limit cut it short and
+        `next_cursor` continues it. Symlinks are shown, never followed; `.git` and
+        .gitignored entries are left out unless include_ignored."""
+        tree = await walked(
             ctx,
             service.directory_tree,
             path,
             max_depth=max_depth,
             max_entries=max_entries,
             exclude_patterns=exclude_patterns,
+            include_ignored=include_ignored,
+            cursor=cursor,
             progress=_progress(ctx),
         )
+        if isinstance(tree, InputRequiredResult):
+            return tree
+        # Built as plain data (no model per node); the same text FastMCP would send.
+        text = json.dumps(tree, ensure_ascii=False, separators=(",", ":"))
+        return ToolResult(content=[TextContent(type="text", text=text)], structured_content=tree)
 
     @mcp.tool(annotations=READ_ONLY)
     async def read_text_file(
@@ -180,15 +220,20 @@ def register_file_tools(
         max_results: Annotated[
             int, Field(ge=1, le=limits.max_search_results)
         ] = limits.max_search_results,
+        include_ignored: IncludeIgnored = False,
+        cursor: CursorArg = None,
     ) -> FileSearch | InputRequiredResult:
-        """Find files and directories by name beneath a directory."""
-        return await confined(
+        """Find files and directories by name beneath a directory (`.git` and .gitignored
+        entries left out unless include_ignored); `next_cursor` continues a cut answer."""
+        return await walked(
             ctx,
             service.search_files,
             path,
             pattern,
             exclude_patterns=exclude_patterns,
             max_results=max_results,
+            include_ignored=include_ignored,
+            cursor=cursor,
             progress=_progress(ctx),
         )
 
@@ -213,10 +258,13 @@ def register_file_tools(
         max_results: Annotated[
             int, Field(ge=1, le=limits.max_search_results)
         ] = limits.max_search_results,
+        include_ignored: IncludeIgnored = False,
+        cursor: CursorArg = None,
     ) -> ContentSearch | InputRequiredResult:
         """Lines matching a text or RE2 pattern in the text files beneath a directory (or
-        in one file): file, line number and line. Binary files are skipped."""
-        return await confined(
+        in one file): file, line number and line. Binary files, `.git` and .gitignored
+        files are skipped (unless include_ignored); `next_cursor` continues a cut answer."""
+        return await walked(
             ctx,
             service.search_file_contents,
             path,
@@ -225,6 +273,8 @@ def register_file_tools(
             glob=glob,
             case_sensitive=case_sensitive,
             max_results=max_results,
+            include_ignored=include_ignored,
+            cursor=cursor,
             progress=_progress(ctx),
         )
 
@@ -233,6 +283,20 @@ def register_file_tools(
 
 async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
+
+
+async def run_cancellable(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run `fn(..., cancel=event)` in a worker thread; cancelling the awaiting task sets
+    the event, which the walk checks per entry and per block read (it stops in
+    milliseconds), instead of leaving the thread to run to its time budget."""
+    cancel = threading.Event()
+    try:
+        return await anyio.to_thread.run_sync(
+            partial(fn, *args, cancel=cancel, **kwargs), abandon_on_cancel=True
+        )
+    except anyio.get_cancelled_exc_class():
+        cancel.set()
+        raise
 
 
 def _progress(ctx: Context) -> Progress | None:

@@ -12,6 +12,9 @@ from typing import Any
 
 from fastmcp import Client
 
+from mcp_fileserver.files.models import DirectoryTree
+from mcp_fileserver.files.service import FileService
+
 CANARY = "CANARY-" + uuid.uuid4().hex  # never appears in any answer
 SAFE = "safe content inside the root\n"
 
@@ -47,6 +50,11 @@ def make_workspace(base: Path) -> Workspace:
     for sibling in ("root-evil", "root_backup", "root'", "root ", "root\t", "rootx"):
         plant_canary(base / sibling)
     return Workspace(base=base, root=root, outside=outside)
+
+
+def tree_model(service: FileService, path: str, **kwargs: Any) -> DirectoryTree:
+    """The service's plain-data tree, validated against the tool's output model."""
+    return DirectoryTree.model_validate(service.directory_tree(path, **kwargs))
 
 
 def dump(result: Any) -> str:

@@ -423,10 +423,23 @@ async def test_tools_are_read_only_and_typed(ws: Workspace) -> None:
         assert tool.input_schema.get("additionalProperties") is False
     params = {n: set(tools[n].input_schema.get("properties", {})) for n in expected}
     assert params["list_directory"] == {"path", "offset", "limit"}
-    assert params["directory_tree"] == {"path", "max_depth", "max_entries", "exclude_patterns"}
+    walk_extras = {"include_ignored", "cursor"}
+    assert params["directory_tree"] == {
+        "path",
+        "max_depth",
+        "max_entries",
+        "exclude_patterns",
+        *walk_extras,
+    }
     assert params["read_text_file"] == {"path", "head", "tail"}
     assert params["read_multiple_files"] == {"paths"}
-    assert params["search_files"] == {"path", "pattern", "exclude_patterns", "max_results"}
+    assert params["search_files"] == {
+        "path",
+        "pattern",
+        "exclude_patterns",
+        "max_results",
+        *walk_extras,
+    }
     assert params["search_file_contents"] == {
         "path",
         "pattern",
@@ -434,4 +447,5 @@ async def test_tools_are_read_only_and_typed(ws: Workspace) -> None:
         "glob",
         "case_sensitive",
         "max_results",
+        *walk_extras,
     }

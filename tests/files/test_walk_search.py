@@ -10,7 +10,7 @@ from mcp_fileserver.errors import InvalidRequest, NotAllowed
 from mcp_fileserver.files.confine import Method
 from mcp_fileserver.files.service import FileService
 from tests.conftest import make_settings
-from tests.files.helpers import CANARY, Workspace
+from tests.files.helpers import CANARY, Workspace, tree_model
 
 
 def service_for(ws: Workspace, method: Method, **limits: object) -> FileService:
@@ -51,7 +51,7 @@ def test_list_directory(planted: Workspace, method: Method) -> None:
     }
     link = next(e for e in listing.entries if e.name == "file_out")
     assert link.size == len(str(planted.canary_file))  # lstat size: the link itself
-    assert listing.total == 4 and listing.next_offset is None and not listing.truncated
+    assert listing.total == 4 and listing.next_offset is None
     assert names(s.list_directory("sub")) == ["deeper", "loop", "notes.txt", "pipe"]
     kinds = {e.name: e.type for e in s.list_directory("sub").entries}
     assert kinds["pipe"] == "other"
@@ -75,13 +75,11 @@ def test_list_directory_paging(ws: Workspace, method: Method) -> None:
         ["deeper", "notes.txt", *(f"f{i:02d}" for i in range(25))]
     )
     assert s.list_directory("sub", offset=100).entries == []
-    capped = service_for(ws, method, max_walk_entries=20).list_directory("sub")
-    assert capped.truncated and capped.total == 20  # 27 entries, 20 listable
 
 
 def test_directory_tree(planted: Workspace, method: Method) -> None:
     s = service_for(planted, method)
-    tree = s.directory_tree(".", max_depth=3)
+    tree = tree_model(s, ".", max_depth=3)
     top = {n.name: n for n in tree.tree}
     assert set(top) == {"dir_out", "file_out", "hello.txt", "sub"}
     assert top["dir_out"].type == "symlink" and top["dir_out"].children is None
@@ -91,7 +89,7 @@ def test_directory_tree(planted: Workspace, method: Method) -> None:
     assert [n.name for n in sub["deeper"].children or []] == ["leaf.md"]
     assert not tree.truncated and tree.stopped_by is None
     assert CANARY not in tree.model_dump_json()
-    shallow = s.directory_tree(".", max_depth=1)
+    shallow = tree_model(s, ".", max_depth=1)
     assert all(n.children is None for n in shallow.tree)
 
 
@@ -99,12 +97,12 @@ def test_directory_tree_limits_and_excludes(ws: Workspace, method: Method) -> No
     for i in range(30):
         (ws.root / "sub" / f"f{i:02d}.log").write_text("x")
     s = service_for(ws, method)
-    tree = s.directory_tree(".", max_entries=10)
+    tree = tree_model(s, ".", max_entries=10)
     assert tree.truncated and tree.stopped_by == "max_entries" and tree.entries == 10
-    excluded = s.directory_tree(".", exclude_patterns=["*.log", "deeper"])
+    excluded = tree_model(s, ".", exclude_patterns=["*.log", "deeper"])
     sub = next(n for n in excluded.tree if n.name == "sub")
     assert [n.name for n in sub.children or []] == ["notes.txt"]
-    timed = service_for(ws, method, walk_timeout_s=1e-9).directory_tree(".")
+    timed = tree_model(service_for(ws, method, walk_timeout_s=1e-9), ".")
     assert timed.truncated and timed.stopped_by == "timeout"
 
 
@@ -206,3 +204,18 @@ def test_backreferences_are_not_supported(ws: Workspace) -> None:
     s = service_for(ws, Method.OPENAT2)
     with pytest.raises(InvalidRequest):
         s.search_file_contents(".", r"(a)\1", regex=True)
+
+
+def test_tree_answer_is_capped_by_max_walk_entries_and_continues(ws: Workspace) -> None:
+    s = service_for(ws, Method.OPENAT2, max_walk_entries=2)
+    names: list[str] = []
+    cursor = None
+    while True:
+        page = tree_model(s, ".", max_depth=1, max_entries=1000, cursor=cursor)
+        assert page.entries <= 2
+        names += [n.name for n in page.tree]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+        assert page.stopped_by == "max_entries"
+    assert names == ["hello.txt", "sub"]
