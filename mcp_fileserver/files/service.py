@@ -168,18 +168,18 @@ class FileService:
     ) -> models.DirectoryTree:
         budget = self._budget(max_entries, progress, max_depth=max_depth)
         exclude = walk.compile_globs(list(exclude_patterns))
-        top: list[models.TreeNode] = []
-        by_rel: dict[tuple[str, ...], list[models.TreeNode]] = {(): top}
+        tree: list[models.TreeEntry] = []
         with self.confinement.open(path, want="dir", roots=roots) as d:
             for e in walk.walk(d.fd, deny=self.deny, budget=budget, exclude=exclude):
-                node = models.TreeNode(name=e.name, type=e.kind, size=e.size)
-                if e.kind == "directory" and e.depth < max_depth:
-                    node.children = []
-                    by_rel[e.rel] = node.children
-                by_rel[e.rel[:-1]].append(node)
+                expanded = e.depth < max_depth if e.kind == "directory" else None
+                tree.append(
+                    models.TreeEntry(
+                        path="/".join(e.rel), type=e.kind, size=e.size, expanded=expanded
+                    )
+                )
             return models.DirectoryTree(
                 path=d.path,
-                tree=top,
+                tree=tree,
                 entries=budget.visited,
                 truncated=budget.stopped is not None,
                 stopped_by=budget.stopped,
