@@ -108,7 +108,7 @@ def scan(dir_fd: int, deny: DenyList, limit: int) -> tuple[list[str], bool]:
     more = False
     with os.scandir(dir_fd) as it:
         for entry in it:
-            if deny.denies_name(entry.name):
+            if deny.denies_name(entry.name, is_dir=entry.is_dir(follow_symlinks=False)):
                 continue
             if len(names) >= limit:
                 more = True
