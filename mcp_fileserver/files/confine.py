@@ -27,14 +27,19 @@ How (in the spirit of Go's `os.Root`):
   selectable but never the default: it is weaker, since a component swapped for a
   symlink between the check and the open is not detected. Windows is refused at startup:
   listings and walks need directory descriptors, which Windows does not have.
-- Files are opened `O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC`, so opening a FIFO
-  never waits; callers `fstat` the descriptor and read only regular files.
+- Linux: the object is first opened `O_PATH` (no driver's open runs, no FIFO is
+  touched) and checked with `fstat`; only a regular file or a directory is reopened for
+  reading, through `/proc/self/fd`. Elsewhere files are opened
+  `O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC`, so opening a FIFO never waits;
+  callers `fstat` the descriptor and read only regular files.
+- A path ending in `/` names a directory, as POSIX says: `plain.txt/` is ENOTDIR.
 
 Not defended (out of scope, documented in docs/files.md): bind mounts and hard links
 that a local user created inside a root beforehand (they are, to the kernel, part of the
 root); a root directory that is itself moved elsewhere after startup (its descriptor
-follows it, like `os.Root`); anything a local user with write access to a root can do
-to its contents. Symlinks and `..` are handled; so are races that swap a directory for a
+follows it, like `os.Root`: it keeps serving under its configured name, and a directory
+created later at that name is not served; a removed root serves nothing); anything a
+local user with write access to a root can do to its contents. Symlinks and `..` are handled; so are races that swap a directory for a
 symlink during a lookup.
 """
 
