@@ -39,8 +39,8 @@ that a local user created inside a root beforehand (they are, to the kernel, par
 root); a root directory that is itself moved elsewhere after startup (its descriptor
 follows it, like `os.Root`: it keeps serving under its configured name, and a directory
 created later at that name is not served; a removed root serves nothing); anything a
-local user with write access to a root can do to its contents. Symlinks and `..` are handled; so are races that swap a directory for a
-symlink during a lookup.
+local user with write access to a root can do to its contents. Symlinks and `..` are
+handled; so are races that swap a directory for a symlink during a lookup.
 """
 
 from __future__ import annotations
