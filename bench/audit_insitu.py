@@ -100,10 +100,12 @@ class LineReader(asyncio.Protocol):""",
     ),
     (
         "files/tools.py",
-        "        return await confined(ctx, service.read_text_file, path, head=head, tail=tail)\n",
+        "        found = await confined(ctx, service.read_text_file, path, head=head, tail=tail)\n"
+        "        return answer(found, answers.text_file)\n",
         "        from mcp_fileserver import stdio as _sd\n"
         "        _sd._TOOL[0] = _sd._t.perf_counter()\n"
-        "        _r = await confined(ctx, service.read_text_file, path, head=head, tail=tail)\n"
+        "        found = await confined(ctx, service.read_text_file, path, head=head, tail=tail)\n"
+        "        _r = answer(found, answers.text_file)\n"
         "        _sd._TOOL[1] = _sd._t.perf_counter()\n"
         "        return _r\n",
     ),
