@@ -117,9 +117,9 @@ def register_file_tools(
         ),
         exclude_patterns: Globs = [],  # noqa: B006 (pydantic copies defaults)
     ) -> Answer:
-        """A nested tree of a directory; `truncated` says whether a limit cut it short.
-
-        Symlinks are shown, never followed."""
+        """The tree beneath a directory, one entry per line indented by depth (a flat
+        list of relative paths in the structured result); `truncated` says whether a
+        limit cut it short. Symlinks are shown, never followed."""
         found = await confined(
             ctx,
             service.directory_tree,
