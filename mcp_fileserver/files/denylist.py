@@ -215,18 +215,15 @@ class DenyList:
     def denies_components(self, text: str) -> bool:
         """Whether any `/`- or `\\`-separated component of `text` is sensitive: the
         monitor's check of every string argument, so folded once and split once. What the
-        last component is, is unknown here: it counts as sensitive if it would be as a
-        file or as a directory."""
+        last component is, is unknown here: it is read as a file name, what a probe names
+        (`/etc/shadow`, `keys/id_rsa`); the components before it are directories."""
         if not self.patterns:
             return False
         folded = [name for name in text.casefold().replace("\\", "/").split("/") if name]
         if not folded or not self._dirs.any(folded):
             return False
         last = len(folded) - 1
-        return any(
-            self._check(name, True) or (i == last and self._check(name, False))
-            for i, name in enumerate(folded)
-        )
+        return any(self._check(name, i < last) for i, name in enumerate(folded))
 
     def _check(self, folded: str, is_dir: bool) -> bool:
         if not (self._dirs if is_dir else self._files).match(folded):
