@@ -27,15 +27,20 @@ How (in the spirit of Go's `os.Root`):
   selectable but never the default: it is weaker, since a component swapped for a
   symlink between the check and the open is not detected. Windows is refused at startup:
   listings and walks need directory descriptors, which Windows does not have.
-- Files are opened `O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC`, so opening a FIFO
-  never waits; callers `fstat` the descriptor and read only regular files.
+- Linux: the object is first opened `O_PATH` (no driver's open runs, no FIFO is
+  touched) and checked with `fstat`; only a regular file or a directory is reopened for
+  reading, through `/proc/self/fd`. Elsewhere files are opened
+  `O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC`, so opening a FIFO never waits;
+  callers `fstat` the descriptor and read only regular files.
+- A path ending in `/` names a directory, as POSIX says: `plain.txt/` is ENOTDIR.
 
 Not defended (out of scope, documented in docs/files.md): bind mounts and hard links
 that a local user created inside a root beforehand (they are, to the kernel, part of the
 root); a root directory that is itself moved elsewhere after startup (its descriptor
-follows it, like `os.Root`); anything a local user with write access to a root can do
-to its contents. Symlinks and `..` are handled; so are races that swap a directory for a
-symlink during a lookup.
+follows it, like `os.Root`: it keeps serving under its configured name, and a directory
+created later at that name is not served; a removed root serves nothing); anything a
+local user with write access to a root can do to its contents. Symlinks and `..` are
+handled; so are races that swap a directory for a symlink during a lookup.
 """
 
 from __future__ import annotations
@@ -68,6 +73,14 @@ def _flag(name: str) -> int:
 
 
 FILE_FLAGS = os.O_RDONLY | _flag("O_NONBLOCK") | _flag("O_NOCTTY") | _flag("O_CLOEXEC")
+_O_PATH = _flag("O_PATH")
+_O_DIRECTORY = _flag("O_DIRECTORY")
+# Linux: a client's path is first opened O_PATH, which neither reads nor opens the
+# object (no device driver's open runs, no FIFO is touched); only a regular file or a
+# directory is then reopened for reading through /proc/self/fd. Elsewhere (no O_PATH,
+# or no /proc) the object is opened non-blocking and checked with fstat before any read.
+_PROBE_BY_PATH = bool(_O_PATH) and os.path.isdir("/proc/self/fd")
+_PROBE_FLAGS = (_O_PATH | _flag("O_CLOEXEC")) if _PROBE_BY_PATH else FILE_FLAGS
 DIR_FLAGS = os.O_RDONLY | _flag("O_DIRECTORY") | _flag("O_CLOEXEC")
 # Intermediate directories need only search permission; O_PATH gives exactly that.
 _STEP_FLAGS = (_flag("O_PATH") or os.O_RDONLY) | _flag("O_DIRECTORY") | _flag("O_CLOEXEC")
@@ -195,15 +208,21 @@ class Confinement:
         """Open `path` beneath one of `roots` (default: all configured roots).
 
         Raises NotAllowed (outside, denied, missing, escaping symlink), InvalidRequest
-        (NUL byte, ambiguous relative path, wrong kind) or PolicyViolation (a FIFO,
-        socket or device where a file was wanted).
+        (NUL byte, ambiguous relative path, wrong kind, a file named with a trailing
+        `/`) or PolicyViolation (a FIFO, socket or device, whatever was wanted: they are
+        never opened for I/O).
         """
         root, parts = self.locate(path, roots)
-        # No O_DIRECTORY even for directories: the kind is checked after fstat, so a
-        # wrong kind gets a precise message instead of a bare "not found".
-        opened = self._open_parts(root, parts, FILE_FLAGS)
+        # No O_DIRECTORY for directories unless the path ends with `/` (then a file is
+        # ENOTDIR, as the OS says): the kind is checked after fstat, so a wrong kind gets
+        # a precise message instead of a bare "not found".
+        slash = _names_a_directory(path)
+        flags = _PROBE_FLAGS | (_O_DIRECTORY if slash else 0)
+        opened = self._open_parts(root, parts, flags, slash=slash)
         try:
             _check_kind(opened.stat, want)
+            if _PROBE_BY_PATH:
+                _reopen_for_reading(opened)
         except BaseException:
             opened.close()
             raise
@@ -212,17 +231,19 @@ class Confinement:
     def lstat(self, path: str, *, roots: Sequence[Root] | None = None) -> Located:
         """Metadata of `path` without following a final symlink (it is reported as one)."""
         root, parts = self.locate(path, roots)
-        if not parts or parts[-1] == "..":
-            with self._open_parts(root, parts, DIR_FLAGS) as opened:
+        slash = _names_a_directory(path)
+        if not parts or parts[-1] == ".." or slash:
+            # A trailing `/` resolves a final symlink and requires a directory (POSIX).
+            with self._open_parts(root, parts, DIR_FLAGS, slash=slash) as opened:
                 return Located(opened.root, opened.rel, opened.stat)
         name = parts[-1]
-        if self.deny.denies_name(name):
-            raise NotAllowed(detail="denied name")
         with self._open_parts(root, parts[:-1], _STEP_FLAGS) as parent:
             try:
                 st = os.stat(name, dir_fd=parent.fd, follow_symlinks=False)
             except OSError as exc:
                 raise NotAllowed(detail=f"lstat failed: {_errname(exc)}", violation=False) from None
+            if self.deny.denies_name(name, is_dir=stat.S_ISDIR(st.st_mode)):
+                raise NotAllowed(detail="denied name")
             return Located(parent.root, (*parent.rel, name), st)
 
     # -- MCP Roots ---------------------------------------------------------------------
@@ -317,10 +338,22 @@ class Confinement:
 
     # -- resolution ------------------------------------------------------------------
 
-    def _open_parts(self, root: Root, parts: Sequence[str], flags: int) -> Opened:
+    def _open_parts(
+        self, root: Root, parts: Sequence[str], flags: int, *, slash: bool = False
+    ) -> Opened:
+        # Deny rules may differ for files and directories (denylist.py): the components
+        # walked through are directories and are checked now; the last one now if it is
+        # denied either way, else once fstat says what it is (O_PATH: opening it had no
+        # effect).
+        final = parts[-1] if parts and parts[-1] != ".." else None
         named = [p for p in parts if p != ".."]
-        if any(self.deny.denies_name(p) for p in named):
-            raise NotAllowed(detail="denied name")
+        passed = named[:-1] if final is not None else named
+        if any(self.deny.denies_name(p, is_dir=True) for p in passed) or (
+            final is not None
+            and self.deny.denies_name(final, is_dir=True)
+            and self.deny.denies_name(final, is_dir=False)
+        ):
+            raise NotAllowed(detail="denied name")  # whatever it turns out to be
         try:
             fd, rel = self._resolve(root, parts, flags)
         except _Refused as exc:
@@ -330,12 +363,19 @@ class Confinement:
                 raise PolicyViolation(
                     "not a regular file", detail="socket", violation=False
                 ) from None
+            if exc.errno == errno.ENOTDIR and slash:
+                raise InvalidRequest("not a directory (the path ends with '/')") from None
             # absent or unreadable: not a policy refusal, so never counted towards a lockout
             raise NotAllowed(detail=f"open failed: {_errname(exc)}", violation=False) from None
         try:
-            if self.deny.denies_parts(rel):
-                raise NotAllowed(detail="denied name (after resolution)")
             st = os.fstat(fd)
+            if stat.S_ISLNK(st.st_mode):  # O_PATH | O_NOFOLLOW on a link left unresolved
+                raise NotAllowed(detail="open failed: ELOOP")
+            is_dir = stat.S_ISDIR(st.st_mode)
+            if final is not None and self.deny.denies_name(final, is_dir=is_dir):
+                raise NotAllowed(detail="denied name")
+            if self.deny.denies_parts(rel, last_is_dir=is_dir):
+                raise NotAllowed(detail="denied name (after resolution)")
         except BaseException:
             os.close(fd)
             raise
@@ -422,6 +462,9 @@ def walk_open(root: Root, parts: Sequence[str], flags: int) -> tuple[int, tuple[
             step_flags = flags if not pending else _STEP_FLAGS
             try:
                 fd = os.open(name, step_flags | os.O_NOFOLLOW, dir_fd=here)
+                if step_flags & _O_PATH and stat.S_ISLNK(os.fstat(fd).st_mode):
+                    os.close(fd)  # O_PATH | O_NOFOLLOW opened the link itself: splice it
+                    raise OSError(errno.ELOOP, "symlink")
             except OSError as exc:
                 if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
                     raise
@@ -468,16 +511,43 @@ def _readlink(name: str, dir_fd: int) -> str | None:
 
 
 def _real_rel(root: Root, fd: int) -> tuple[str, ...]:
-    """Where the kernel actually went, relative to the root (defence in depth, deny-list)."""
+    """Where the kernel actually went, relative to the root (defence in depth, deny-list).
+
+    Compared with where the root's descriptor is *now*: a root moved after startup keeps
+    serving (its descriptor follows it); a root removed serves nothing."""
     try:
         real = os.readlink(f"/proc/self/fd/{fd}")
+        base = os.readlink(f"/proc/self/fd/{root.fd}")
     except OSError:
         raise _Refused("cannot verify resolved path (/proc unavailable)") from None
-    if real == root.text:
+    if base.endswith(" (deleted)") and not os.path.isdir(base):
+        raise _Refused("allowed directory was removed")
+    if real == base:
         return ()
-    if not real.startswith(root.text + "/"):
+    if not real.startswith(base.rstrip("/") + "/"):
         raise _Refused("resolved outside root")
-    return split_path(real[len(root.text) :])
+    return split_path(real[len(base) :])
+
+
+def _reopen_for_reading(opened: Opened) -> None:
+    """Swap an O_PATH descriptor (already checked: a regular file or a directory) for
+    one that can be read, through its /proc magic link: the same object, no lookup."""
+    mode = opened.stat.st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise PolicyViolation("not a regular file", detail=describe_special(mode))
+    fd = os.open(f"/proc/self/fd/{opened.fd}", FILE_FLAGS)
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != (opened.stat.st_dev, opened.stat.st_ino):
+        os.close(fd)
+        raise NotAllowed(detail="changed while opening")
+    os.close(opened.fd)
+    opened.fd = fd
+
+
+def _names_a_directory(path: str) -> bool:
+    """Whether the path, as typed, can only name a directory (`x/`, `x/.`), as POSIX
+    reads a trailing slash: `plain.txt/` is ENOTDIR, never the file."""
+    return path.endswith("/") or path.endswith("/.")
 
 
 def _realpath_open(root: Root, parts: Sequence[str], flags: int) -> tuple[int, tuple[str, ...]]:

@@ -1,9 +1,19 @@
 """Sensitive names that are refused even inside an allowed root.
 
-One place decides what is sensitive. A pattern is a shell-style glob matched
-case-insensitively against every component of a path relative to its root, so `.ssh`
-blocks `.ssh/config` and `projects/.SSH/id_rsa` alike. The list is configurable:
-`[files] deny_patterns` replaces it, `extra_deny_patterns` extends it.
+One place decides what is sensitive. A rule says what a file *is* (a dotenv file, an
+SSH key, a password store), never a substring that ordinary source code also has:
+`secrets.py` is Python (the standard library has one), a folder named `credentials/`
+in a Python tree holds code, and both stay visible.
+
+Rules are shell globs, matched case-insensitively against each component of a path
+relative to its root, with the syntax of `.gitignore`:
+
+- `name` matches a file or a directory of that name (so `.env` refuses `.env/x` too);
+- `name/` matches directories only (`.ssh/` refuses everything beneath any `.ssh`);
+- `!name` is an exception: it makes visible what an earlier rule refused;
+- the last rule that matches decides, so `[files] extra_deny_patterns` (appended
+  after the built-in list) can refuse more or make a built-in refusal an exception.
+  `[files] deny_patterns` replaces the list.
 """
 
 from __future__ import annotations
@@ -12,12 +22,23 @@ import fnmatch
 import re
 from collections.abc import Iterable, Sequence
 
+# Source code and documentation are never secret stores: a rule such as `secrets.*`
+# or `id_rsa*` names a key or a config file, not `secrets.py` or `id_rsa_test.go`.
+SOURCE_EXTENSIONS: tuple[str, ...] = (
+    *("py", "pyi", "pyx", "ipynb", "js", "jsx", "mjs", "cjs", "ts", "tsx", "vue", "svelte"),
+    *("go", "rs", "java", "kt", "kts", "scala", "groovy", "rb", "php", "pl", "pm", "lua"),
+    *("c", "h", "cc", "cpp", "cxx", "hpp", "cs", "fs", "swift", "m", "mm", "dart", "r"),
+    *("ex", "exs", "erl", "hs", "ml", "clj", "jl", "zig", "nim", "sql", "proto"),
+    *("md", "rst", "adoc", "html", "css", "scss"),
+)
+
 DEFAULT_DENY_PATTERNS: tuple[str, ...] = (
-    # Environment and credential files
+    # Environment files
     ".env",
     ".env.*",
     "*.env",
     ".envrc",
+    # Credential files of well-known tools
     ".netrc",
     "_netrc",
     ".pgpass",
@@ -26,12 +47,18 @@ DEFAULT_DENY_PATTERNS: tuple[str, ...] = (
     ".npmrc",
     ".pypirc",
     ".dockercfg",
-    "credentials",
-    "credentials.json",
-    "*.credentials",
-    "secrets.*",
+    ".boto",
+    ".s3cfg",
     ".htpasswd",
-    # Private keys and certificates stores
+    "credentials",  # ~/.aws/credentials and its copies
+    "credentials.*",  # credentials.json (Google), credentials.db (gcloud)...
+    "*.credentials",
+    "application_default_credentials.json",
+    "client_secret*.json",
+    "secrets.*",  # secrets.json, secrets.yaml, secrets.toml...
+    "kubeconfig",
+    "*.kubeconfig",
+    # Private keys and key stores
     "*.pem",
     "*.key",
     "*.p12",
@@ -43,14 +70,6 @@ DEFAULT_DENY_PATTERNS: tuple[str, ...] = (
     "id_dsa*",
     "id_ecdsa*",
     "id_ed25519*",
-    # Credential folders
-    ".ssh",
-    ".aws",
-    ".azure",
-    ".gnupg",
-    ".kube",
-    ".docker",
-    ".password-store",
     # Password databases and keyrings
     "*.kdbx",
     "*.kdb",
@@ -58,29 +77,45 @@ DEFAULT_DENY_PATTERNS: tuple[str, ...] = (
     "*.keychain-db",
     "shadow",
     "gshadow",
+    # What is named like the above but is not a secret store: any directory (a folder
+    # named `credentials/` or `secrets.d/` holds code or config, and is judged by what
+    # it contains), templates meant to be committed, and source code or documentation.
+    "!*/",
+    "!.env.example",
+    "!.env.sample",
+    "!.env.template",
+    "!.env.dist",
+    *(f"!*.{ext}" for ext in SOURCE_EXTENSIONS),
+    # Folders that are credential stores as a whole (directories only)
+    ".ssh/",
+    ".env/",
+    ".aws/",
+    ".azure/",
+    ".gnupg/",
+    ".kube/",
+    ".docker/",
+    ".password-store/",
 )
 
 
 _GLOB_CHARS = frozenset("*?[")
 
 
-class DenyList:
-    """Matches path components against glob patterns, case-insensitively.
+class _Globs:
+    """Whether a casefolded name matches any of a set of globs, fast.
 
-    Every component of every path a tool touches is checked, and so is every string
-    argument the monitor scans. One regex alternation of all the patterns costs a
-    backtracking pass per `*.ext` pattern per component, so patterns are sorted once:
-    plain names go in a set, `*suffix` and `prefix*` into `str.endswith` /
-    `str.startswith` tuples, and only the rest (`?`, `[...]`, inner `*`) into the regex.
-    tests/files/test_denylist.py holds the result equal to `fnmatch` on every pattern."""
+    One regex alternation of all the patterns costs a backtracking pass per `*.ext`
+    pattern per name, so patterns are sorted once: plain names go in a set, `*suffix`
+    and `prefix*` into `str.endswith` / `str.startswith` tuples, and only the rest
+    (`?`, `[...]`, inner `*`) into the regex. tests/files/test_denylist.py holds the
+    result equal to `fnmatch`."""
 
     def __init__(self, patterns: Iterable[str]) -> None:
-        self.patterns: tuple[str, ...] = tuple(patterns)
         exact: set[str] = set()
         prefixes: list[str] = []
         suffixes: list[str] = []
         other: list[str] = []
-        for pattern in (p.casefold() for p in self.patterns):
+        for pattern in patterns:
             if _GLOB_CHARS.isdisjoint(pattern):
                 exact.add(pattern)
             elif pattern[:1] == "*" and _GLOB_CHARS.isdisjoint(pattern[1:]):
@@ -89,18 +124,15 @@ class DenyList:
                 prefixes.append(pattern[:-1])
             else:
                 other.append(pattern)
+        self.empty = not (exact or prefixes or suffixes or other)
         self._exact = frozenset(exact)
-        # For `_denies_any`, where an empty string is a gap between separators, not a name.
+        # For `any`, where an empty string is a gap between separators, not a name.
         self._exact_names = self._exact - {""}
         self._prefixes = tuple(prefixes)
         self._suffixes = tuple(suffixes)
         self._regex = re.compile("|".join(map(fnmatch.translate, other))) if other else None
 
-    def _denies_folded(self, name: str) -> bool:
-        # `_denies_any` asks the same per component, inlined for speed; a name checked on
-        # its own stays this direct (routing it through `_denies_any` cost 140 ns per
-        # name, paid on every entry a search walks). tests/files/test_denylist.py holds
-        # both equal to fnmatch.
+    def match(self, name: str) -> bool:
         return (
             name in self._exact
             or name.endswith(self._suffixes)
@@ -108,29 +140,13 @@ class DenyList:
             or (self._regex is not None and self._regex.match(name) is not None)
         )
 
-    def denies_name(self, name: str) -> bool:
-        """Whether one path component is sensitive."""
-        return self._denies_folded(name.casefold())
-
-    def denies_parts(self, parts: Sequence[str]) -> bool:
-        """Whether any component of a root-relative path is sensitive."""
-        return self._denies_any([part.casefold() for part in parts])
-
-    def denies_components(self, text: str) -> bool:
-        """Whether any `/`- or `\\`-separated component of `text` is sensitive: the
-        monitor's check of every string argument, so folded once and split once."""
-        if not self.patterns:
-            return False
-        return self._denies_any(text.casefold().replace("\\", "/").split("/"))
-
-    def _denies_any(self, folded: list[str]) -> bool:
-        """`_denies_folded` over several components in one loop, without a call per
-        component (it runs on every string argument of every call); empty ones never
-        match. One set operation answers the exact names for all of them."""
-        if not self._exact_names.isdisjoint(folded):
+    def any(self, names: list[str]) -> bool:
+        """`match` over several names in one loop (empty ones never match): the
+        monitor runs it on every string argument of every call."""
+        if not self._exact_names.isdisjoint(names):
             return True
         suffixes, prefixes, regex = self._suffixes, self._prefixes, self._regex
-        for name in folded:
+        for name in names:
             if name and (
                 name.endswith(suffixes)
                 or name.startswith(prefixes)
@@ -138,6 +154,81 @@ class DenyList:
             ):
                 return True
         return False
+
+
+class DenyList:
+    """The rules above, compiled. Every entry a walk lists asks `denies_name`, so the
+    common case (no refusing rule matches) is one fast `_Globs` check; only a name that
+    some refusing rule matches is checked rule by rule for a later exception."""
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self.patterns: tuple[str, ...] = tuple(patterns)
+        rules: list[tuple[re.Pattern[str], bool, bool]] = []  # (glob, exception, dirs only)
+        refuse_files: list[str] = []
+        refuse_dirs: list[str] = []
+        for raw in self.patterns:
+            exception = raw.startswith("!")
+            glob = raw[1:] if exception else raw
+            dirs_only = glob.endswith("/")
+            glob = glob.rstrip("/").casefold()
+            if not glob and dirs_only:
+                continue  # "/" alone names nothing
+            rules.append((re.compile(fnmatch.translate(glob)), exception, dirs_only))
+            if not exception:
+                refuse_dirs.append(glob)
+                if not dirs_only:
+                    refuse_files.append(glob)
+        self._rules = tuple(reversed(rules))  # the last matching rule decides
+        self._exceptions = any(exception for _, exception, _ in rules)
+        self._files = _Globs(refuse_files)
+        self._dirs = _Globs(refuse_dirs)  # every refusing rule can match a directory
+
+    def _decide(self, folded: str, is_dir: bool) -> bool:
+        """The verdict of the last rule matching a name some refusing rule matched."""
+        if not self._exceptions:
+            return True
+        for glob, exception, dirs_only in self._rules:
+            if (is_dir or not dirs_only) and glob.match(folded) is not None:
+                return not exception
+        return False
+
+    def denies_name(self, name: str, *, is_dir: bool) -> bool:
+        """Whether one path component (a directory or not: rules may differ) is sensitive."""
+        folded = name.casefold()
+        if not (self._dirs if is_dir else self._files).match(folded):
+            return False
+        return self._decide(folded, is_dir)
+
+    def denies_parts(self, parts: Sequence[str], *, last_is_dir: bool) -> bool:
+        """Whether any component of a root-relative path is sensitive: every component
+        but the last is a directory; `last_is_dir` says what the last one is."""
+        if not parts:
+            return False
+        folded = [part.casefold() for part in parts]
+        if not self._dirs.any(folded):
+            return False
+        last = len(folded) - 1
+        return any(
+            name and self._check(name, i < last or last_is_dir) for i, name in enumerate(folded)
+        )
+
+    def denies_components(self, text: str) -> bool:
+        """Whether any `/`- or `\\`-separated component of `text` is sensitive: the
+        monitor's check of every string argument, so folded once and split once. What the
+        last component is, is unknown here: it is read as a file name, what a probe names
+        (`/etc/shadow`, `keys/id_rsa`); the components before it are directories."""
+        if not self.patterns:
+            return False
+        folded = [name for name in text.casefold().replace("\\", "/").split("/") if name]
+        if not folded or not self._dirs.any(folded):
+            return False
+        last = len(folded) - 1
+        return any(self._check(name, i < last) for i, name in enumerate(folded))
+
+    def _check(self, folded: str, is_dir: bool) -> bool:
+        if not (self._dirs if is_dir else self._files).match(folded):
+            return False
+        return self._decide(folded, is_dir)
 
 
 def effective_patterns(replace: Sequence[str] | None, extend: Sequence[str]) -> tuple[str, ...]:

@@ -28,18 +28,24 @@ class DirectoryListing(BaseModel):
     next_offset: int | None = Field(description="Offset of the next page, null at the end.")
 
 
-class TreeNode(BaseModel):
-    name: str
+class TreeEntry(BaseModel):
+    """One entry of a tree. The tree is a flat list in walk order (a directory, then
+    what it holds) so that no depth of directories is a depth of JSON nesting: parsers
+    and schema validators limit nesting (to 128 or so), the walk goes to 256 levels."""
+
+    path: str = Field(description="Relative to the tree's root, '/'-separated.")
     type: EntryType
     size: int
-    children: list[TreeNode] | None = Field(
-        default=None, description="Entries of a directory within max_depth; null otherwise."
+    expanded: bool | None = Field(
+        default=None,
+        description="For a directory: true within max_depth (its entries follow, unless "
+        "the walk stopped early), false at max_depth; null for other types.",
     )
 
 
 class DirectoryTree(BaseModel):
     path: str
-    tree: list[TreeNode]
+    tree: list[TreeEntry] = Field(description="Pre-order: each directory before its entries.")
     entries: int = Field(description="Entries included in the tree.")
     truncated: bool
     stopped_by: str | None = Field(

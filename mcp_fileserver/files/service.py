@@ -213,8 +213,7 @@ class FileService:
             progress=progress,
             cancel=cancel,
         )
-        top: list[dict[str, Any]] = []
-        by_rel: dict[tuple[str, ...], list[dict[str, Any]]] = {(): top}
+        tree: list[dict[str, Any]] = []
         with self.confinement.open(path, want="dir", roots=roots) as d:
             query = query_key(
                 "directory_tree", d.path, max_depth, list(exclude_patterns), include_ignored
@@ -229,13 +228,11 @@ class FileService:
                 st = e.lstat()
                 if st is None:
                     continue
-                children: list[dict[str, Any]] | None = None
-                if e.kind == "directory" and e.depth < max_depth:
-                    children = []
-                    by_rel[e.rel] = children
-                by_rel[e.parent].append(
-                    {"name": e.name, "type": e.kind, "size": st.st_size, "children": children}
-                )
+                expanded = e.depth < max_depth if e.kind == "directory" else None
+                tree.append(
+                    {"path": "/".join(e.rel), "type": e.kind, "size": st.st_size,
+                     "expanded": expanded}
+                )  # fmt: skip
                 if not e.context:
                     last = e
             stopped = budget.stopped
@@ -245,7 +242,7 @@ class FileService:
                 next_cursor = self.cursors.encode(query, resume)
             return {
                 "path": d.path,
-                "tree": top,
+                "tree": tree,
                 "entries": budget.visited,
                 "truncated": stopped is not None,
                 "stopped_by": stopped,

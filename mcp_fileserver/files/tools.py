@@ -22,10 +22,10 @@ from fastmcp import Context, FastMCP
 from fastmcp.tools import ToolResult
 from mcp.types import AudioContent, ImageContent, TextContent, ToolAnnotations
 from mcp_types import InputRequiredResult
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from mcp_fileserver.config import Settings
-from mcp_fileserver.files import media
+from mcp_fileserver.files import answers, media
 from mcp_fileserver.files.client_roots import ClientRoots, RootsChangedMiddleware
 from mcp_fileserver.files.confine import Method
 from mcp_fileserver.files.cursor import MAX_CURSOR_CHARS
@@ -48,6 +48,8 @@ PROGRESS_INTERVAL_S = 0.25
 MAX_PATTERN_CHARS = 1000
 
 T = TypeVar("T")
+M = TypeVar("M", BaseModel, dict[str, Any])  # a model, or plain data of its schema
+Answer = ToolResult | InputRequiredResult
 
 MAX_PATH_CHARS = 4096  # PATH_MAX: nothing longer can be opened anyway
 
@@ -111,15 +113,16 @@ def register_file_tools(
         async with walk_slots:
             return await run_cancellable(operation, *args, roots=roots, **kwargs)
 
-    @mcp.tool(annotations=READ_ONLY)
-    async def list_allowed_directories(ctx: Context) -> AllowedDirectories | InputRequiredResult:
+    @mcp.tool(annotations=READ_ONLY, output_schema=AllowedDirectories.model_json_schema())
+    async def list_allowed_directories(ctx: Context) -> Answer:
         """The directories this server may read; paths given to other tools must be inside one."""
         roots = await client_roots.effective(ctx)
         if isinstance(roots, InputRequiredResult):
             return roots
-        return AllowedDirectories(directories=[str(r.path) for r in roots])
+        found = AllowedDirectories(directories=[str(r.path) for r in roots])
+        return answer(found, answers.allowed_directories)
 
-    @mcp.tool(annotations=READ_ONLY)
+    @mcp.tool(annotations=READ_ONLY, output_schema=DirectoryListing.model_json_schema())
     async def list_directory(
         ctx: Context,
         path: PathArg,
@@ -127,12 +130,13 @@ def register_file_tools(
         limit: Annotated[
             int, Field(ge=1, le=limits.max_list_entries, description="Entries per page.")
         ] = limits.max_list_entries,
-    ) -> DirectoryListing | InputRequiredResult:
+    ) -> Answer:
         """Entries of a directory (name, type, size, modified), sorted by name, paged:
         follow `next_offset` to reach every entry.
 
         Symlinks are listed as symlinks; sensitive names (keys, .env...) are left out."""
-        return await walked(ctx, service.list_directory, path, offset=offset, limit=limit)
+        found = await walked(ctx, service.list_directory, path, offset=offset, limit=limit)
+        return answer(found, answers.directory_listing)
 
     @mcp.tool(annotations=READ_ONLY, output_schema=DirectoryTree.model_json_schema())
     async def directory_tree(
@@ -145,11 +149,12 @@ def register_file_tools(
         exclude_patterns: Globs = [],  # noqa: B006 (pydantic copies defaults)
         include_ignored: IncludeIgnored = False,
         cursor: CursorArg = None,
-    ) -> ToolResult | InputRequiredResult:
-        """A nested tree of a directory; `truncated` says whether a limit cut it short and
-        `next_cursor` continues it. Symlinks are shown, never followed; `.git` and
-        .gitignored entries are left out unless include_ignored."""
-        tree = await walked(
+    ) -> Answer:
+        """The tree beneath a directory, one entry per line indented by depth (a flat
+        list of relative paths in the structured result); `truncated` says whether a
+        limit cut it short and `next_cursor` continues it. Symlinks are shown, never
+        followed; `.git` and .gitignored entries are left out unless include_ignored."""
+        found = await walked(
             ctx,
             service.directory_tree,
             path,
@@ -160,33 +165,33 @@ def register_file_tools(
             cursor=cursor,
             progress=_progress(ctx),
         )
-        if isinstance(tree, InputRequiredResult):
-            return tree
-        # Built as plain data (no model per node); the same text FastMCP would send.
-        text = json.dumps(tree, ensure_ascii=False, separators=(",", ":"))
-        return ToolResult(content=[TextContent(type="text", text=text)], structured_content=tree)
+        # Built as plain data (no model per entry), valid against the output schema.
+        return answer(found, answers.directory_tree)
 
-    @mcp.tool(annotations=READ_ONLY)
+    @mcp.tool(annotations=READ_ONLY, output_schema=TextFile.model_json_schema())
     async def read_text_file(
         ctx: Context,
         path: PathArg,
         head: Annotated[int | None, Field(ge=1, description="Only the first N lines.")] = None,
         tail: Annotated[int | None, Field(ge=1, description="Only the last N lines.")] = None,
-    ) -> TextFile | InputRequiredResult:
+    ) -> Answer:
         """A text file's content (UTF-8), capped per call (1 MiB by default); head/tail
         read only the lines they need. Binary files are refused; use read_media_file."""
-        return await confined(ctx, service.read_text_file, path, head=head, tail=tail)
+        found = await confined(ctx, service.read_text_file, path, head=head, tail=tail)
+        return answer(found, answers.text_file)
 
-    @mcp.tool(annotations=READ_ONLY)
+    @mcp.tool(annotations=READ_ONLY, output_schema=MultipleFiles.model_json_schema())
     async def read_multiple_files(
         ctx: Context,
         paths: Annotated[list[str], Field(min_length=1, max_length=limits.max_multi_files)],
-    ) -> MultipleFiles | InputRequiredResult:
+    ) -> Answer:
         """Several text files at once: one result or error per path, total size capped."""
-        return await confined(ctx, service.read_multiple_files, paths)
+        return answer(
+            await confined(ctx, service.read_multiple_files, paths), answers.multiple_files
+        )
 
     @mcp.tool(annotations=READ_ONLY, output_schema=MediaFile.model_json_schema())
-    async def read_media_file(ctx: Context, path: PathArg) -> ToolResult | InputRequiredResult:
+    async def read_media_file(ctx: Context, path: PathArg) -> Answer:
         """An image or audio file as MCP content; the type is detected from the bytes."""
         found = await confined(ctx, service.read_media_file, path)
         if isinstance(found, InputRequiredResult):
@@ -199,12 +204,12 @@ def register_file_tools(
             block = AudioContent(type="audio", data=found.data_base64, mime_type=mime)
         return ToolResult(content=[block], structured_content=found.info.model_dump())
 
-    @mcp.tool(annotations=READ_ONLY)
-    async def get_file_info(ctx: Context, path: PathArg) -> FileInfo | InputRequiredResult:
+    @mcp.tool(annotations=READ_ONLY, output_schema=FileInfo.model_json_schema())
+    async def get_file_info(ctx: Context, path: PathArg) -> Answer:
         """Size, type, times and permissions of a path; a symlink is described as itself."""
-        return await confined(ctx, service.get_file_info, path)
+        return answer(await confined(ctx, service.get_file_info, path), answers.file_info)
 
-    @mcp.tool(annotations=READ_ONLY)
+    @mcp.tool(annotations=READ_ONLY, output_schema=FileSearch.model_json_schema())
     async def search_files(
         ctx: Context,
         path: PathArg,
@@ -222,10 +227,10 @@ def register_file_tools(
         ] = limits.max_search_results,
         include_ignored: IncludeIgnored = False,
         cursor: CursorArg = None,
-    ) -> FileSearch | InputRequiredResult:
+    ) -> Answer:
         """Find files and directories by name beneath a directory (`.git` and .gitignored
         entries left out unless include_ignored); `next_cursor` continues a cut answer."""
-        return await walked(
+        found = await walked(
             ctx,
             service.search_files,
             path,
@@ -236,8 +241,9 @@ def register_file_tools(
             cursor=cursor,
             progress=_progress(ctx),
         )
+        return answer(found, answers.file_search)
 
-    @mcp.tool(annotations=READ_ONLY)
+    @mcp.tool(annotations=READ_ONLY, output_schema=ContentSearch.model_json_schema())
     async def search_file_contents(
         ctx: Context,
         path: PathArg,
@@ -260,11 +266,11 @@ def register_file_tools(
         ] = limits.max_search_results,
         include_ignored: IncludeIgnored = False,
         cursor: CursorArg = None,
-    ) -> ContentSearch | InputRequiredResult:
+    ) -> Answer:
         """Lines matching a text or RE2 pattern in the text files beneath a directory (or
         in one file): file, line number and line. Binary files, `.git` and .gitignored
         files are skipped (unless include_ignored); `next_cursor` continues a cut answer."""
-        return await walked(
+        found = await walked(
             ctx,
             service.search_file_contents,
             path,
@@ -277,8 +283,20 @@ def register_file_tools(
             cursor=cursor,
             progress=_progress(ctx),
         )
+        return answer(found, answers.content_search)
 
     return service
+
+
+def answer(found: M | InputRequiredResult, render: Callable[[M], str]) -> Answer:
+    """The one shape of every file tool's answer: `render`'s text block for the model,
+    the complete model as structured content (validated by the tool's output schema).
+    A request for the client's roots passes through untouched."""
+    if isinstance(found, InputRequiredResult):
+        return found
+    return ToolResult(
+        content=[TextContent(type="text", text=render(found))], structured_content=found
+    )
 
 
 async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -181,7 +181,7 @@ def scan_page(
         for i, entry in enumerate(it):
             if i % 4096 == 0 and budget.expired():
                 break
-            if deny.denies_name(entry.name):
+            if deny.denies_name(entry.name, is_dir=entry.is_dir(follow_symlinks=False)):
                 continue
             total += 1
             visible.append(entry.name)
@@ -219,7 +219,9 @@ class _Frame:
 def _list_dir(fd: int, deny: DenyList) -> list[os.DirEntry[str]]:
     try:
         with os.scandir(fd) as it:
-            entries = [e for e in it if not deny.denies_name(e.name)]
+            entries = [
+                e for e in it if not deny.denies_name(e.name, is_dir=e.is_dir(follow_symlinks=False))
+            ]
     except OSError:
         return []  # unreadable directory: nothing to show
     entries.sort(key=_name)

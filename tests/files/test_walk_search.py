@@ -80,17 +80,27 @@ def test_list_directory_paging(ws: Workspace, method: Method) -> None:
 def test_directory_tree(planted: Workspace, method: Method) -> None:
     s = service_for(planted, method)
     tree = tree_model(s, ".", max_depth=3)
-    top = {n.name: n for n in tree.tree}
-    assert set(top) == {"dir_out", "file_out", "hello.txt", "sub"}
-    assert top["dir_out"].type == "symlink" and top["dir_out"].children is None
-    sub = {n.name: n for n in top["sub"].children or []}
-    assert set(sub) == {"deeper", "loop", "notes.txt", "pipe"}
-    assert sub["loop"].type == "symlink" and sub["loop"].children is None
-    assert [n.name for n in sub["deeper"].children or []] == ["leaf.md"]
+    by_path = {e.path: e for e in tree.tree}
+    assert [e.path for e in tree.tree] == [
+        "dir_out",
+        "file_out",
+        "hello.txt",
+        "sub",
+        "sub/deeper",
+        "sub/deeper/leaf.md",
+        "sub/loop",
+        "sub/notes.txt",
+        "sub/pipe",
+    ]
+    assert by_path["dir_out"].type == "symlink" and by_path["dir_out"].expanded is None
+    assert by_path["sub/loop"].type == "symlink" and by_path["sub/loop"].expanded is None
+    assert by_path["sub"].expanded and by_path["sub/deeper"].expanded
+    assert by_path["hello.txt"].expanded is None
     assert not tree.truncated and tree.stopped_by is None
     assert CANARY not in tree.model_dump_json()
     shallow = tree_model(s, ".", max_depth=1)
-    assert all(n.children is None for n in shallow.tree)
+    assert [e.path for e in shallow.tree] == ["dir_out", "file_out", "hello.txt", "sub"]
+    assert {e.path: e.expanded for e in shallow.tree}["sub"] is False
 
 
 def test_directory_tree_limits_and_excludes(ws: Workspace, method: Method) -> None:
@@ -100,8 +110,7 @@ def test_directory_tree_limits_and_excludes(ws: Workspace, method: Method) -> No
     tree = tree_model(s, ".", max_entries=10)
     assert tree.truncated and tree.stopped_by == "max_entries" and tree.entries == 10
     excluded = tree_model(s, ".", exclude_patterns=["*.log", "deeper"])
-    sub = next(n for n in excluded.tree if n.name == "sub")
-    assert [n.name for n in sub.children or []] == ["notes.txt"]
+    assert [e.path for e in excluded.tree if e.path.startswith("sub/")] == ["sub/notes.txt"]
     timed = tree_model(service_for(ws, method, walk_timeout_s=1e-9), ".")
     assert timed.truncated and timed.stopped_by == "timeout"
 
