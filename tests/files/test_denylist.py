@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from mcp_fileserver.errors import NotAllowed
 from mcp_fileserver.files.confine import Method
 from mcp_fileserver.files.denylist import DEFAULT_DENY_PATTERNS, DenyList, effective_patterns
+from tests.files.helpers import tree_model
 from mcp_fileserver.files.service import FileService
 from tests.conftest import make_settings
 
@@ -109,7 +110,7 @@ def test_source_and_docs_are_served(service: FileService, rel: str) -> None:
 
 
 def test_walks_list_exactly_the_visible_files(service: FileService) -> None:
-    tree = service.directory_tree(".", max_depth=10, max_entries=10_000)
+    tree = tree_model(service, ".", max_depth=10, max_entries=10_000)
     files = {e.path for e in tree.tree if e.type == "file"}
     assert files == set(VISIBLE)
     found = service.search_file_contents(".", "contents of")

@@ -179,13 +179,16 @@ def test_tree_continues_with_ancestors_for_nesting(tree: Path) -> None:
     first = tree_model(s, "pkg03", max_depth=2, max_entries=30)
     assert first.stopped_by == "max_entries" and first.next_cursor
     second = tree_model(s, "pkg03", max_depth=2, max_entries=30, cursor=first.next_cursor)
-    assert [n.name for n in first.tree] == ["mod00"]
-    assert [n.name for n in second.tree] == ["mod00", "mod01"]  # mod00 again, to nest in
-    seen = [n.name for n in first.tree[0].children or []] + [
-        n.name for n in second.tree[0].children or []
+    # Flat pre-order: a continued tree repeats the ancestors of its first entry.
+    assert [e.path for e in first.tree if "/" not in e.path] == ["mod00"]
+    assert [e.path for e in second.tree if "/" not in e.path] == ["mod00", "mod01"]
+    seen = [e.path for e in first.tree if e.path.startswith("mod00/")] + [
+        e.path for e in second.tree if e.path.startswith("mod00/")
     ]
-    assert seen == [f"f{i:02d}.py" for i in range(40)]
-    assert [n.name for n in second.tree[1].children or []] == [f"f{i:02d}.py" for i in range(18)]
+    assert seen == [f"mod00/f{i:02d}.py" for i in range(40)]
+    assert [e.path for e in second.tree if e.path.startswith("mod01/")] == [
+        f"mod01/f{i:02d}.py" for i in range(18)
+    ]
     assert second.entries == 30
 
 
