@@ -8,7 +8,6 @@ report progress when the client sent a progress token.
 # No `from __future__ import annotations`: the parameter constraints below close over
 # the settings, so annotations must be evaluated when the tools are defined.
 
-import json
 import threading
 import time
 from collections.abc import Callable

@@ -220,7 +220,9 @@ def _list_dir(fd: int, deny: DenyList) -> list[os.DirEntry[str]]:
     try:
         with os.scandir(fd) as it:
             entries = [
-                e for e in it if not deny.denies_name(e.name, is_dir=e.is_dir(follow_symlinks=False))
+                e
+                for e in it
+                if not deny.denies_name(e.name, is_dir=e.is_dir(follow_symlinks=False))
             ]
     except OSError:
         return []  # unreadable directory: nothing to show

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from mcp_fileserver.errors import NotAllowed
 from mcp_fileserver.files.confine import Method
 from mcp_fileserver.files.denylist import DEFAULT_DENY_PATTERNS, DenyList, effective_patterns
-from tests.files.helpers import tree_model
 from mcp_fileserver.files.service import FileService
 from tests.conftest import make_settings
+from tests.files.helpers import tree_model
 
 DENY = DenyList(DEFAULT_DENY_PATTERNS)
 
