@@ -244,7 +244,18 @@ class Settings:
         }
         data["files"].pop("allowed_dirs", None)
         data["files"].pop("extra_deny_patterns", None)
-        return data
+        # Any resolved value that found its way in (a URL option from ${VAR}...) is masked.
+        return _mask_strings(data, self.secrets) if not self.secrets.empty else data
+
+
+def _mask_strings(node: Any, secrets: SecretStore) -> Any:
+    if isinstance(node, str):
+        return secrets.mask(node)
+    if isinstance(node, dict):
+        return {key: _mask_strings(value, secrets) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_mask_strings(item, secrets) for item in node]
+    return node
 
 
 def default_log_dir() -> Path:

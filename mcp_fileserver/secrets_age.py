@@ -109,9 +109,9 @@ class KeySources:
             )
         env = {**{k: v for k, v in file_env.items() if v}, **process_env}
         return cls(
-            identity_file=_path(env.get(ENV_IDENTITY_FILE)),
+            identity_file=absolute_path(env.get(ENV_IDENTITY_FILE)),
             identity=identity or None,
-            passphrase_file=_path(env.get(ENV_PASSPHRASE_FILE)),
+            passphrase_file=absolute_path(env.get(ENV_PASSPHRASE_FILE)),
         )
 
     @property
@@ -150,7 +150,7 @@ class DecryptedSecrets:
         return f"encrypted file {self.path}"
 
 
-def _path(raw: str | None) -> Path | None:
+def absolute_path(raw: str | None) -> Path | None:
     return Path(os.path.abspath(Path(raw).expanduser())) if raw else None
 
 
