@@ -33,7 +33,13 @@ from mcp_fileserver.secrets import (
     has_reference,
     is_pure_reference,
 )
-from mcp_fileserver.secrets_age import KeySources, configured_path, decrypt, key_lines
+from mcp_fileserver.secrets_age import (
+    KeySources,
+    configured_path,
+    decrypt,
+    key_lines,
+    take_identity,
+)
 
 ENV_PREFIX = "MCP_FILESERVER_"
 ENV_CONFIG = ENV_PREFIX + "CONFIG"
@@ -265,6 +271,8 @@ def default_log_dir() -> Path:
 def load_settings(cli: CliOptions, environ: Mapping[str, str] | None = None) -> Settings:
     """Merge every source into one validated `Settings`, or raise `ConfigError`."""
     process_env = dict(os.environ if environ is None else environ)
+    # First of all, whatever fails next: an age identity leaves the environment here.
+    identity = take_identity(process_env, clear_process_environ=environ is None)
 
     config_path = _pick(cli.config, process_env.get(ENV_CONFIG))
     config_file = Path(config_path).expanduser().absolute() if config_path else None
@@ -273,8 +281,7 @@ def load_settings(cli: CliOptions, environ: Mapping[str, str] | None = None) -> 
 
     env_file = _locate_env_file(cli.env_file or process_env.get(ENV_ENV_FILE), config_file)
     file_env = _read_env_file(env_file) if env_file else {}
-    # First of all: an age identity in the environment leaves it (and os.environ) here.
-    key_sources = KeySources.take(process_env, file_env, clear_process_environ=environ is None)
+    key_sources = KeySources.from_env(process_env, file_env, identity)
     # The environment outranks the env file for every lookup, options and ${VAR} alike.
     env = {**{k: v for k, v in file_env.items() if v is not None}, **process_env}
 

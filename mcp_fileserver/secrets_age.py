@@ -96,12 +96,19 @@ class KeySources:
         clear_process_environ: bool,
     ) -> KeySources:
         """The key variables; the identity is removed from `process_env` (and from
-        `os.environ` when `clear_process_environ`), so no `${VAR}` and no child sees it.
-        File paths may come from the env file too; an identity may not (it would sit in
+        `os.environ` when `clear_process_environ`), so no `${VAR}` and no child sees it."""
+        identity = take_identity(process_env, clear_process_environ=clear_process_environ)
+        return cls.from_env(process_env, file_env, identity)
+
+    @classmethod
+    def from_env(
+        cls,
+        process_env: Mapping[str, str],
+        file_env: Mapping[str, str | None],
+        identity: str | None,
+    ) -> KeySources:
+        """File paths may come from the env file too; an identity may not (it would sit in
         clear beside the config)."""
-        identity = process_env.pop(ENV_IDENTITY, None)
-        if clear_process_environ:
-            os.environ.pop(ENV_IDENTITY, None)
         if file_env.get(ENV_IDENTITY):
             raise ConfigError(
                 f"{ENV_IDENTITY} in the env file keeps the key in clear on disk: put the "
@@ -148,6 +155,14 @@ class DecryptedSecrets:
     @property
     def label(self) -> str:
         return f"encrypted file {self.path}"
+
+
+def take_identity(env: MutableMapping[str, str], *, clear_process_environ: bool) -> str | None:
+    """Remove `MCP_FILESERVER_AGE_IDENTITY` from `env` (and os.environ); its value."""
+    identity = env.pop(ENV_IDENTITY, None)
+    if clear_process_environ:
+        os.environ.pop(ENV_IDENTITY, None)
+    return identity
 
 
 def absolute_path(raw: str | None) -> Path | None:

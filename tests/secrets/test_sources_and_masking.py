@@ -244,3 +244,12 @@ logger.warning("control line {{}}", "visible-control-1234")
     assert "password *** rejected" in proc.stderr
     assert "token *** in a framework message" in proc.stderr
     assert DB_PASSWORD not in proc.stderr and API_TOKEN not in proc.stderr
+
+
+def test_the_identity_leaves_the_environment_even_when_startup_fails(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    clean_env.setenv(ENV_IDENTITY, "AGE-SECRET-KEY-1NOTREALLYAKEY")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(CliOptions(config=str(tmp_path / "missing.toml")))
+    assert ENV_IDENTITY not in os.environ
