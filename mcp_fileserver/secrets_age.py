@@ -152,10 +152,6 @@ class DecryptedSecrets:
                 found.append(comment[len(RECIPIENT_COMMENT) :].strip())
         return tuple(found)
 
-    @property
-    def label(self) -> str:
-        return f"encrypted file {self.path}"
-
 
 def take_identity(env: MutableMapping[str, str], *, clear_process_environ: bool) -> str | None:
     """Remove `MCP_FILESERVER_AGE_IDENTITY` from `env` (and os.environ); its value."""
@@ -169,29 +165,28 @@ def absolute_path(raw: str | None) -> Path | None:
     return Path(os.path.abspath(Path(raw).expanduser())) if raw else None
 
 
-def check_owner_only(path: Path, what: str) -> None:
-    """Refuse a key file that anyone but its owner may read (or that is not a file)."""
+def _read_key_file(path: Path, what: str) -> str:
+    """The text of a key file that only its owner may read (checked on the open file)."""
     try:
-        info = path.stat()
+        # O_NONBLOCK: a FIFO in its place is refused below instead of blocking here.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         raise ConfigError(f"{what} {path} does not exist") from None
     except OSError as exc:
         raise ConfigError(f"{what} {path} cannot be read: {exc.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ConfigError(f"{what} {path} is not a regular file")
-    if info.st_mode & 0o077:
-        raise ConfigError(
-            f"{what} {path} may be read by others (mode {stat.S_IMODE(info.st_mode):04o}): "
-            f"run chmod 600 {path}"
-        )
-
-
-def _read_key_file(path: Path, what: str) -> str:
-    check_owner_only(path, what)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{what} {path} cannot be read: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{what} {path} is not a regular file")
+        if info.st_mode & 0o077:
+            raise ConfigError(
+                f"{what} {path} may be read by others (mode {stat.S_IMODE(info.st_mode):04o}): "
+                f"run chmod 600 {path}"
+            )
+        try:
+            data = fh.read()
+        except OSError as exc:
+            raise ConfigError(f"{what} {path} cannot be read: {exc.strerror}") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

@@ -4,6 +4,7 @@ as the installed command), plus one real subprocess for `serve`."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -203,3 +204,13 @@ def test_encrypt_validates_the_plaintext_and_the_recipients(
         err = capsys.readouterr().err
         assert expected in err and DB_PASSWORD not in err, err
         assert not (tmp_path / "s.env.age").exists()
+
+
+def test_a_fifo_as_identity_is_refused_without_blocking(
+    sws: SecretsWorkspace, clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fifo = sws.base / "keys" / "fifo"
+    os.mkfifo(fifo, 0o600)
+    clean_env.setenv("MCP_FILESERVER_AGE_IDENTITY_FILE", str(fifo))
+    assert main(["check", "--config", str(sws.config)]) == 2
+    assert "is not a regular file" in capsys.readouterr().err
