@@ -9,6 +9,12 @@
 #     -v "$HOME/Documents:/data:ro" -v mcp-fileserver-logs:/logs \
 #     mcp-fileserver:0.1.0 --allow /data
 #
+# Encrypted secrets (docs/secrets.md): mount the age file read-only and the identity as a
+# Docker secret owned by 10001 with mode 0400:
+#   -v "$PWD/secrets.age:/config/secrets.age:ro" -e MCP_FILESERVER_SECRETS_FILE=/config/secrets.age
+#   -v "$PWD/age-identity.txt:/run/secrets/age_identity:ro" \
+#   -e MCP_FILESERVER_AGE_IDENTITY_FILE=/run/secrets/age_identity
+#
 # Stage 1 builds the PyInstaller bundle with the base image's Python; stage 2 is `scratch`
 # plus that bundle, the C libraries it links against, tini, a CA bundle and a passwd line:
 # no shell, no package manager, no pip, no compiler, no Python outside the bundle.

@@ -1,4 +1,4 @@
-"""Command line: `mcp-fileserver [serve]`, `check`, `--version`.
+"""Command line: `mcp-fileserver [serve]`, `check`, `secrets ...`, `--version`.
 
 With no subcommand the server speaks MCP over stdio. Every option has an environment
 twin (see config.py); the command line wins. Configuration errors print one line on
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from mcp_fileserver import __version__, print_config
+from mcp_fileserver import __version__, print_config, secrets_cli
 from mcp_fileserver.config import CliOptions, Settings, load_settings
 from mcp_fileserver.errors import ConfigError
 
@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_options(verify, suppress=True)
     verify.set_defaults(handler=cmd_verify_log)
+
+    secrets_cli.add_parser(sub)
     return parser
 
 

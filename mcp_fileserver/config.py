@@ -29,10 +29,18 @@ from mcp_fileserver.errors import ConfigError
 from mcp_fileserver.files.denylist import effective_patterns
 from mcp_fileserver.secrets import (
     MASK,
+    EncryptedSource,
     SecretStore,
     has_reference,
     is_pure_reference,
     is_sensitive_key,
+)
+from mcp_fileserver.secrets_age import (
+    KeySources,
+    configured_path,
+    decrypt,
+    key_lines,
+    take_identity,
 )
 
 ENV_PREFIX = "MCP_FILESERVER_"
@@ -44,6 +52,8 @@ ENV_DB_PREFIX = ENV_PREFIX + "DB_"
 ENV_SANDBOX = ENV_PREFIX + "SANDBOX"
 ENV_ALLOW_ROOT = ENV_PREFIX + "ALLOW_ROOT"
 ENV_SECRETS_DIR = ENV_PREFIX + "SECRETS_DIR"
+# systemd's LoadCredential=/LoadCredentialEncrypted= put the files here (a secrets dir).
+ENV_CREDENTIALS_DIRECTORY = "CREDENTIALS_DIRECTORY"
 
 DATABASE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
@@ -161,6 +171,8 @@ class ProtocolSettings(_Section):
 
 class SecretsSettings(_Section):
     dir: str = "/run/secrets"
+    # An age-encrypted dotenv file (secrets_age.py); env MCP_FILESERVER_SECRETS_FILE.
+    encrypted_file: str | None = None
 
 
 class ConfigFile(_Section):
@@ -291,10 +303,22 @@ class Settings:
             "rate_limit": self.rate_limit.model_dump(mode="json"),
             "sandbox": self.sandbox.model_dump(mode="json"),
             "protocol": self.protocol.model_dump(mode="json"),
+            "secrets": self.secrets.describe(),
         }
         data["files"].pop("allowed_dirs", None)
         data["files"].pop("extra_deny_patterns", None)
-        return data
+        # Any resolved value that found its way in (a URL option from ${VAR}...) is masked.
+        return _mask_strings(data, self.secrets) if not self.secrets.empty else data
+
+
+def _mask_strings(node: Any, secrets: SecretStore) -> Any:
+    if isinstance(node, str):
+        return secrets.mask(node)
+    if isinstance(node, dict):
+        return {key: _mask_strings(value, secrets) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_mask_strings(item, secrets) for item in node]
+    return node
 
 
 def default_log_dir() -> Path:
@@ -304,6 +328,8 @@ def default_log_dir() -> Path:
 def load_settings(cli: CliOptions, environ: Mapping[str, str] | None = None) -> Settings:
     """Merge every source into one validated `Settings`, or raise `ConfigError`."""
     process_env = dict(os.environ if environ is None else environ)
+    # First of all, whatever fails next: an age identity leaves the environment here.
+    identity = take_identity(process_env, clear_process_environ=environ is None)
 
     config_path = _pick(cli.config, process_env.get(ENV_CONFIG))
     config_file = Path(config_path).expanduser().absolute() if config_path else None
@@ -312,6 +338,7 @@ def load_settings(cli: CliOptions, environ: Mapping[str, str] | None = None) -> 
 
     env_file = _locate_env_file(cli.env_file or process_env.get(ENV_ENV_FILE), config_file)
     file_env = _read_env_file(env_file) if env_file else {}
+    key_sources = KeySources.from_env(process_env, file_env, identity)
     # The environment outranks the env file for every lookup, options and ${VAR} alike.
     env = {**{k: v for k, v in file_env.items() if v is not None}, **process_env}
 
@@ -322,7 +349,16 @@ def load_settings(cli: CliOptions, environ: Mapping[str, str] | None = None) -> 
         raise ConfigError(_describe_validation_error(exc, config_file)) from None
 
     secrets_dir = Path(env.get(ENV_SECRETS_DIR) or parsed.secrets.dir).expanduser()
-    store = SecretStore(process_env, file_env, secrets_dir)
+    credentials = process_env.get(ENV_CREDENTIALS_DIRECTORY)
+    store = SecretStore(
+        process_env,
+        file_env,
+        secrets_dir,
+        credentials_dir=Path(credentials) if credentials else None,
+        encrypted=_decrypt_secrets(env, parsed.secrets, base_dir, key_sources),
+    )
+    if key_sources.identity:
+        store.add_all(key_lines(key_sources.identity))
 
     allowed_raw: Sequence[str]
     if cli.allow:
@@ -333,6 +369,7 @@ def load_settings(cli: CliOptions, environ: Mapping[str, str] | None = None) -> 
     else:
         allowed_raw, allowed_base = parsed.files.allowed_dirs, base_dir
     allowed_dirs = _resolve_allowed_dirs(allowed_raw, allowed_base)
+    _refuse_served_key_files(key_sources, allowed_dirs)
 
     databases = _collect_databases(parsed, cli, env, store, base_dir)
     if not allowed_dirs and not databases:
@@ -376,6 +413,31 @@ def load_settings(cli: CliOptions, environ: Mapping[str, str] | None = None) -> 
         hmac_key=hmac_key,
         checkpoint_key=checkpoint_key,
     )
+
+
+def _decrypt_secrets(
+    env: Mapping[str, str], section: SecretsSettings, base_dir: Path, keys: KeySources
+) -> EncryptedSource | None:
+    """The encrypted secrets file, decrypted in memory, or None when none is configured."""
+    path = configured_path(env, section.encrypted_file, base_dir)
+    if path is None:
+        return None
+    decrypted = decrypt(path, keys)
+    return EncryptedSource(
+        decrypted.path, decrypted.key.source, decrypted.values, decrypted.key.secret_texts
+    )
+
+
+def _refuse_served_key_files(keys: KeySources, allowed_dirs: Sequence[Path]) -> None:
+    """A key file beneath an allowed directory could be read by the file tools."""
+    for path in keys.files:
+        real = path.resolve()
+        for root in allowed_dirs:
+            if real == root or root in real.parents:
+                raise ConfigError(
+                    f"key file {path} is inside the allowed directory {root}, where the "
+                    "file tools could read it: move it out"
+                )
 
 
 def _pick(*values: str | None) -> str | None:

@@ -1,10 +1,18 @@
 """`${VAR}` resolution, and the set of secret values that must never be shown.
 
 A configuration value may be `${VAR}` or contain it (`postgresql://app:${PGPASS}@db/x`).
-`VAR` is looked up, in order, in the process environment, the env file, and a file named
-`VAR` in the secrets directory (`/run/secrets` by default, as Docker and Kubernetes mount
-them). Every value resolved this way is remembered by the `SecretStore`, and `mask()`
-replaces each of them wherever it appears, even inside a longer string.
+`VAR` is looked up, first match wins, in (`PRECEDENCE`):
+1. the process environment;
+2. the env file (`.env` beside the config file, or `--env-file`);
+3. a file named `VAR` in the systemd credentials directory (`$CREDENTIALS_DIRECTORY`,
+   set by `LoadCredential=` / `LoadCredentialEncrypted=`);
+4. a file named `VAR` in the secrets directory (`/run/secrets` by default, as Docker and
+   Kubernetes mount them);
+5. the age-encrypted secrets file (secrets_age.py), decrypted in memory at startup.
+Every value resolved this way is remembered by the `SecretStore` (every value of the
+encrypted file is, resolved or not), and `mask()` replaces each of them wherever it
+appears, even inside a longer string. `describe()` says which source each name came
+from, never a value.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,6 +34,17 @@ MASK = "***"
 MIN_MASKED_LENGTH = 4
 
 
+@dataclass(frozen=True)
+class EncryptedSource:
+    """The decrypted secrets file as a lookup source: where it is, how it was opened."""
+
+    path: Path
+    key_source: str
+    values: Mapping[str, str] = field(repr=False)
+    # The key's own text (identity lines, passphrase): masked like the values.
+    key_texts: tuple[str, ...] = field(default=(), repr=False)
+
+
 class SecretStore:
     """Resolves `${VAR}` references and remembers every value it resolved."""
 
@@ -33,42 +53,91 @@ class SecretStore:
         environ: Mapping[str, str],
         env_file: Mapping[str, str | None] | None = None,
         secrets_dir: Path | None = Path("/run/secrets"),
+        *,
+        credentials_dir: Path | None = None,
+        encrypted: EncryptedSource | None = None,
     ) -> None:
         self._environ = dict(environ)
         self._env_file = {k: v for k, v in (env_file or {}).items() if v is not None}
         self._secrets_dir = secrets_dir
+        self._credentials_dir = credentials_dir
+        self._encrypted = encrypted
         self._values: set[str] = set()
         self._longest_first: tuple[str, ...] = ()  # what `mask` replaces, in order
+        self._resolved_from: dict[str, str] = {}  # name -> source, for `describe`
+        if encrypted is not None:
+            self.add_all(encrypted.values.values())
+            self.add_all(encrypted.key_texts)
 
     def lookup(self, name: str) -> str | None:
-        """The value of `name` from the environment, the env file or a secret file."""
+        """The value of `name` from the first source (`PRECEDENCE`) that defines it."""
+        found = self._find(name)
+        return found[0] if found else None
+
+    def _find(self, name: str) -> tuple[str, str] | None:
+        """(value, source) from the first source that defines `name`."""
         if name in self._environ:
-            return self._environ[name]
+            return self._environ[name], "environment"
         if name in self._env_file:
-            return self._env_file[name]
-        if self._secrets_dir is not None:
-            candidate = self._secrets_dir / name
+            return self._env_file[name], "env file"
+        for folder, label in (
+            (self._credentials_dir, "systemd credentials directory"),
+            (self._secrets_dir, "secrets directory"),
+        ):
+            if folder is None:
+                continue
+            candidate = folder / name
             try:
-                return candidate.read_text(encoding="utf-8").rstrip("\r\n")
+                return candidate.read_text(encoding="utf-8").rstrip("\r\n"), f"{label} {folder}"
             except (FileNotFoundError, NotADirectoryError):
-                return None
+                continue
             except OSError as exc:
                 raise ConfigError(
                     f"secret {name}: cannot read {candidate}: {exc.strerror}"
                 ) from None
+        if self._encrypted is not None and name in self._encrypted.values:
+            return self._encrypted.values[name], f"encrypted file {self._encrypted.path}"
         return None
+
+    def sources(self) -> list[str]:
+        """The sources consulted, in precedence order (what `check` shows)."""
+        shown = ["environment", "env file"]
+        if self._credentials_dir is not None:
+            shown.append(f"systemd credentials directory {self._credentials_dir}")
+        if self._secrets_dir is not None:
+            shown.append(f"secrets directory {self._secrets_dir}")
+        if self._encrypted is not None:
+            shown.append(f"encrypted file {self._encrypted.path}")
+        return shown
+
+    def describe(self) -> dict[str, Any]:
+        """Names and sources, never values: for `check` and the audit start record."""
+        data: dict[str, Any] = {
+            "precedence": self.sources(),
+            "resolved": dict(sorted(self._resolved_from.items())),
+        }
+        if self._encrypted is not None:
+            data["encrypted_file"] = {
+                "path": str(self._encrypted.path),
+                "key": self._encrypted.key_source,
+                "names": sorted(self._encrypted.values),
+            }
+        return data
 
     def resolve(self, value: str, *, where: str) -> str:
         """Replace every `${VAR}` in `value`; the resolved values become secrets."""
 
         def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
-            resolved = self.lookup(name)
-            if resolved is None:
+            found = self._find(name)
+            if found is None:
+                encrypted = ", or the encrypted secrets file" if self._encrypted else ""
                 raise ConfigError(
                     f"{where}: ${{{name}}} is not set (define {name} in the environment, "
-                    f"the env file, or {self._secrets_dir or 'a secrets directory'}/{name})"
+                    f"the env file, or {self._secrets_dir or 'a secrets directory'}/{name}"
+                    f"{encrypted})"
                 )
+            resolved, self._resolved_from[name] = found
             self.add(resolved)
             return resolved
 

@@ -148,3 +148,53 @@ async def test_onefile_build_serves(tmp_path: Path) -> None:
     async with Client(transport) as client:
         called = await session.exercise(client, str(ws.root))
     session.check_audit(ws, called)
+
+
+async def test_frozen_build_decrypts_the_same_encrypted_secrets(
+    binary: Path, tmp_path: Path
+) -> None:
+    """pyrage is bundled: the frozen executable writes a file the installed command and
+    `age` read, reads theirs, and serves with its values masked."""
+    from tests.secrets.helpers import age_encrypt, make_identity
+
+    ws = session.Workspace(tmp_path)
+    keys_dir = tmp_path / "keys"
+    keys_dir.mkdir(mode=0o700)
+    token = "frozen-token-2b7e4c19d0"
+    (ws.root / "notes.txt").write_text(f"the token is {token}\n")
+    keygen = run([str(binary), "secrets", "keygen", "-o", str(keys_dir / "id.txt")])
+    assert keygen.returncode == 0, keygen.stderr
+    keys = make_identity(keys_dir / "installed.txt")
+    plain = tmp_path / "plain.env"
+    plain.write_text(f"AUDIT_TOKEN={token}\n")
+    encrypted = tmp_path / "secrets.age"
+    encrypt = [str(binary), "secrets", "encrypt", str(plain), "-o", str(encrypted)]
+    made = run([*encrypt, "-i", str(keys_dir / "id.txt"), "-r", keys.recipient])
+    assert made.returncode == 0, made.stderr
+    config = tmp_path / "server.toml"
+    config.write_text(
+        '[secrets]\nencrypted_file = "secrets.age"\n[audit]\nhmac_key = "${AUDIT_TOKEN}"\n'
+    )
+    args = ["check", "--config", str(config), "--allow", str(ws.root), "--log-dir", str(ws.logs)]
+    env = clean_env(MCP_FILESERVER_AGE_IDENTITY_FILE=str(keys.identity_file))
+    frozen_env = clean_env(MCP_FILESERVER_AGE_IDENTITY_FILE=str(keys_dir / "id.txt"))
+    installed = subprocess.run([*INSTALLED, *args], capture_output=True, text=True, env=env)
+    frozen = subprocess.run([str(binary), *args], capture_output=True, text=True, env=frozen_env)
+    assert installed.returncode == frozen.returncode == 0, installed.stderr + frozen.stderr
+    installed_secrets = json.loads(installed.stdout)["secrets"]
+    frozen_secrets = json.loads(frozen.stdout)["secrets"]
+    assert installed_secrets["resolved"] == frozen_secrets["resolved"]
+    assert frozen_secrets["resolved"] == {"AUDIT_TOKEN": f"encrypted file {encrypted}"}
+    # A file the age tool wrote.
+    age_encrypt(f"AUDIT_TOKEN={token}\n", keys.recipient, encrypted, armor=True)
+    again = subprocess.run([str(binary), *args], capture_output=True, text=True, env=env)
+    assert again.returncode == 0, again.stderr
+    for output in (installed, frozen, again, made, keygen):
+        assert token not in output.stdout + output.stderr
+    transport = StdioTransport(
+        command=str(binary), args=args[1:], env=env, cwd=str(tmp_path), keep_alive=False
+    )
+    async with Client(transport) as client:
+        result = await client.call_tool("read_text_file", {"path": str(ws.root / "notes.txt")})
+    assert "the token is ***" in session.result_text(result)
+    assert token not in ws.audit_text()

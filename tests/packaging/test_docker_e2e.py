@@ -284,3 +284,58 @@ async def test_printed_docker_config_starts_the_server(image: str, ws: session.W
             )
         )
     assert "hello from the allowed root" in text and "cherry" in rows
+
+
+async def test_encrypted_secrets_with_the_identity_as_a_docker_secret(
+    image: str, ws: session.Workspace
+) -> None:
+    """The age identity mounted as a Docker secret (owned by the container user, 0400),
+    the encrypted file and the config mounted read-only: the value resolves, is masked in
+    results and the audit log, and a world-readable identity is refused in one line."""
+    from pyrage import encrypt, x25519
+
+    from tests.secrets.helpers import make_identity
+
+    token = "docker-token-8d3f1a6c27"
+    (ws.root / "notes.txt").write_text(f"the token is {token}\n")
+    (ws.root / "notes.txt").chmod(0o644)
+    keys = make_identity(ws.base / "age-identity.txt")
+    try:
+        os.chown(keys.identity_file, UID, UID)
+    except PermissionError:
+        pytest.skip("giving the identity to the container user needs root")
+    keys.identity_file.chmod(0o400)
+    recipient = x25519.Recipient.from_str(keys.recipient)
+    encrypted = ws.base / "secrets.age"
+    encrypted.write_bytes(encrypt(f"AUDIT_TOKEN={token}\n".encode(), [recipient]))
+    config = ws.base / "config.toml"
+    config.write_text('[audit]\nhmac_key = "${AUDIT_TOKEN}"\n')
+    for path in (encrypted, config):
+        path.chmod(0o644)
+
+    def args(*command: str) -> list[str]:
+        out = ["run", *contract.STRICT_RUN]
+        out += ["-v", f"{keys.identity_file}:/run/secrets/age_identity:ro"]
+        out += ["-e", "MCP_FILESERVER_AGE_IDENTITY_FILE=/run/secrets/age_identity"]
+        out += ["-v", f"{encrypted}:/config/secrets.age:ro"]
+        out += ["-e", "MCP_FILESERVER_SECRETS_FILE=/config/secrets.age"]
+        out += ["-v", f"{config}:/config/config.toml:ro"]
+        out += ["-e", "MCP_FILESERVER_CONFIG=/config/config.toml"]
+        out += ["-v", f"{ws.root}:/data:ro", "-v", f"{ws.logs}:/logs", image, *command]
+        return out
+
+    checked = docker(*args("check", "--allow", "/data"))
+    assert checked.returncode == 0, checked.stderr
+    described = json.loads(checked.stdout)["secrets"]
+    assert described["resolved"] == {"AUDIT_TOKEN": "encrypted file /config/secrets.age"}
+    assert described["encrypted_file"]["key"] == "identity file /run/secrets/age_identity"
+    transport = StdioTransport(command="docker", args=args("--allow", "/data"), keep_alive=False)
+    async with Client(transport) as client:
+        result = await client.call_tool("read_text_file", {"path": "/data/notes.txt"})
+    assert "the token is ***" in session.result_text(result)
+    assert token not in ws.audit_text() and token not in checked.stdout + checked.stderr
+    keys.identity_file.chmod(0o444)
+    refused = docker(*args("check", "--allow", "/data"))
+    assert refused.returncode == 2, refused.stderr
+    assert "run chmod 600" in refused.stderr and refused.stderr.strip().count("\n") == 0
+    assert token not in refused.stdout + refused.stderr
