@@ -47,7 +47,7 @@ from mcp_types import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
-from mcp_fileserver.errors import Refusal
+from mcp_fileserver.errors import Refusal, UnknownTool
 
 __all__ = [
     "FrameworkChanged",
@@ -134,23 +134,29 @@ class RefusalsAsToolErrors(Middleware):
     async def __call__(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
         try:
             return await call_next(context)
+        except UnknownTool:
+            # The audit refused the name before any per-tool state (and recorded it).
+            raise unknown_tool_error(context) from None
         except Refusal as refusal:
             raise as_tool_error(refusal) from None
         except (NotFoundError, DisabledError):
             if context.method != "tools/call":
                 raise
-            name = getattr(context.message, "name", "")
-            raise MCPError(
-                code=INVALID_PARAMS,
-                message=f"unknown tool {str(name)[:100]!r}: tools/list names the tools "
-                "this server offers",
-            ) from None
+            raise unknown_tool_error(context) from None
         except ValidationError as exc:
             cause = exc.__cause__
             if not isinstance(cause, PydanticValidationError):
                 raise
             name = getattr(context.message, "name", "the tool")
             raise ToolError(argument_errors(str(name), cause)) from None
+
+
+def unknown_tool_error(context: MiddlewareContext[Any]) -> MCPError:
+    name = getattr(context.message, "name", "")
+    return MCPError(
+        code=INVALID_PARAMS,
+        message=f"unknown tool {str(name)[:100]!r}: tools/list names the tools this server offers",
+    )
 
 
 MAX_ARGUMENT_ERRORS = 3

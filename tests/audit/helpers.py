@@ -109,3 +109,18 @@ def all_log_text(folder: Path) -> str:
 
 def events(folder: Path, event: str) -> list[dict[str, Any]]:
     return [r for r in records(folder) if r["event"] == event]
+
+
+async def call_unknown(client: Any, name: str, arguments: dict[str, Any]) -> str:
+    """Call a tool name the server does not have. The answer is the JSON-RPC error -32602
+    (the specification's), or a rate-limit refusal once the unknown names' bucket is empty;
+    returns the message either way."""
+    from mcp.shared.exceptions import MCPError
+
+    try:
+        result = await client.call_tool(name, arguments, raise_on_error=False)
+    except MCPError as exc:
+        assert exc.error.code == -32602
+        return exc.error.message
+    assert result.is_error and "rate limit" in result.content[0].text.lower()
+    return result.content[0].text

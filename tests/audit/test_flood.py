@@ -12,7 +12,7 @@ from mcp_fileserver.audit.files import list_log_files, read_lines
 from mcp_fileserver.audit.records import to_json
 from mcp_fileserver.audit.verify import verify_folder
 from mcp_fileserver.config import AuditSettings
-from tests.audit.helpers import SECRET, audit_settings, events, tool_server
+from tests.audit.helpers import SECRET, audit_settings, call_unknown, events, tool_server
 
 CAP = AuditSettings().max_record_bytes
 
@@ -29,7 +29,7 @@ async def test_every_record_is_capped_unknown_tools_included(tmp_path: Path) -> 
     async with Client(tool_server(settings)) as client:
         await client.call_tool("echo", {"text": "the first record of the day"})
         for n in range(25):
-            await client.call_tool(f"invented_{n}", _big_arguments(n), raise_on_error=False)
+            await call_unknown(client, f"invented_{n}", _big_arguments(n))
             await client.call_tool("echo", {"text": "é" * 10_000, "n": n})
     lines = [line for f in list_log_files(settings.log_dir) for line in read_lines(f.path)]
     assert max(len(line) for line in lines) <= CAP + 200  # the chain fields come on top
@@ -54,7 +54,7 @@ async def test_an_unusual_audit_volume_raises_an_alert(tmp_path: Path) -> None:
     )
     async with Client(tool_server(settings)) as client:
         for n in range(40):
-            await client.call_tool(f"invented_{n}", _big_arguments(n), raise_on_error=False)
+            await call_unknown(client, f"invented_{n}", _big_arguments(n))
     alerts = [
         a for a in events(settings.log_dir, "security_alert") if a["pattern"] == "audit_volume"
     ]

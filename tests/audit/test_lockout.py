@@ -13,7 +13,7 @@ from fastmcp import Client
 from mcp_fileserver.audit.files import list_log_files, read_lines
 from mcp_fileserver.config import MonitorSettings
 from mcp_fileserver.server import build_server
-from tests.audit.helpers import audit_settings, tool_server
+from tests.audit.helpers import audit_settings, call_unknown, tool_server
 from tests.conftest import make_settings
 
 THRESHOLD = MonitorSettings().violation_threshold
@@ -37,8 +37,7 @@ async def test_invented_names_cannot_dodge_the_lock(tmp_path: Path) -> None:
     settings, root, outside = _server(tmp_path)
     async with Client(build_server(settings)) as client:
         for n in range(300):
-            unknown = await client.call_tool(f"invented_{n}", {}, raise_on_error=False)
-            assert unknown.is_error
+            await call_unknown(client, f"invented_{n}", {})
         texts = []
         for _ in range(40):
             result = await client.call_tool(
