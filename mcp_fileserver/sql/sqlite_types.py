@@ -9,48 +9,36 @@ columns are `*`, `t.*` or (aliased) column references, gets each column's declar
 from `PRAGMA table_xinfo`. Everything else is None, never a guess: expressions,
 aggregates, columns of subqueries and CTEs, compound SELECTs (UNION ...), ambiguous
 unqualified names, and any query whose expansion does not match the cursor's column
-count.
+count. The query's shape is cached by its text (parsing is the only costly step); the
+table columns are read on every call, so a schema change is seen at once.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 
 import sqlglot
 from sqlglot import exp
 
 TableColumns = list[tuple[str, str | None]]  # (name, declared type) in table order
+# A projection: ("*",), ("t.*", alias), ("col", qualifier or "", name) or ("expr",).
+Projection = tuple[str, ...]
+Shape = tuple[tuple[tuple[str, str | None], ...], tuple[Projection, ...]]
 
 
 def declared_types(conn: sqlite3.Connection, sql: str, count: int) -> list[str | None]:
     unknown: list[str | None] = [None] * count
-    try:
-        tree = sqlglot.parse_one(sql, read="sqlite")
-    except sqlglot.errors.SqlglotError:
+    shape = _shape(sql)
+    if shape is None:
         return unknown
-    if not isinstance(tree, exp.Select):
-        return unknown
-    cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-    sources: dict[str, TableColumns | None] = {}  # alias -> columns; None if not a table
-    from_ = tree.args.get("from_") or tree.args.get("from")
-    items = [from_.this] if isinstance(from_, exp.From) else []
-    items += [join.this for join in tree.args.get("joins") or []]
-    if not items:
-        return unknown
-    for item in items:
-        alias = item.alias_or_name.lower()
-        if (
-            isinstance(item, exp.Table)
-            and item.args.get("joins") is None
-            and item.db.lower() in ("", "main")
-            and not item.catalog
-            and item.name.lower() not in cte_names
-        ):
-            sources[alias] = _table_columns(conn, item.name)
-        else:
-            sources[alias] = None
+    source_list, projections = shape
+    sources: dict[str, TableColumns | None] = {
+        alias: (_table_columns(conn, table) if table is not None else None)
+        for alias, table in source_list
+    }
     types: list[str | None] = []
-    for projection in tree.expressions:
+    for projection in projections:
         expanded = _expand(projection, sources)
         if expanded is None:
             return unknown
@@ -58,28 +46,67 @@ def declared_types(conn: sqlite3.Connection, sql: str, count: int) -> list[str |
     return types if len(types) == count else unknown
 
 
+@functools.lru_cache(maxsize=512)
+def _shape(sql: str) -> Shape | None:
+    """Sources (alias, table or None) and projections of a plain SELECT, else None."""
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except sqlglot.errors.SqlglotError:
+        return None
+    if not isinstance(tree, exp.Select):
+        return None
+    cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    from_ = tree.args.get("from_") or tree.args.get("from")
+    items = [from_.this] if isinstance(from_, exp.From) else []
+    items += [join.this for join in tree.args.get("joins") or []]
+    if not items:
+        return None
+    sources: list[tuple[str, str | None]] = []
+    for item in items:
+        plain_table = (
+            isinstance(item, exp.Table)
+            and isinstance(item.this, exp.Identifier)
+            and item.db.lower() in ("", "main")
+            and not item.catalog
+            and item.name.lower() not in cte_names
+        )
+        sources.append((item.alias_or_name.lower(), item.name if plain_table else None))
+    projections: list[Projection] = []
+    for projection in tree.expressions:
+        if isinstance(projection, exp.Star):
+            projections.append(("*",))
+        elif isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star):
+            projections.append(("t.*", projection.table.lower()))
+        else:
+            target = projection.this if isinstance(projection, exp.Alias) else projection
+            if isinstance(target, exp.Column) and isinstance(target.this, exp.Identifier):
+                projections.append(("col", target.table.lower(), target.name.lower()))
+            else:
+                projections.append(("expr",))
+    return tuple(sources), tuple(projections)
+
+
 def _expand(
-    projection: exp.Expression, sources: dict[str, TableColumns | None]
+    projection: Projection, sources: dict[str, TableColumns | None]
 ) -> list[str | None] | None:
     """Declared types this projection contributes; None when the count is unknowable."""
-    if isinstance(projection, exp.Star):
+    kind = projection[0]
+    if kind == "*":
         if any(columns is None for columns in sources.values()):
             return None
         return [decl for columns in sources.values() for _, decl in columns or ()]
-    if isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star):
-        columns = sources.get(projection.table.lower())
+    if kind == "t.*":
+        columns = sources.get(projection[1])
         return None if columns is None else [decl for _, decl in columns]
-    target = projection.this if isinstance(projection, exp.Alias) else projection
-    if not isinstance(target, exp.Column) or not isinstance(target.this, exp.Identifier):
+    if kind == "expr":
         return [None]
-    name = target.name.lower()
-    if target.table:
-        return [_lookup(sources.get(target.table.lower()), name)]
+    _, qualifier, name = projection
+    if qualifier:
+        return [_lookup(sources.get(qualifier), name)]
     if any(columns is None for columns in sources.values()):
         return [None]
-    found = [_lookup(columns, name) for columns in sources.values()]
     holders = [c for c in sources.values() if c and any(n.lower() == name for n, _ in c)]
-    return [found[[*sources.values()].index(holders[0])]] if len(holders) == 1 else [None]
+    return [_lookup(holders[0], name)] if len(holders) == 1 else [None]
 
 
 def _lookup(columns: TableColumns | None, name: str) -> str | None:
