@@ -11,14 +11,20 @@ Touch points:
 - `map_refusals`: the local provider's registered tools (`LocalProvider._components`)
   and `FunctionTool.fn`, wrapped so a `Refusal` leaves the tool as a `ToolError`, the
   one exception FastMCP passes to the client when `mask_error_details=True`;
+- `RefusalsAsToolErrors`: inserted first in `FastMCP.middleware`; relies on FastMCP
+  turning a `ToolError` into an `isError` result and an `MCPError` into a JSON-RPC error,
+  and on `NotFoundError` / `ValidationError` (with pydantic's error as `__cause__`) for
+  unknown tools and bad arguments;
 - `lifespan`, `serve_session`: `FastMCP._lifespan_manager` and `FastMCP._mcp_server`
   (the SDK's low-level server), driven with our own stdio streams;
+- `announce_served_only`: the low-level server's `get_capabilities`, trimmed;
 - `sdk_stdio_server`: the SDK's threaded stdio transport (a tty or a file on stdio);
 - `message_stream_pair`, `parse_message`, `session_message`, `dump_message`: what the
   SDK's stdio transport does with a line, for our own transport on pipes (stdio.py);
-- the audit middleware's `__call__` override, which relies on FastMCP running the
-  middleware chain around each tool with the typed `CallToolRequestParams` message
-  (checked by `self_check`).
+- the audit middleware's `__call__` override (audit/middleware.py, the one touch point
+  outside this module), which relies on FastMCP running the middleware chain around
+  each tool with the typed `CallToolRequestParams` message: `self_check` runs a probe
+  that dispatches exactly as it does.
 """
 
 from __future__ import annotations

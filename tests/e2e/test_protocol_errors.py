@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 from bench.rpc import Server, child_env
 
 LIMIT = 256 * 1024
+WATCHDOG_S = 240
 
 
 @pytest.fixture
@@ -31,10 +33,15 @@ def server(tmp_path: Path) -> Any:
     argv += ["--allow", str(root), "--log-dir", str(tmp_path / "audit"), "--sandbox", "off"]
     env = child_env({"MCP_FILESERVER_ALLOW_ROOT": "1"})
     with Server(argv, env=env, stderr_path=tmp_path / "stderr.log") as srv:
+        # A server that never answers must fail the test, not hang it.
+        watchdog = threading.Timer(WATCHDOG_S, srv.proc.kill)
+        watchdog.daemon = True
+        watchdog.start()
         srv.root = root  # type: ignore[attr-defined]
         srv.audit = tmp_path / "audit"  # type: ignore[attr-defined]
         srv.init_result = srv.initialize()  # type: ignore[attr-defined]
         yield srv
+        watchdog.cancel()
 
 
 def _raw(server: Server, line: bytes) -> dict[str, Any]:
