@@ -58,8 +58,10 @@ class SecretStore:
                 ) from None
         return None
 
-    def resolve(self, value: str, *, where: str) -> str:
-        """Replace every `${VAR}` in `value`; the resolved values become secrets."""
+    def resolve(self, value: str, *, where: str, secret: bool = True) -> str:
+        """Replace every `${VAR}` in `value`; the resolved values become secrets unless
+        `secret` is false (a path or a setting referenced for convenience: treating it
+        as a secret would mask it everywhere and make every file holding it sensitive)."""
 
         def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
@@ -69,7 +71,8 @@ class SecretStore:
                     f"{where}: ${{{name}}} is not set (define {name} in the environment, "
                     f"the env file, or {self._secrets_dir or 'a secrets directory'}/{name})"
                 )
-            self.add(resolved)
+            if secret:
+                self.add(resolved)
             return resolved
 
         return REFERENCE.sub(substitute, value)

@@ -99,3 +99,16 @@ async def test_a_file_holding_a_loaded_secret_never_leaves(tmp_path: Path) -> No
         assert form not in everything
     denied = [c for c in events(settings.log_dir, "tool_call") if c["outcome"] == "denied"]
     assert [c["detail"] for c in denied] == [REASON, REASON]
+
+
+def test_only_credentials_become_secrets(tmp_path: Path) -> None:
+    """A setting referenced for convenience (`sslmode=${MODE}`) is not a secret: were it
+    one, every file containing `require` would be refused."""
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[databases.app]\nurl = "postgresql://app@db.invalid/app'
+        '?sslmode=${MODE}&sslpassword=${SSLPW}"\n'
+    )
+    env = {"MODE": "require", "SSLPW": "tls-Secret-99"}
+    settings = make_settings(config=config, log_dir=tmp_path / "l", env=env)
+    assert settings.secrets.values == {"tls-Secret-99"}
