@@ -635,7 +635,7 @@ def _parse_database(
         raise ConfigError(f"{where}: URL must look like sqlite:///file.db or postgresql://...")
     if scheme == "sqlite":
         if has_reference(url):
-            url = store.resolve(url, where=where)
+            url = store.resolve(url, where=where, secret=False)  # a file path
             rest = url.partition("://")[2]
         if not rest.startswith("/") or rest in ("/", "//"):
             raise ConfigError(
@@ -660,7 +660,10 @@ def _parse_database(
         except ValueError:
             raise ConfigError(f"{where}: the port in the URL is not a number") from None
         dbname = unquote(parts.path.lstrip("/")) or None
-        options = tuple((k, store.resolve(v, where=where)) for k, v in parse_qsl(parts.query))
+        options = tuple(
+            (k, store.resolve(v, where=where, secret=is_sensitive_key(k)))
+            for k, v in parse_qsl(parts.query)
+        )
         if not parts.hostname:
             raise ConfigError(f"{where}: a PostgreSQL URL needs a host")
         return DatabaseConfig(

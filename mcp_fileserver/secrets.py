@@ -124,8 +124,10 @@ class SecretStore:
             }
         return data
 
-    def resolve(self, value: str, *, where: str) -> str:
-        """Replace every `${VAR}` in `value`; the resolved values become secrets."""
+    def resolve(self, value: str, *, where: str, secret: bool = True) -> str:
+        """Replace every `${VAR}` in `value`; the resolved values become secrets unless
+        `secret` is false (a path or a setting referenced for convenience: treating it
+        as a secret would mask it everywhere and make every file holding it sensitive)."""
 
         def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
@@ -138,7 +140,8 @@ class SecretStore:
                     f"{encrypted})"
                 )
             resolved, self._resolved_from[name] = found
-            self.add(resolved)
+            if secret:
+                self.add(resolved)
             return resolved
 
         return REFERENCE.sub(substitute, value)

@@ -33,8 +33,11 @@ class Redactor:
         self.mask = secrets.mask  # bound once: it runs on every string of every record
 
     def text(self, value: str) -> str:
-        """A string safe for a record: secrets masked, then shortened."""
+        """A string safe for a record: secrets masked, then shortened. The JSON encoding
+        escapes every other control character; DEL, which it keeps, is escaped here."""
         value = self.mask(value)
+        if "\x7f" in value:
+            value = value.replace("\x7f", "\\x7f")
         if len(value) > self._max:
             cut = len(value) - self._max
             value = f"{value[: self._max]}...[+{cut} chars]"

@@ -11,11 +11,12 @@ import pytest
 from fastmcp import Client
 from loguru import logger
 
+from mcp_fileserver.audit.files import list_log_files, read_lines
 from mcp_fileserver.errors import ConfigError
 from mcp_fileserver.files.secret_content import REASON
 from mcp_fileserver.logging_setup import setup_logging
 from mcp_fileserver.server import build_server
-from tests.audit.helpers import events
+from tests.audit.helpers import audit_settings, events, tool_server
 from tests.conftest import make_settings
 
 KEY = "hmac-Key-0123456789abcdef"  # a loaded secret: [audit] hmac_key = "${KEY}"
@@ -99,3 +100,28 @@ async def test_a_file_holding_a_loaded_secret_never_leaves(tmp_path: Path) -> No
         assert form not in everything
     denied = [c for c in events(settings.log_dir, "tool_call") if c["outcome"] == "denied"]
     assert [c["detail"] for c in denied] == [REASON, REASON]
+
+
+def test_only_credentials_become_secrets(tmp_path: Path) -> None:
+    """A setting referenced for convenience (`sslmode=${MODE}`) is not a secret: were it
+    one, every file containing `require` would be refused."""
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[databases.app]\nurl = "postgresql://app@db.invalid/app'
+        '?sslmode=${MODE}&sslpassword=${SSLPW}"\n'
+    )
+    env = {"MODE": "require", "SSLPW": "tls-Secret-99"}
+    settings = make_settings(config=config, log_dir=tmp_path / "l", env=env)
+    assert settings.secrets.values == {"tls-Secret-99"}
+
+
+async def test_audit_fields_escape_every_control_character(tmp_path: Path) -> None:
+    settings = audit_settings(tmp_path)
+    name = 'x\n{"event":"forged"}\x1b[2K\r\x7f\u2028\x85'
+    async with Client(tool_server(settings)) as client:
+        await client.call_tool(name, {name: name}, raise_on_error=False)
+        await client.call_tool("echo", {"text": name})
+    lines = [line for f in list_log_files(settings.log_dir) for line in read_lines(f.path)]
+    for line in lines:
+        body = line.rstrip("\n")
+        assert all(" " <= ch <= "~" for ch in body), repr(body)
