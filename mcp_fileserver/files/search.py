@@ -92,7 +92,7 @@ class Matcher:
 
     __slots__ = ("_literal", "_match", "_unanchored")
 
-    def __init__(self, literal: bytes | None, program: Matcher | None) -> None:
+    def __init__(self, literal: bytes | None, program: re2._Regexp | None) -> None:
         self._literal = literal
         self._match = program._regexp.Match if program is not None else None
         self._unanchored = re2._Anchor.UNANCHORED

@@ -21,7 +21,7 @@ from fastmcp import Context, FastMCP
 from fastmcp.tools import ToolResult
 from mcp.types import AudioContent, ImageContent, TextContent, ToolAnnotations
 from mcp_types import InputRequiredResult
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from mcp_fileserver.config import Settings
 from mcp_fileserver.files import answers, media
@@ -47,7 +47,7 @@ PROGRESS_INTERVAL_S = 0.25
 MAX_PATTERN_CHARS = 1000
 
 T = TypeVar("T")
-M = TypeVar("M", BaseModel, dict[str, Any])  # a model, or plain data of its schema
+M = TypeVar("M")  # an output model, or plain data of its schema (directory_tree)
 Answer = ToolResult | InputRequiredResult
 
 MAX_PATH_CHARS = 4096  # PATH_MAX: nothing longer can be opened anyway

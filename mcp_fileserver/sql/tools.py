@@ -81,7 +81,8 @@ class Backend(Protocol):
 def _output_schema(model: type[QueryResult]) -> dict[str, Any] | None:
     """The output schema fastmcp derives for `model`, for a tool returning a ToolResult."""
 
-    async def probe() -> QueryResult: ...
+    async def probe() -> QueryResult:
+        raise NotImplementedError  # never called: only its signature is read
 
     return FunctionTool.from_function(probe).output_schema
 
