@@ -114,9 +114,10 @@ def query_answer(result: QueryResult) -> ToolResult:
         status = "complete"
     names = json.dumps([c.name for c in result.columns], ensure_ascii=False)
     types = json.dumps([c.type for c in result.columns], ensure_ascii=False)
+    note = f"\nnote: {result.encoding_note}" if result.encoding_note else ""
     text = (
         f"{result.row_count} row(s) from {result.database}, {status}; "
-        f"{result.elapsed_ms:g} ms\ncolumns: {names}\ntypes: {types}\nrows: {rows_json}"
+        f"{result.elapsed_ms:g} ms{note}\ncolumns: {names}\ntypes: {types}\nrows: {rows_json}"
     )
     structured = {
         "database": result.database,
@@ -126,6 +127,7 @@ def query_answer(result: QueryResult) -> ToolResult:
         "truncated": result.truncated,
         "truncated_reason": result.truncated_reason,
         "elapsed_ms": result.elapsed_ms,
+        "encoding_note": result.encoding_note,
     }
     return ToolResult.model_construct(
         content=[TextContent(type="text", text=text)],

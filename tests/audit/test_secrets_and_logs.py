@@ -16,7 +16,7 @@ from mcp_fileserver.errors import ConfigError
 from mcp_fileserver.files.secret_content import REASON
 from mcp_fileserver.logging_setup import setup_logging
 from mcp_fileserver.server import build_server
-from tests.audit.helpers import audit_settings, events, tool_server
+from tests.audit.helpers import audit_settings, call_unknown, events, tool_server
 from tests.conftest import make_settings
 
 KEY = "hmac-Key-0123456789abcdef"  # a loaded secret: [audit] hmac_key = "${KEY}"
@@ -119,7 +119,7 @@ async def test_audit_fields_escape_every_control_character(tmp_path: Path) -> No
     settings = audit_settings(tmp_path)
     name = 'x\n{"event":"forged"}\x1b[2K\r\x7f\u2028\x85'
     async with Client(tool_server(settings)) as client:
-        await client.call_tool(name, {name: name}, raise_on_error=False)
+        await call_unknown(client, name, {name: name})
         await client.call_tool("echo", {"text": name})
     lines = [line for f in list_log_files(settings.log_dir) for line in read_lines(f.path)]
     for line in lines:

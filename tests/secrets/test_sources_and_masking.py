@@ -38,7 +38,8 @@ def test_one_precedence_order(sws: SecretsWorkspace) -> None:
         for name in present:
             (folder / name).write_text(f"{folder.name}-{name}\n")
     (sws.base / ".env").write_text("".join(f"{n}=dotenv-{n}\n" for n in names[:2]))
-    query = "&".join(f"{n}=${{{n}}}" for n in names)
+    # Credential-named keys: only those become secrets (a plain option is shown as is).
+    query = "&".join(f"{n}_token=${{{n}}}" for n in names)
     sws.config.write_text(
         sws.config.read_text() + f'\n[databases.pg]\nurl = "postgresql://u@db/x?{query}"\n'
     )
@@ -50,11 +51,11 @@ def test_one_precedence_order(sws: SecretsWorkspace) -> None:
     settings = load_settings(CliOptions(config=str(sws.config)), environ=env)
     options = dict(settings.database("pg").options)  # type: ignore[union-attr]
     assert options == {
-        "IN_ENV": "env-IN_ENV",
-        "IN_DOTENV": "dotenv-IN_DOTENV",
-        "IN_CREDS": "credentials-IN_CREDS",
-        "IN_DIR": "run-secrets-IN_DIR",
-        "IN_AGE": "age-IN_AGE",
+        "IN_ENV_token": "env-IN_ENV",
+        "IN_DOTENV_token": "dotenv-IN_DOTENV",
+        "IN_CREDS_token": "credentials-IN_CREDS",
+        "IN_DIR_token": "run-secrets-IN_DIR",
+        "IN_AGE_token": "age-IN_AGE",
     }
     described = settings.describe()["secrets"]
     assert described["precedence"] == [
@@ -134,9 +135,14 @@ async def test_decrypted_values_are_masked_in_results_errors_and_audit(
         environ=sws.env(),
     )
     async with in_memory_client(settings) as client:
-        read = await client.call_tool("read_text_file", {"path": str(sws.root / "notes.txt")})
+        # A file holding a loaded secret is refused whole (issue 14: no masked copy of it
+        # leaves, so no cut line, base64 or regex can reveal it piecewise).
+        read = await client.call_tool(
+            "read_text_file", {"path": str(sws.root / "notes.txt")}, raise_on_error=False
+        )
         query = await client.call_tool(
-            "run_query", {"database": "app", "sql": f"SELECT '{DB_PASSWORD}' AS leaked"}
+            "run_query",
+            {"database": "app", "sql": f"SELECT 'the password is {DB_PASSWORD}' AS leaked"},
         )
         error = await client.call_tool(
             "run_query",
@@ -148,6 +154,7 @@ async def test_decrypted_values_are_masked_in_results_errors_and_audit(
         texts.append(json.dumps(result.structured_content))
         texts.extend(getattr(block, "text", "") for block in result.content)
     blob = "\n".join(texts)
+    assert read.is_error and read.content[0].text == "not found or not allowed"
     assert "the password is ***" in blob, "the value was there, and it was masked"
     assert error.is_error and "***" in blob
     assert DB_PASSWORD not in blob and API_TOKEN not in blob
@@ -164,7 +171,7 @@ def test_stdio_server_masks_decrypted_values_on_the_wire_and_in_the_audit(
     env.update(sws.env(), MCP_FILESERVER_ALLOW_ROOT="1", PYTHONPATH=str(REPO))
     calls = [
         ("read_text_file", {"path": str(sws.root / "notes.txt")}),
-        ("run_query", {"database": "app", "sql": f"SELECT '{API_TOKEN}' AS t"}),
+        ("run_query", {"database": "app", "sql": f"SELECT 'the password is {API_TOKEN}' AS t"}),
         ("read_text_file", {"path": str(sws.encrypted)}),  # outside the root: refused
     ]
     messages: list[dict[str, Any]] = [
@@ -202,8 +209,10 @@ def test_stdio_server_masks_decrypted_values_on_the_wire_and_in_the_audit(
     assert proc.returncode == 0, stderr
     stdout = "".join(lines) + rest
     answers = {m["id"]: m for m in map(json.loads, stdout.splitlines())}
-    assert "the password is ***" in json.dumps(answers[1])
-    assert "***" in json.dumps(answers[2])
+    # the file holding a secret is refused whole; a result holding one is masked
+    assert answers[1]["result"]["isError"]
+    assert "not found or not allowed" in json.dumps(answers[1])
+    assert "the password is ***" in json.dumps(answers[2])
     assert answers[3]["result"]["isError"]
     audit = "".join(p.read_text() for p in Path(sws.logs).glob("audit*.jsonl"))
     start = json.loads(audit.splitlines()[0])

@@ -142,8 +142,9 @@ async def sql_client(
         async with Client(mcp) as client:
             yield client
     finally:
-        for backend in backends.values():
-            backend.close()
+        for slots in backends.values():
+            for backend in slots.backends:
+                backend.close()
 
 
 async def call(client: Client, tool: str, **arguments: Any) -> Any:
