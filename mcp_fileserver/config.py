@@ -77,7 +77,7 @@ class FilesSettings(_Section):
     walk_timeout_s: float = Field(30.0, gt=0)
     max_search_results: int = Field(1000, ge=1)
     max_search_bytes: int = Field(4096 * MiB, ge=1)
-    max_parallel_walks: int = Field(2, ge=1, le=64)
+    max_parallel_walks: int = Field(1, ge=1, le=64)
     deny_patterns: tuple[str, ...] | None = None
     extra_deny_patterns: tuple[str, ...] = ()
 

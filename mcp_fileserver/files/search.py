@@ -67,17 +67,23 @@ def search_names(
     match = name_re.match
     found: list[NameMatch] = []
     last: Entry | None = None
-    for entry in walk(
-        start_fd, deny=deny, budget=budget, filters=filters, after=after.rel if after else None
-    ):
-        if entry.context:
-            continue
-        if match(entry.name):
-            if len(found) >= max_results:
-                return found, "max_results", _resume_after(last, after)
-            found.append(NameMatch(entry.rel, entry.kind))
+    entries = walk(
+        start_fd,
+        deny=deny,
+        budget=budget,
+        filters=filters,
+        after=after.rel if after else None,
+        select=match,  # only matches come back: no entry object for the rest
+    )
+    for entry in entries:
+        if len(found) >= max_results:
+            return found, "max_results", _resume_after(last, after)
+        found.append(NameMatch(entry.rel, entry.kind))
         last = entry
     if budget.stopped is not None:
+        if budget.last is not None:  # past the last match: the last entry counted
+            parent, name = budget.last
+            return found, budget.stopped, Position((*parent, name))
         return found, budget.stopped, _resume_after(last, after)
     return found, None, None
 

@@ -97,8 +97,9 @@ def register_file_tools(
             return roots
         return await _run(operation, *args, roots=roots, **kwargs)
 
-    # Walks are CPU-bound Python holding the GIL (RE2 holds it too): more of them at once
-    # than there are cores only adds switching; later calls wait their turn instead.
+    # Walks are CPU-bound Python holding the GIL (RE2 holds it too): two at once cost
+    # more CPU than the same two in series (bench/RESULTS.md, issue 19), so later calls
+    # wait their turn.
     walk_slots = anyio.CapacityLimiter(limits.max_parallel_walks)
 
     async def walked(

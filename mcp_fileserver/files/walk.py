@@ -120,6 +120,7 @@ class Budget:
     cancel: threading.Event | None = None
     visited: int = 0
     stopped: StopReason | None = None
+    last: tuple[tuple[str, ...], str] | None = None  # (directory, name) last counted
     deadline: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -242,12 +243,15 @@ def walk(
     filters: Filters | None = None,
     after: tuple[str, ...] | None = None,
     inclusive: bool = False,
+    select: Callable[[str], object] | None = None,
 ) -> Iterator[Entry]:
     """Pre-order walk beneath `start_fd` (not closed here), sorted by name per directory.
 
     Yields each visible entry whose path comes after `after` in walk order (or at it,
     when `inclusive`), plus the ancestors of `after` marked `context`. Directories are
     descended right after they are yielded; descriptors are closed as the walk leaves.
+    With `select`, only entries whose name it accepts are yielded (and no context):
+    the others are still counted, descended, and recorded in `budget.last`.
     """
     filters = filters or Filters()
     exclude = filters.exclude
@@ -301,11 +305,14 @@ def walk(
                 ):
                     continue
                 if not skip_self:
-                    if not context and not count():
-                        return
-                    yield Entry(name, dir_rel, kind, dir_fd, dirent, context)
-                    if budget.stopped is not None:
-                        return
+                    if not context:
+                        if not count():
+                            return
+                        budget.last = (dir_rel, name)
+                    if select is None or (not context and select(name)):
+                        yield Entry(name, dir_rel, kind, dir_fd, dirent, context)
+                        if budget.stopped is not None:
+                            return
                 if is_dir and depth < max_depth:
                     descend = (name, child_resume)
                     break
