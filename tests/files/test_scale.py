@@ -217,7 +217,7 @@ def test_gitignore_rules_and_include_ignored(tree: Path) -> None:
     assert s.search_files("pkg01", "*.tmp").matches == []
     # ... and reading an ignored path directly is unaffected.
     assert s.read_text_file("build/out.py").text == f"{NEEDLE}\n"
-    tree_names = [n.name for n in tree_model(s, ".", max_depth=1).tree]
+    tree_names = [e.path for e in tree_model(s, ".", max_depth=1).tree]
     assert ".git" not in tree_names and "build" not in tree_names and ".gitignore" in tree_names
 
 

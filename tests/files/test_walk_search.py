@@ -222,7 +222,7 @@ def test_tree_answer_is_capped_by_max_walk_entries_and_continues(ws: Workspace) 
     while True:
         page = tree_model(s, ".", max_depth=1, max_entries=1000, cursor=cursor)
         assert page.entries <= 2
-        names += [n.name for n in page.tree]
+        names += [e.path for e in page.tree]
         cursor = page.next_cursor
         if cursor is None:
             break
