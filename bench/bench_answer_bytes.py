@@ -22,8 +22,7 @@ from common import (
     npm_package_entry,
     ours_env,
     report,
-    toml_str,
-    write_config,
+    write_files_config,
 )
 from rpc import RpcError, Server, child_env
 
@@ -75,17 +74,7 @@ def main() -> None:
         base = Path(tmp)
         root = base / "root"
         make_tree(root, big_files=args.files, big_kib=args.kib)
-        config = write_config(
-            base / "ours.toml",
-            f"""
-            [files]
-            allowed_dirs = [{toml_str(root)}]
-            [audit]
-            log_dir = {toml_str(base / "audit")}
-            [rate_limit]
-            enabled = false
-            """.replace("            ", ""),
-        )
+        config = write_files_config(base, root)
         big_paths = [str(p) for p in sorted((root / "big").iterdir())]
         one = str(root / "src" / "pkg0" / "mod0" / "file0.py")
         calls: list[tuple[str, str, dict[str, Any], dict[str, Any] | None]] = [

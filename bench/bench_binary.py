@@ -24,8 +24,7 @@ from common import (
     ours_env,
     ratio,
     report,
-    toml_str,
-    write_config,
+    write_files_config,
 )
 from rpc import RpcError, Server
 from startup import Probe, measure_startup, med_ms
@@ -50,17 +49,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-binary-") as tmp:
         base = Path(tmp)
         root = make_file_workspace(base)
-        config = write_config(
-            base / "ours.toml",
-            f"""
-            [files]
-            allowed_dirs = [{toml_str(root)}]
-            [audit]
-            log_dir = {toml_str(base / "audit")}
-            [rate_limit]
-            enabled = false
-            """.replace("            ", ""),
-        )
+        config = write_files_config(base, root)
         stderr_log = base / "stderr.log"
 
         def spawner(path: Path):

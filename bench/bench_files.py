@@ -33,9 +33,8 @@ from common import (
     pipelined_rate,
     ratio,
     report,
-    toml_str,
     verdict,
-    write_config,
+    write_files_config,
 )
 from rpc import Server, child_env
 from startup import Probe, measure_startup, med_ms
@@ -58,17 +57,7 @@ def main() -> None:
         base = Path(tmp)
         root = make_file_workspace(base)
         target = str(root / "note.txt")
-        config = write_config(
-            base / "ours.toml",
-            f"""
-            [files]
-            allowed_dirs = [{toml_str(root)}]
-            [audit]
-            log_dir = {toml_str(base / "audit")}
-            [rate_limit]
-            enabled = false
-            """.replace("            ", ""),
-        )
+        config = write_files_config(base, root)
         ours_argv = [str(INSTALLED_COMMAND), "--config", str(config)]
         node_argv = [node(), str(npm_package_entry(NODE_FS, "dist/index.js")), str(root)]
         stderr_log = base / "stderr.log"

@@ -40,8 +40,7 @@ from common import (
     npm_package_version,
     ours_env,
     report,
-    toml_str,
-    write_config,
+    write_files_config,
 )
 from rpc import Server, child_env
 
@@ -246,17 +245,7 @@ def _fast_tmp() -> str | None:
 
 
 def measure(base: Path, root: Path, reps: int) -> tuple[str, dict[str, Any]]:
-    config = write_config(
-        base / "ours.toml",
-        f"""
-        [files]
-        allowed_dirs = [{toml_str(root)}]
-        [audit]
-        log_dir = {toml_str(base / "audit")}
-        [rate_limit]
-        enabled = false
-        """.replace("        ", ""),
-    )
+    config = write_files_config(base, root)
     ours_argv = [str(INSTALLED_COMMAND), "--config", str(config)]
     node_argv = [node(), str(npm_package_entry(NODE_FS, "dist/index.js")), str(root)]
     rg = shutil.which("rg") or "rg"

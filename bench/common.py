@@ -137,6 +137,22 @@ def toml_str(value: Path | str) -> str:
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
 
+def write_files_config(base: Path, root: Path) -> Path:
+    """Our server's config for the file-tool comparisons: `root` readable, audit on (its
+    log under `base`), rate limiting off so it cannot interfere with the figures."""
+    return write_config(
+        base / "ours.toml",
+        f"""
+        [files]
+        allowed_dirs = [{toml_str(root)}]
+        [audit]
+        log_dir = {toml_str(base / "audit")}
+        [rate_limit]
+        enabled = false
+        """.replace("        ", ""),
+    )
+
+
 def write_audit_config(path: Path, root: Path, log_dir: Path, *, audited: bool) -> Path:
     """A server config for issue 4's comparisons: `root` readable, auditing and the
     monitor both on or both off, rate limiting off in both so it cannot interfere."""
