@@ -21,6 +21,7 @@ Touch points:
 - `sdk_stdio_server`: the SDK's threaded stdio transport (a tty or a file on stdio);
 - `message_stream_pair`, `parse_message`, `session_message`, `dump_message`: what the
   SDK's stdio transport does with a line, for our own transport on pipes (stdio.py);
+  `receive_ready` takes the answers already waiting on a session stream (one write);
 - the audit middleware's `__call__` override (audit/middleware.py, the one touch point
   outside this module), which relies on FastMCP running the middleware chain around
   each tool with the typed `CallToolRequestParams` message: `self_check` runs a probe
@@ -65,6 +66,7 @@ __all__ = [
     "map_refusals",
     "message_stream_pair",
     "parse_message",
+    "receive_ready",
     "sdk_stdio_server",
     "self_check",
     "serve_session",
