@@ -228,7 +228,10 @@ def cmd_verify_log(args: argparse.Namespace) -> int:
 
 @with_settings
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from mcp_fileserver.runner import serve
+    from mcp_fileserver.startup_gc import collector_paused
+
+    with collector_paused():  # the framework's import: see startup_gc.py
+        from mcp_fileserver.runner import serve
 
     try:
         return serve(settings)

@@ -21,6 +21,7 @@ Touch points:
 - `sdk_stdio_server`: the SDK's threaded stdio transport (a tty or a file on stdio);
 - `message_stream_pair`, `parse_message`, `session_message`, `dump_message`: what the
   SDK's stdio transport does with a line, for our own transport on pipes (stdio.py);
+  `receive_ready` takes the answers already waiting on a session stream (one write);
 - the audit middleware's `__call__` override (audit/middleware.py, the one touch point
   outside this module), which relies on FastMCP running the middleware chain around
   each tool with the typed `CallToolRequestParams` message: `self_check` runs a probe
@@ -36,6 +37,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar, cast
 
+import anyio
 from fastmcp import FastMCP
 from fastmcp.exceptions import DisabledError, NotFoundError, ToolError, ValidationError
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
@@ -64,6 +66,7 @@ __all__ = [
     "map_refusals",
     "message_stream_pair",
     "parse_message",
+    "receive_ready",
     "sdk_stdio_server",
     "self_check",
     "serve_session",
@@ -202,6 +205,22 @@ def message_stream_pair() -> tuple[Any, Any]:
     """A (send, receive) pair of the SDK's session message streams (framework internal:
     the streams its `stdio_server` hands to the session)."""
     return create_context_streams[Any](0)
+
+
+def receive_ready(stream: Any, limit: int) -> list[Any]:
+    """Up to `limit` items a session message stream can hand over without waiting: those
+    whose senders are already blocked on it (framework internal: the SDK's context stream
+    wraps an anyio memory stream as `_inner`, with the sender's context beside each item).
+    Stops early at the end of the stream; the next `receive` reports it."""
+    inner = stream._inner
+    ready: list[Any] = []
+    while len(ready) < limit:
+        try:
+            _context, item = inner.receive_nowait()
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            break
+        ready.append(item)
+    return ready
 
 
 def parse_message(line: str) -> Any:

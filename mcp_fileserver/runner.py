@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anyio
+from fastmcp import FastMCP
 from loguru import logger
 
 from mcp_fileserver import __version__
@@ -11,10 +12,27 @@ from mcp_fileserver.config import Settings
 from mcp_fileserver.logging_setup import setup_logging
 from mcp_fileserver.sandbox import ROOT_WARNING, apply_sandbox, refuse_root
 from mcp_fileserver.server import build_server
+from mcp_fileserver.startup_gc import collector_paused
 from mcp_fileserver.stdio import run_stdio
 
 
 def serve(settings: Settings) -> int:
+    with collector_paused():  # what startup builds is long-lived: see startup_gc.py
+        mcp = _prepare(settings)
+    stop_reason = "stdin closed"
+    try:
+        anyio.run(run_stdio, mcp, settings.protocol.max_message_bytes)
+    except BaseException as exc:
+        stop_reason = f"stopped by {type(exc).__name__}"
+        raise
+    finally:
+        record_stop(mcp, stop_reason)
+    logger.info("mcp-fileserver stopped")
+    return 0
+
+
+def _prepare(settings: Settings) -> FastMCP:
+    """Everything before the first request: the server, the sandbox, the start record."""
     setup_logging(settings.secrets)
     if refuse_root(settings):  # raises ConfigError (exit 2) for root without --allow-root
         logger.warning(ROOT_WARNING)
@@ -33,13 +51,4 @@ def serve(settings: Settings) -> int:
     )
     record_start(mcp, settings, {"sandbox": sandbox.as_dict()})
     install_signal_handlers(mcp)  # SIGTERM/SIGINT/SIGHUP: record, server_stop, exit 0
-    stop_reason = "stdin closed"
-    try:
-        anyio.run(run_stdio, mcp, settings.protocol.max_message_bytes)
-    except BaseException as exc:
-        stop_reason = f"stopped by {type(exc).__name__}"
-        raise
-    finally:
-        record_stop(mcp, stop_reason)
-    logger.info("mcp-fileserver stopped")
-    return 0
+    return mcp

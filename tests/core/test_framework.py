@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
@@ -96,3 +98,23 @@ def test_the_server_refuses_to_start_if_refusals_would_be_masked(
     monkeypatch.setattr(framework, "refusals_as_tool_errors", lambda fn: fn)
     with pytest.raises(framework.FrameworkChanged):
         asyncio.run(framework.self_check())
+
+
+def test_receive_ready_takes_waiting_answers_in_order_up_to_the_limit() -> None:
+    async def scenario() -> tuple[list[Any], list[Any], list[Any], list[Any]]:
+        send, receive = framework.message_stream_pair()
+        async with anyio.create_task_group() as tasks:
+            for n in range(5):
+                tasks.start_soon(send.send, n)
+            await anyio.wait_all_tasks_blocked()
+            first = [await receive.receive(), *framework.receive_ready(receive, 2)]
+            rest = framework.receive_ready(receive, 10)
+        none_waiting = framework.receive_ready(receive, 10)
+        await send.aclose()
+        ended = framework.receive_ready(receive, 10)
+        return first, rest, none_waiting, ended
+
+    first, rest, none_waiting, ended = anyio.run(scenario)
+    assert first == [0, 1, 2]
+    assert rest == [3, 4]
+    assert none_waiting == [] and ended == []

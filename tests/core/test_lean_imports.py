@@ -43,7 +43,7 @@ ENGINE_STACKS = {"postgresql": ("psycopg", "psycopg_c", "psycopg_binary", "pglas
 
 # Runs `target` (a module path or a script) as __main__, then writes sys.modules.
 WRAPPER = """
-import json, runpy, sys
+import gc, json, runpy, sys
 out, target, *argv = sys.argv[1:]
 sys.argv = [target, *argv]
 try:
@@ -55,6 +55,8 @@ except SystemExit:
     pass
 with open(out, "w") as fh:
     json.dump(sorted(sys.modules), fh)
+with open(out + ".gc", "w") as fh:
+    json.dump({"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}, fh)
 """
 
 
@@ -96,6 +98,10 @@ def test_files_and_sqlite_load_no_http_stack_the_framework_does_not_force(
         tmp_path, "ours", "mcp_fileserver", *_server_args(tmp_path, sqlite=True)
     )
     assert "mcp_fileserver.sql.sqlite" in ours  # the server really served SQL
+    # Startup ran with the collector paused (startup_gc.py); it serves with it back on.
+    collector = json.loads((tmp_path / "ours.json.gc").read_text())
+    assert collector["enabled"], "the server serves with the cyclic collector off"
+    assert collector["frozen"] > 100_000, "startup objects were not frozen"
     extra_http = _loaded(ours, HTTP_STACK) - _loaded(floor_modules, HTTP_STACK)
     assert not extra_http, sorted(extra_http)
     assert not _loaded(ours, ENGINE_STACKS["postgresql"]), "PostgreSQL stack loaded for SQLite"

@@ -15,6 +15,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -227,3 +228,40 @@ def test_fd_1_points_at_stderr_while_serving_and_is_restored_after() -> None:
     assert proc.stdout == b"after\n"
     assert b"stray bytes on fd 1" in proc.stderr
     assert b"restored blocking=True" in proc.stderr
+
+
+def test_answers_ready_together_leave_in_one_write_in_order() -> None:
+    from mcp_fileserver import framework
+    from mcp_fileserver.stdio import message_streams
+
+    class RecordingWriter:
+        def __init__(self) -> None:
+            self.writes: list[str] = []
+
+        async def write(self, text: str) -> None:
+            self.writes.append(text)
+
+        async def flush(self) -> None:
+            pass
+
+    async def no_lines() -> Any:
+        return
+        yield
+
+    async def scenario() -> list[str]:
+        import anyio
+
+        out = RecordingWriter()
+        async with message_streams(no_lines(), out, 1 << 20) as (_read, write):  # type: ignore[arg-type]
+            async with anyio.create_task_group() as tasks:
+                for n in range(3):
+                    answer = framework.session_message((n, -32600, f"answer {n}"))
+                    tasks.start_soon(write.send, answer)
+            await anyio.wait_all_tasks_blocked()
+            await write.aclose()
+        return out.writes
+
+    writes = asyncio.run(scenario())
+    lines = "".join(writes).splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [0, 1, 2]
+    assert len(writes) < 3, writes
