@@ -25,6 +25,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import pydantic_core
+
 from mcp_fileserver.errors import ConfigError
 
 REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -173,6 +175,28 @@ class SecretStore:
                 text = text.replace(secret, MASK)
         return text
 
+    def found_in(self, value: Any) -> bool:
+        """Whether `mask_deep(value, self.mask)` could change anything in `value`.
+
+        One scan of `value`'s JSON text per secret, at native speed, instead of a Python
+        call for every string (10,000 rows: 40,000 strings). Exact for JSON data: JSON
+        escapes each character on its own, so a string (or key) holding a secret encodes
+        to text holding the secret's own encoding. Whatever the scan cannot vouch for
+        answers True, so the caller walks it: a value or secret that does not encode,
+        and a secret made only of characters a non-string key's `str()` can show (an
+        int, float, bool or None key, which JSON may spell otherwise).
+        """
+        secrets = self._longest_first
+        if not secrets:
+            return False
+        if any(set(secret) <= _NON_STRING_KEY_CHARS for secret in secrets):
+            return True
+        try:
+            encoded = pydantic_core.to_json(value)
+            return any(pydantic_core.to_json(secret)[1:-1] in encoded for secret in secrets)
+        except (TypeError, ValueError, RecursionError, pydantic_core.PydanticSerializationError):
+            return True
+
 
 # -- the one rule for names that denote a credential (config keys, URL query keys,
 #    tool arguments in audit records) ---------------------------------------------------
@@ -219,6 +243,10 @@ def is_sensitive_key(key: str) -> bool:
         return True
     squashed = re.sub(r"[^a-z0-9]", "", key.lower())
     return any(fragment in squashed for fragment in _SENSITIVE_FRAGMENTS)
+
+
+# Every character `str()` of an int, float, bool or None can contain.
+_NON_STRING_KEY_CHARS = frozenset("0123456789+-.eE" + "infaTrueFalseNone")
 
 
 def mask_deep(value: Any, mask: Callable[[str], str]) -> Any:

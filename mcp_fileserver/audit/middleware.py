@@ -217,8 +217,11 @@ class AuditMiddleware(Middleware):
             content.append(block)
         if mask is not None:
             result.content = content
-            if result.structured_content is not None:
-                result.structured_content = mask_deep(result.structured_content, mask)
+            structured = result.structured_content
+            # The scan costs one pass of JSON text per secret; the walk, a Python call
+            # per string (20 ms for 10,000 rows). Walk only what holds a secret.
+            if structured is not None and self.settings.secrets.found_in(structured):
+                result.structured_content = mask_deep(structured, mask)
         return size
 
     def _classify(

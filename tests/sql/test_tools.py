@@ -253,3 +253,36 @@ async def test_a_runaway_query_does_not_block_another_database(tmp_path):
             group.start_soon(runaway)
             group.start_soon(quick)
     assert finished == ["quick", "runaway"]
+
+
+async def test_a_secret_in_the_rows_is_masked_in_text_and_structured_content(tmp_path):
+    """The audit middleware masks results with one scan of their JSON, not a walk of
+    every value: a secret stored in the database must still be masked in both parts."""
+    secret = "pw-" + os.urandom(6).hex()
+    db = tmp_path / "notes.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    bodies = [f"note {n}" for n in range(500)] + [secret, f'key="{secret}";', "plain"]
+    conn.executemany("INSERT INTO notes (body) VALUES (?)", [(b,) for b in bodies])
+    conn.commit()
+    conn.close()
+    config = tmp_path / "mcp.toml"
+    config.write_text(
+        f"""
+[databases.notes]
+url = "sqlite:///{db}"
+max_rows = 1000
+[databases.warehouse]
+url = "postgresql://analyst:${{WAREHOUSE_PW}}@127.0.0.1:{_free_port()}/dw"
+""",
+        encoding="utf-8",
+    )
+    settings = make_settings(config=config, log_dir=tmp_path / "logs", env={"WAREHOUSE_PW": secret})
+    async with sql_client(settings) as client:
+        result = await call(client, "run_query", database="notes", sql="SELECT body FROM notes")
+    assert not result.is_error
+    text = error_text(result)
+    rows = result.structured_content["rows"]
+    assert len(rows) == len(bodies) and rows[-3:] == [["***"], ['key="***";'], ["plain"]]
+    assert '["***"],["key=\\"***\\";"],["plain"]' in text
+    assert secret not in text and secret not in json.dumps(result.structured_content)
