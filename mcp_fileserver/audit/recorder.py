@@ -87,32 +87,26 @@ class Recorder:
             return
         tool = text(call.tool)
         request_id = text(call.request_id) if call.request_id is not None else None
-        args = self.redactor.arguments(call.arguments)
-        head = log.tool_call_head(
-            tool,
-            args,
-            call.outcome,
-            text(call.reason) if call.reason else None,
-            text(call.detail) if call.detail else None,
-            call.duration_ms,
-            call.result_bytes,
-            request_id,
-            call.client_name,
-            call.client_version,
-        )
-        if len(head) > self.max_record_bytes:
-            head = log.tool_call_head(
+        reason = text(call.reason) if call.reason else None
+        detail = text(call.detail) if call.detail else None
+
+        def head_with(args: Any) -> str:
+            return log.tool_call_head(
                 tool,
-                self.redactor.oversized(call.arguments, _PREVIEW_CHARS),
+                args,
                 call.outcome,
-                text(call.reason) if call.reason else None,
-                text(call.detail) if call.detail else None,
+                reason,
+                detail,
                 call.duration_ms,
                 call.result_bytes,
                 request_id,
                 call.client_name,
                 call.client_version,
             )
+
+        head = head_with(self.redactor.arguments(call.arguments))
+        if len(head) > self.max_record_bytes:
+            head = head_with(self.redactor.oversized(call.arguments, _PREVIEW_CHARS))
         log.write_head(head)
         written = len(head)
         if call.findings or call.violation or incident is not None:
