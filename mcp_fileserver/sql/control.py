@@ -4,7 +4,8 @@ A `CallControl` is made when a call arrives (so time spent waiting for a free co
 counts against the call's own `timeout_s`). The engine running the call binds an
 `interrupt` hook to it (SQLite `Connection.interrupt`, a PostgreSQL cancel request); the
 hook is pulled once, either by `cancel()` (the client cancelled) or by the watchdog at the
-deadline. A hook must not block: it is called from the event loop or the watchdog thread.
+deadline, and never after the engine has unbound it. A hook must not block: it is called
+from the event loop or the watchdog thread, with the call's lock held.
 
 Why a watchdog besides SQLite's progress handler: the handler runs every N VM
 instructions, and N instructions may each be one function call that builds a 16 MiB value;
@@ -46,25 +47,26 @@ class CallControl:
         """Stop the call now (idempotent); a call not yet bound stops as it binds."""
         with self._lock:
             self.cancelled = True
-            hook = self._interrupt
-        if hook is not None:
-            hook()
+            self._pull()
 
     def expire(self) -> None:
         with self._lock:
             self.expired = True
-            hook = self._interrupt
-        if hook is not None:
-            hook()
+            self._pull()
+
+    def _pull(self) -> None:
+        # Called with the lock held, so no hook can run once `bound` has exited: a
+        # deadline racing the end of its call never interrupts the connection's next call.
+        if self._interrupt is not None:
+            self._interrupt()
 
     @contextmanager
     def bound(self, interrupt: Callable[[], None]) -> Iterator[None]:
         """While the engine runs the call: `interrupt` stops it, at the deadline too."""
         with self._lock:
             self._interrupt = interrupt
-            already = self.stopped
-        if already:
-            interrupt()
+            if self.stopped:
+                self._pull()
         timer = WATCHDOG.schedule(self.deadline, self.expire)
         try:
             yield
