@@ -17,7 +17,6 @@ and >= 0.8x Node; where the floor itself misses a target, within 10% of the floo
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from common import (
     npm_package_entry,
     npm_package_version,
     ours_env,
+    pipelined_calls_rate,
     ratio,
     report,
     toml_str,
@@ -69,21 +69,7 @@ def mixed_rate(server: Server, target: str, *, total: int, window: int) -> float
         {"name": READ_TOOL, "arguments": {"path": target}},
         {"name": "list_allowed_directories", "arguments": {}},
     )
-    start = time.perf_counter()
-    sent = done = 0
-    while sent < min(window, total):
-        server.send_request("tools/call", calls[sent % 2])
-        sent += 1
-    while done < total:
-        response = server.wait()
-        done += 1
-        result = response.get("result") or {}
-        if "error" in response or result.get("isError"):
-            raise RuntimeError(f"call failed under load: {json.dumps(response)[:300]}")
-        if sent < total:
-            server.send_request("tools/call", calls[sent % 2])
-            sent += 1
-    return total / (time.perf_counter() - start)
+    return pipelined_calls_rate(server, calls, total=total, window=window)
 
 
 def main() -> None:

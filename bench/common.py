@@ -319,25 +319,35 @@ def fmt_ms(value: float) -> str:
 def pipelined_rate(
     server: Any, tool: str, arguments: Mapping[str, Any], *, total: int, window: int
 ) -> float:
-    """Calls per second with `window` requests in flight on one connection.
+    """Calls per second with `window` requests in flight on one connection."""
+    return pipelined_calls_rate(
+        server, [{"name": tool, "arguments": dict(arguments)}], total=total, window=window
+    )
+
+
+def pipelined_calls_rate(
+    server: Any, calls: Sequence[Mapping[str, Any]], *, total: int, window: int
+) -> float:
+    """Calls per second with `window` requests in flight on one connection, sending the
+    `tools/call` params in `calls` in turn.
 
     Every response is checked: a refusal (rate limit, error) aborts the benchmark rather
     than being counted as a fast call.
     """
-    params = {"name": tool, "arguments": dict(arguments)}
     start = time.perf_counter()
     sent = done = 0
     while sent < min(window, total):
-        server.send_request("tools/call", params)
+        server.send_request("tools/call", calls[sent % len(calls)])
         sent += 1
     while done < total:
         response = server.wait()
         done += 1
         result = response.get("result") or {}
         if "error" in response or result.get("isError"):
-            raise RuntimeError(f"{tool} failed under load: {json.dumps(response)[:300]}")
+            names = "/".join(sorted({str(c["name"]) for c in calls}))
+            raise RuntimeError(f"{names} failed under load: {json.dumps(response)[:300]}")
         if sent < total:
-            server.send_request("tools/call", params)
+            server.send_request("tools/call", calls[sent % len(calls)])
             sent += 1
     return total / (time.perf_counter() - start)
 
