@@ -46,9 +46,8 @@ def build_server(settings: Settings) -> FastMCP:
     if settings.allowed_dirs:
         register_file_tools(mcp, settings)
     if settings.databases:
-        # The SQL stack (sqlglot, pglast, psycopg) is a quarter of the import time; a
-        # files-only server does not pay it. Imported here, before serving, never on the
-        # first request.
+        # The SQL tools and their models load here; each engine's stack (sqlglot, the
+        # guard, the driver) on its database's first call (sql/tools.py, LazyBackend).
         from mcp_fileserver.sql.tools import register_sql_tools
 
         register_sql_tools(mcp, settings)

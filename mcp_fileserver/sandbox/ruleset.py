@@ -9,6 +9,7 @@ compute exactly what the server applies, and keeps the policy readable in one pl
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import sysconfig
@@ -233,17 +234,7 @@ def _import_roots() -> tuple[Path, ...]:
     editable checkout) are not granted wholesale; only the packages already loaded from
     them are, so a project folder's other files stay out of reach.
     """
-    prefixes = {os.path.realpath(p) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix}}
-    roots: list[str] = []
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        if value := sysconfig.get_paths().get(key):
-            roots.append(os.path.realpath(value))
-    for entry in sys.path:
-        if not entry:
-            continue
-        real = os.path.realpath(entry)
-        if _beneath(real, prefixes) or os.path.basename(real) in ("site-packages", "dist-packages"):
-            roots.append(real)
+    roots = _wholesale_roots()
     real_parents: dict[str, str] = {}
 
     def resolve(path: str) -> str:
@@ -265,6 +256,44 @@ def _import_roots() -> tuple[Path, ...]:
         if not _beneath(location, roots):
             roots.append(location)
     return tuple(Path(p) for p in dict.fromkeys(roots))
+
+
+def _wholesale_roots() -> list[str]:
+    """The import folders granted whole: the standard library and site-packages."""
+    prefixes = {os.path.realpath(p) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix}}
+    roots: list[str] = []
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        if value := sysconfig.get_paths().get(key):
+            roots.append(os.path.realpath(value))
+    for entry in sys.path:
+        if not entry:
+            continue
+        real = os.path.realpath(entry)
+        if _beneath(real, prefixes) or os.path.basename(real) in ("site-packages", "dist-packages"):
+            roots.append(real)
+    return roots
+
+
+def importable_once_sandboxed(package: str) -> bool:
+    """Whether the top-level `package` can still be imported after the sandbox is on,
+    without importing it now: it is already loaded, or bundled in the frozen build, or
+    found in a folder the ruleset grants whole (the standard library, site-packages),
+    together with whatever sits beside it there (a compiled build's shared helper
+    module, a wheel's bundled libraries). A package found only elsewhere (a PYTHONPATH
+    folder) is not: only packages already loaded are granted from such folders."""
+    if package in sys.modules:
+        return True
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return False
+    if spec is None:
+        return False
+    if getattr(sys, "frozen", False):
+        return True  # the bundle and the executable are granted whole
+    locations = list(spec.submodule_search_locations or ()) or [spec.origin or ""]
+    roots = _wholesale_roots()
+    return all(location and _beneath(os.path.realpath(location), roots) for location in locations)
 
 
 def _beneath(path: str, roots: Iterable[str]) -> bool:

@@ -6,6 +6,7 @@ connections and worker threads, its deadline set on arrival, cancellation honour
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Any, Protocol
 
@@ -17,6 +18,7 @@ from pydantic import Field
 
 from mcp_fileserver.config import DatabaseConfig, Settings
 from mcp_fileserver.errors import InvalidRequest
+from mcp_fileserver.sandbox.ruleset import importable_once_sandboxed
 from mcp_fileserver.secrets import SecretStore
 from mcp_fileserver.sql.control import CallControl
 from mcp_fileserver.sql.models import (
@@ -29,7 +31,6 @@ from mcp_fileserver.sql.models import (
     TableList,
 )
 from mcp_fileserver.sql.slots import DatabaseSlots
-from mcp_fileserver.sql.sqlite import SQLiteDatabase
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 MAX_SQL_CHARS = 100_000  # the longest query text accepted
@@ -137,6 +138,67 @@ def query_answer(result: QueryResult) -> ToolResult:
     )
 
 
+# The top-level packages each engine's backend module loads. Such an engine's stack
+# (sqlglot and the guard, the driver, pglast) loads on its database's first call, not at
+# startup: it is a third of an idle server's memory (bench/RESULTS.md, issue 15), and a
+# configured database may never be queried. An engine not listed here, or one whose
+# packages the sandbox would not let be imported later, loads while the server is built.
+DEFERRED_ENGINE_PACKAGES: dict[str, tuple[str, ...]] = {
+    "sqlite": ("sqlglot",),
+    "postgresql": ("sqlglot", "pglast", "psycopg", "psycopg_binary"),
+}
+
+
+def engine_loads_on_first_call(engine: str) -> bool:
+    """Whether `engine`'s stack may wait for its first call: listed, and each of its
+    packages still importable once the sandbox is on (docs/sandbox.md)."""
+    packages = DEFERRED_ENGINE_PACKAGES.get(engine)
+    return packages is not None and all(importable_once_sandboxed(p) for p in packages)
+
+
+class LazyBackend:
+    """One slot's backend, built (its engine's modules imported) on the slot's first
+    call, in that call's worker thread, so the event loop keeps serving meanwhile.
+    A slot serves one call at a time (slots.py): building needs no lock."""
+
+    def __init__(self, config: DatabaseConfig, build: Callable[[], Backend]) -> None:
+        self.config = config
+        self._build = build
+        self._backend: Backend | None = None
+
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = self._build()
+        return self._backend
+
+    def list_tables(self, control: CallControl | None = None) -> list[TableInfo]:
+        return self.backend().list_tables(control)
+
+    def describe_table(self, table: str, control: CallControl | None = None) -> TableDescription:
+        return self.backend().describe_table(table, control)
+
+    def run_query(
+        self,
+        sql: str,
+        params: list[Scalar] | dict[str, Scalar] | None,
+        max_rows: int,
+        control: CallControl | None = None,
+    ) -> QueryResult:
+        return self.backend().run_query(sql, params, max_rows, control)
+
+    def explain(
+        self,
+        sql: str,
+        params: list[Scalar] | dict[str, Scalar] | None,
+        control: CallControl | None = None,
+    ) -> QueryPlan:
+        return self.backend().explain(sql, params, control)
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+
+
 def open_backend(
     config: DatabaseConfig,
     secrets: SecretStore,
@@ -144,17 +206,12 @@ def open_backend(
     enforce_guard: bool = True,
     enforce_function_policy: bool = True,
 ) -> Backend:
-    """The backend for one database; nothing connects until the first call."""
+    """The backend for one database; nothing connects until the first call. Each
+    engine's module is imported here, so it loads only when that engine is used."""
     if config.engine == "sqlite":
+        from mcp_fileserver.sql.sqlite import SQLiteDatabase
+
         return SQLiteDatabase(config, secrets, enforce_guard=enforce_guard)
-    if config.allow_privileged_role:
-        logger.warning(
-            "database {}: allow_privileged_role = true: a role with more than read "
-            "privileges is accepted; only the other layers keep it read-only",
-            config.name,
-        )
-    # psycopg and pglast load only when a PostgreSQL database is configured; this runs
-    # while the server is built, never on a request.
     from mcp_fileserver.sql.postgres import PostgresDatabase
 
     return PostgresDatabase(
@@ -178,19 +235,29 @@ def register_sql_tools(
     off so the tests can show that each remaining layer stands alone. They are not
     reachable from any configuration.
     """
-    databases: dict[str, DatabaseSlots[Backend]] = {
-        db.name: DatabaseSlots(
+
+    def slot_backend(db: DatabaseConfig) -> Backend:
+        build = partial(
+            open_backend,
             db,
-            partial(
-                open_backend,
-                db,
-                settings.secrets,
-                enforce_guard=_enforce_guard_for_tests,
-                enforce_function_policy=_enforce_function_policy_for_tests,
-            ),
+            settings.secrets,
+            enforce_guard=_enforce_guard_for_tests,
+            enforce_function_policy=_enforce_function_policy_for_tests,
         )
-        for db in settings.databases
-    }
+        lazy = LazyBackend(db, build)
+        if not engine_loads_on_first_call(db.engine):
+            lazy.backend()  # now, before the sandbox
+        return lazy
+
+    databases: dict[str, DatabaseSlots[Backend]] = {}
+    for db in settings.databases:
+        if db.allow_privileged_role and db.engine != "sqlite":
+            logger.warning(
+                "database {}: allow_privileged_role = true: a role with more than read "
+                "privileges is accepted; only the other layers keep it read-only",
+                db.name,
+            )
+        databases[db.name] = DatabaseSlots(db, partial(slot_backend, db))
     listing = DatabaseList(
         databases=[
             DatabaseInfo(name=db.name, engine=db.engine, description=db.description)

@@ -39,6 +39,12 @@ HTTP_STACK = (
     "websockets",
     "email_validator",
 )
+# What registering the SQL tools loads: their models and per-database slots, no engine.
+SQL_TOOL_MODULES = (
+    "mcp_fileserver.sql.models",
+    "mcp_fileserver.sql.slots",
+    "mcp_fileserver.sql.control",
+)
 ENGINE_STACKS = {"postgresql": ("psycopg", "psycopg_c", "psycopg_binary", "pglast")}
 
 # Runs `target` (a module path or a script) as __main__, then writes sys.modules.
@@ -97,7 +103,10 @@ def test_files_and_sqlite_load_no_http_stack_the_framework_does_not_force(
     ours = _modules_after_tools_list(
         tmp_path, "ours", "mcp_fileserver", *_server_args(tmp_path, sqlite=True)
     )
-    assert "mcp_fileserver.sql.sqlite" in ours  # the server really served SQL
+    assert "mcp_fileserver.sql.tools" in ours  # the server really served SQL
+    # Each engine's stack waits for its database's first call (sql/tools.py).
+    engine = _loaded(ours, ("sqlglot",)) | {m for m in ours if m.startswith("mcp_fileserver.sql.")}
+    assert engine <= {"mcp_fileserver.sql.tools", *SQL_TOOL_MODULES}, sorted(engine)[:10]
     # Startup ran with the collector paused (startup_gc.py); it serves with it back on.
     collector = json.loads((tmp_path / "ours.json.gc").read_text())
     assert collector["enabled"], "the server serves with the cyclic collector off"

@@ -1,6 +1,8 @@
-"""The first `tools/list` and the first call of every tool pay no import cost.
+"""The first `tools/list` and the first call of every tool pay no import cost, except
+the first SQL call, which loads its engine's stack and nothing else.
 
-ARCHITECTURE.md: everything a request needs is imported when the server starts. A module
+ARCHITECTURE.md: everything a request needs is imported when the server starts, but each
+SQL engine's stack, which loads on its database's first call (sql/tools.py). A module
 first imported while serving a request (by us, or lazily by a library) makes that first
 request slow in a way no steady-state benchmark shows. Python's `-X importtime` output
 (PYTHONPROFILEIMPORTTIME) is written to stderr synchronously as each module loads, so
@@ -11,6 +13,7 @@ is exact, with no timing involved.
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +23,7 @@ import pytest
 
 from bench.rpc import Server, child_env
 
+REPO = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 
@@ -112,6 +116,31 @@ def calls(workspace: Path) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+SQL_TOOLS = {"list_tables", "describe_table", "run_query", "explain_query"}
+
+
+def sqlite_engine_stack() -> set[str]:
+    """What importing the SQLite backend imports (or tries: `-X importtime` lists failed
+    optional imports too) in a process that has loaded the server's other modules."""
+    code = (
+        "import sys, mcp_fileserver.runner, mcp_fileserver.sql.tools; "
+        "print('MARK', file=sys.stderr, flush=True); import mcp_fileserver.sql.sqlite"
+    )
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    after = out.stderr.split("MARK\n", 1)[1]
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in after.splitlines()
+        if line.startswith("import time:")
+    }
+
+
 def test_first_call_of_each_tool_imports_nothing(
     server: tuple[Server, Path], workspace: Path
 ) -> None:
@@ -131,4 +160,10 @@ def test_first_call_of_each_tool_imports_nothing(
         if modules:
             lazy[name] = modules
     assert exercised >= 1
+    # The first call that touches the database loads the SQLite engine's stack (sqlglot,
+    # the guard, the backend), and only that; every other first call loads nothing.
+    first_sql = next(name for name, _ in calls(workspace) if name in SQL_TOOLS)
+    loaded = set(lazy.pop(first_sql, []))
+    assert "mcp_fileserver.sql.guard" in loaded and "sqlglot" in loaded, sorted(loaded)[:10]
+    assert loaded <= sqlite_engine_stack(), sorted(loaded - sqlite_engine_stack())
     assert lazy == {}, f"first calls imported modules: {lazy}"
