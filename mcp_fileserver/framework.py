@@ -18,6 +18,9 @@ Touch points:
 - `lifespan`, `serve_session`: `FastMCP._lifespan_manager` and `FastMCP._mcp_server`
   (the SDK's low-level server), driven with our own stdio streams;
 - `announce_served_only`: the low-level server's `get_capabilities`, trimmed;
+- `inline_schema_refs`: `FunctionTool.parameters` / `.output_schema`, rewritten without
+  `$defs` so that FastMCP's `DereferenceRefsMiddleware` (which inlines them on every
+  `tools/list` with jsonref, and through it requests) finds nothing to do;
 - `sdk_stdio_server`: the SDK's threaded stdio transport (a tty or a file on stdio);
 - `message_stream_pair`, `parse_message`, `session_message`, `dump_message`: what the
   SDK's stdio transport does with a line, for our own transport on pipes (stdio.py);
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -61,6 +65,7 @@ __all__ = [
     "FrameworkChanged",
     "as_tool_error",
     "dump_message",
+    "inline_schema_refs",
     "lifespan",
     "local_tools",
     "map_refusals",
@@ -199,6 +204,75 @@ def map_refusals(mcp: FastMCP) -> None:
             tool.fn = wrapped
     if not any(isinstance(m, RefusalsAsToolErrors) for m in mcp.middleware):
         mcp.middleware.insert(0, RefusalsAsToolErrors())
+
+
+class NotInlinable(ValueError):
+    """A schema whose `$ref`s cannot be inlined here (recursive, remote, or unusual)."""
+
+
+def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with each local `#/$defs/Name` reference replaced by its definition
+    (keywords beside a `$ref`, such as a description or default, override the
+    definition's) and `$defs` dropped: what FastMCP's `dereference_refs` builds for the
+    schemas pydantic generates (tests/core/test_framework.py compares the two for every
+    tool). Raises `NotInlinable` for anything else; the input is not modified."""
+    defs = schema.get("$defs", {})
+    if not isinstance(defs, dict):
+        raise NotInlinable("$defs is not an object")
+
+    def walk(node: Any, expanding: frozenset[str]) -> Any:
+        if isinstance(node, list):
+            return [walk(item, expanding) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if ref is None:
+            return {
+                key: value
+                if key in ("default", "examples", "const", "enum")
+                else walk(value, expanding)
+                for key, value in node.items()
+                if key != "$defs"
+            }
+        prefix = "#/$defs/"
+        if not isinstance(ref, str) or not ref.startswith(prefix):
+            raise NotInlinable(f"unsupported $ref {ref!r}")
+        name = ref[len(prefix) :]
+        if name in expanding or not isinstance(defs.get(name), dict):
+            raise NotInlinable(f"recursive or missing definition {name!r}")
+        target = walk(defs[name], expanding | {name})
+        siblings = walk({k: v for k, v in node.items() if k != "$ref"}, expanding)
+        return {**target, **siblings}
+
+    inlined = walk(schema, frozenset())
+    assert isinstance(inlined, dict)
+    return inlined
+
+
+def _needs_dereferencing(schema: dict[str, Any] | None) -> bool:
+    """FastMCP's own test (`DereferenceRefsMiddleware`): `$defs` at the root or a `$ref`
+    anywhere."""
+    if schema is None:
+        return False
+    return "$defs" in schema or '"$ref"' in json.dumps(schema)
+
+
+def inline_schema_refs(mcp: FastMCP) -> bool:
+    """Rewrite every local tool's input and output schema without `$defs`, as FastMCP
+    would on each `tools/list`, once, at startup. True when no schema is left for FastMCP
+    to dereference (so jsonref and requests never load); False when one could not be
+    inlined and FastMCP will do it on `tools/list` as before."""
+    complete = True
+    for tool in local_tools(mcp):
+        for field in ("parameters", "output_schema"):
+            schema = getattr(tool, field)
+            if not _needs_dereferencing(schema):
+                continue
+            try:
+                setattr(tool, field, inline_refs(schema))
+            except NotInlinable:
+                complete = False
+    return complete
 
 
 def message_stream_pair() -> tuple[Any, Any]:

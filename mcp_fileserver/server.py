@@ -11,15 +11,15 @@ from mcp_fileserver import __version__
 from mcp_fileserver.audit import install_audit
 from mcp_fileserver.config import Settings
 from mcp_fileserver.files.tools import register_file_tools
-from mcp_fileserver.framework import map_refusals
+from mcp_fileserver.framework import inline_schema_refs, map_refusals
 
-# fastmcp defers these imports to the first tools/list (session-state store, schema
-# dereferencing) and the first tool call; loading them at startup keeps ~0.3 s off the
-# first request (tests/e2e/test_first_request.py, bench/RESULTS.md).
+# fastmcp defers these imports to the first tools/list (session-state store) and the
+# first tool call; loading them at startup keeps ~0.3 s off the first request
+# (tests/e2e/test_first_request.py, bench/RESULTS.md). Schema dereferencing (jsonref,
+# and through it requests, ~6 MiB) is not needed: our schemas have no $defs left.
 FIRST_REQUEST_MODULES = (
     "fastmcp.server.providers.prefab_payload",
     "fastmcp.server.providers.prefab_synthesis",
-    "jsonref",
     "key_value.aio.adapters.pydantic",
     "key_value.aio.stores.memory",
 )
@@ -55,4 +55,8 @@ def build_server(settings: Settings) -> FastMCP:
     install_audit(mcp, settings)
     # Refusals are plain Python in the core; here they become what FastMCP shows clients.
     map_refusals(mcp)
+    # Schemas inlined once here, as FastMCP would on every tools/list; should one resist,
+    # FastMCP inlines it on tools/list with jsonref, loaded now rather than then.
+    if not inline_schema_refs(mcp):
+        import_module("jsonref")
     return mcp

@@ -118,3 +118,95 @@ def test_receive_ready_takes_waiting_answers_in_order_up_to_the_limit() -> None:
     assert first == [0, 1, 2]
     assert rest == [3, 4]
     assert none_waiting == [] and ended == []
+
+
+def _files_and_sqlite(tmp_path: Path) -> Any:
+    import sqlite3
+
+    root = tmp_path / "root"
+    root.mkdir(exist_ok=True)
+    sqlite3.connect(tmp_path / "shop.db").close()
+    return make_settings(
+        allow=[root], db=[f"shop=sqlite:///{tmp_path / 'shop.db'}"], log_dir=tmp_path / "audit"
+    )
+
+
+def test_listed_schemas_are_what_fastmcp_would_inline_without_defs(tmp_path: Path) -> None:
+    """tools/list shows, for every tool, exactly the schemas FastMCP's own dereferencing
+    would have built from the generated ones (same validation: identical), with no
+    `$defs` or `$ref` left for FastMCP to inline (so jsonref never loads)."""
+    from fastmcp.utilities.json_schema import dereference_refs
+
+    from mcp_fileserver.files.tools import register_file_tools
+    from mcp_fileserver.sql.tools import register_sql_tools
+
+    settings = _files_and_sqlite(tmp_path)
+    generated = FastMCP("generated")
+    register_file_tools(generated, settings)
+    register_sql_tools(generated, settings)
+    expected: dict[tuple[str, str], Any] = {}
+    with_defs = 0
+    for tool in framework.local_tools(generated):
+        for field in ("parameters", "output_schema"):
+            schema = getattr(tool, field)
+            with_defs += schema is not None and "$defs" in schema
+            expected[tool.name, field] = None if schema is None else dereference_refs(schema)
+    assert with_defs >= 5, "no tool schema has $defs: this test checks nothing"
+
+    listed = asyncio.run(build_server(settings).list_tools())
+    assert {tool.name for tool in listed} == {name for name, _ in expected}
+    for tool in listed:
+        for field in ("parameters", "output_schema"):
+            schema = getattr(tool, field)
+            assert schema == expected[tool.name, field], (tool.name, field)
+            assert not framework._needs_dereferencing(schema), (tool.name, field)
+
+
+def test_inline_refs_keeps_sibling_keywords_and_refuses_what_it_cannot_inline() -> None:
+    schema = {
+        "$defs": {"Kind": {"type": "string", "enum": ["a", "b"], "description": "kind"}},
+        "type": "object",
+        "properties": {
+            "kind": {"$ref": "#/$defs/Kind", "description": "the kind", "default": "a"},
+            "kinds": {"type": "array", "items": {"$ref": "#/$defs/Kind"}},
+        },
+    }
+    inlined = framework.inline_refs(schema)
+    assert inlined["properties"]["kind"] == {
+        "type": "string",
+        "enum": ["a", "b"],
+        "description": "the kind",
+        "default": "a",
+    }
+    assert inlined["properties"]["kinds"]["items"]["description"] == "kind"
+    assert "$defs" not in inlined and "$defs" in schema  # the input is left as it was
+    recursive = {
+        "$defs": {"Node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/Node"}}}},
+        "$ref": "#/$defs/Node",
+    }
+    remote = {"properties": {"x": {"$ref": "https://example.com/schema"}}}
+    for unusual in (recursive, remote):
+        with pytest.raises(framework.NotInlinable):
+            framework.inline_refs(unusual)
+
+
+def test_a_schema_left_with_refs_is_still_inlined_by_fastmcp_on_tools_list() -> None:
+    """Fallback: what `inline_schema_refs` cannot inline, FastMCP still dereferences."""
+    mcp = FastMCP("fallback")
+
+    @mcp.tool
+    def tree(depth: int) -> dict[str, Any]:
+        return {}
+
+    tool = framework.local_tools(mcp)[0]
+    # A pointer inside a definition: valid JSON Schema, beyond `inline_refs`.
+    pointer = {
+        "$defs": {"A": {"type": "object", "properties": {"x": {"type": "integer"}}}},
+        "type": "object",
+        "properties": {"depth": {"$ref": "#/$defs/A/properties/x"}},
+    }
+    tool.parameters = pointer
+    assert framework.inline_schema_refs(mcp) is False
+    assert tool.parameters is pointer
+    listed = asyncio.run(mcp.list_tools())
+    assert listed[0].parameters["properties"]["depth"] == {"type": "integer"}

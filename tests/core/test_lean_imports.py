@@ -113,6 +113,10 @@ def test_files_and_sqlite_load_no_http_stack_the_framework_does_not_force(
     assert collector["frozen"] > 100_000, "startup objects were not frozen"
     extra_http = _loaded(ours, HTTP_STACK) - _loaded(floor_modules, HTTP_STACK)
     assert not extra_http, sorted(extra_http)
+    # Our tool schemas carry no $defs (framework.inline_schema_refs): FastMCP never needs
+    # jsonref, nor the requests stack jsonref loads, to answer tools/list.
+    dereferencing = _loaded(ours, ("jsonref", "requests", "urllib3", "charset_normalizer"))
+    assert not dereferencing, sorted(dereferencing)[:10]
     assert not _loaded(ours, ENGINE_STACKS["postgresql"]), "PostgreSQL stack loaded for SQLite"
 
 
