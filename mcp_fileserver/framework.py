@@ -21,9 +21,8 @@ Touch points:
 - `inline_schema_refs`: `FunctionTool.parameters` / `.output_schema`, rewritten without
   `$defs` so that FastMCP's `DereferenceRefsMiddleware` (which inlines them on every
   `tools/list` with jsonref, and through it requests) finds nothing to do;
-- `sdk_stdio_server`: the SDK's threaded stdio transport (a tty or a file on stdio);
 - `message_stream_pair`, `parse_message`, `session_message`, `dump_message`: what the
-  SDK's stdio transport does with a line, for our own transport on pipes (stdio.py);
+  SDK's stdio transport does with a line, for our own transport (stdio.py);
   `receive_ready` takes the answers already waiting on a session stream (one write);
 - the audit middleware's `__call__` override (audit/middleware.py, the one touch point
   outside this module), which relies on FastMCP running the middleware chain around
@@ -47,7 +46,6 @@ from fastmcp.exceptions import DisabledError, NotFoundError, ToolError, Validati
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.function_tool import FunctionTool
 from mcp import MCPError
-from mcp.server.stdio import stdio_server as sdk_stdio_server
 from mcp.shared._context_streams import create_context_streams
 from mcp.shared.message import SessionMessage
 from mcp_types import (
@@ -72,7 +70,6 @@ __all__ = [
     "message_stream_pair",
     "parse_message",
     "receive_ready",
-    "sdk_stdio_server",
     "self_check",
     "serve_session",
     "session_message",

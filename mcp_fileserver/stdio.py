@@ -9,10 +9,12 @@ switches per `read_text_file` call with the SDK's transport, 6 with this one; pe
 the server is now faster than a bare FastMCP server on the SDK's transport.
 
 Here stdin and stdout are asyncio pipe transports (non-blocking descriptors watched by
-the loop's epoll). The MCP session itself is still the SDK's: its `stdio_server` takes
-the two streams this module builds, parses and frames the messages as it always does.
-Only pipes and sockets can be watched that way; a terminal, a regular file or
-`/dev/null` on either side falls back to the SDK's threaded transport.
+the loop's epoll). The MCP session itself is still the SDK's: it takes the two streams
+this module builds, parses and frames the messages as it always does. Only pipes and
+sockets can be watched that way; a terminal, a regular file or `/dev/null` is read by
+one thread (`ThreadedReadTransport`) and written from worker threads (`BlockingWriter`),
+through the same line reader: whatever stdin is, a line over the size limit is dropped
+as it arrives and answered with an error, and a bad line gets its JSON-RPC error.
 
 While serving, descriptors 0 and 1 point at `/dev/null` and at stderr (as the SDK does):
 a stray `print()` or a child process writing to fd 1 cannot corrupt the protocol. The
@@ -26,6 +28,7 @@ import asyncio
 import fcntl
 import os
 import stat
+import threading
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import anyio.to_thread
 from fastmcp import FastMCP
 from fastmcp.server.context import reset_transport, set_transport
 
@@ -44,7 +48,6 @@ from mcp_fileserver.framework import (
     message_stream_pair,
     parse_message,
     receive_ready,
-    sdk_stdio_server,
     self_check,
     serve_session,
     session_message,
@@ -58,6 +61,10 @@ READ_PAUSE_LINES = 64  # complete lines waiting to be parsed before stdin is pau
 DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 WRITE_BATCH = 32  # answers ready at once that leave in one write to stdout
 ID_SNIFF_BYTES = 4096  # of an oversized line, kept to find the request's id
+# At the end of stdin, how long requests already read may still finish and be answered
+# (each tool call is bounded by its own limits well within this; message_streams).
+EOF_DRAIN_S = 60.0
+EOF_DRAIN_POLL_S = 0.01
 
 
 @asynccontextmanager
@@ -65,27 +72,32 @@ async def stdio_streams(
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> AsyncIterator[tuple[Any, Any]]:
     """The (read, write) message streams of the MCP session over this process's stdio."""
-    if not (_pollable(0) and _pollable(1)):
-        async with sdk_stdio_server() as streams:
-            yield streams
-        return
     async with AsyncExitStack() as stack:
-        wire_in = _claim(0)
+        in_pollable, out_pollable = _pollable(0), _pollable(1)
+        wire_in = _claim(0, non_blocking=in_pollable)
         stack.callback(wire_in.release)
-        wire_out = _claim(1)
+        wire_out = _claim(1, non_blocking=out_pollable)
         stack.callback(wire_out.release)
         loop = asyncio.get_running_loop()
         reader = LineReader(max_message_bytes)
-        read_transport, _ = await loop.connect_read_pipe(
-            lambda: reader, os.fdopen(wire_in.private_fd, "rb", buffering=0, closefd=False)
-        )
+        if in_pollable:
+            read_transport, _ = await loop.connect_read_pipe(
+                lambda: reader, os.fdopen(wire_in.private_fd, "rb", buffering=0, closefd=False)
+            )
+        else:
+            read_transport = ThreadedReadTransport(loop, wire_in.private_fd, reader)
         stack.callback(read_transport.close)
-        writer = PipeWriter()
-        write_transport, _ = await loop.connect_write_pipe(
-            lambda: writer, os.fdopen(wire_out.private_fd, "wb", buffering=0, closefd=False)
-        )
-        stack.callback(write_transport.close)
-        write_transport.set_write_buffer_limits(high=0)  # see PipeWriter.flush
+        writer: PipeWriter | BlockingWriter
+        if out_pollable:
+            writer = pipe_writer = PipeWriter()
+            write_transport, _ = await loop.connect_write_pipe(
+                lambda: pipe_writer,
+                os.fdopen(wire_out.private_fd, "wb", buffering=0, closefd=False),
+            )
+            stack.callback(write_transport.close)
+            write_transport.set_write_buffer_limits(high=0)  # see PipeWriter.flush
+        else:
+            writer = BlockingWriter(wire_out.private_fd)
         async with message_streams(reader, writer, max_message_bytes) as streams:
             yield streams
 
@@ -118,9 +130,13 @@ class _Claim:
             os.close(self.private_fd)
 
 
-def _claim(fd: int) -> _Claim:
+def _claim(fd: int, *, non_blocking: bool = True) -> _Claim:
+    """`fd` moved aside; `non_blocking=False` for a descriptor served by blocking calls
+    in threads (its mode is then left as it is, and restored all the same)."""
     was_blocking = os.get_blocking(fd)
     private_fd = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    if not non_blocking and not was_blocking:
+        os.set_blocking(private_fd, True)
     try:
         diversion = _stderr_or_null() if fd == 1 else os.open(os.devnull, os.O_RDONLY)
         try:
@@ -298,6 +314,106 @@ class PipeWriter(asyncio.Protocol):
             raise BrokenPipeError("stdout closed")
 
 
+READ_CHUNK = 64 * 1024  # bytes per read of a stdin that is not a pipe
+
+
+class ThreadedReadTransport(asyncio.ReadTransport):
+    """Feeds a `LineReader` from a descriptor epoll cannot watch (a terminal, a regular
+    file, `/dev/null`) with one thread doing blocking reads. At most one chunk is in
+    flight: the thread waits for the event loop to take each chunk before reading the
+    next, and stops reading while the line reader has paused it, so a huge file or line
+    on stdin never piles up in memory."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, protocol: LineReader) -> None:
+        super().__init__()
+        self._loop = loop
+        self._fd = fd
+        self._protocol = protocol
+        self._reading = threading.Event()
+        self._reading.set()
+        self._taken = threading.Event()
+        self._closing = False
+        protocol.connection_made(self)
+        self._thread = threading.Thread(target=self._run, name="mcp-stdin", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._reading.wait()
+            if self._closing:
+                return
+            try:
+                data = os.read(self._fd, READ_CHUNK)
+            except OSError:
+                data = b""
+            if not self._deliver(data):
+                return
+            if not data:
+                return
+
+    def _deliver(self, data: bytes) -> bool:
+        """Hand `data` (b"" for end of input) to the loop; wait until it is taken."""
+        self._taken.clear()
+        try:
+            self._loop.call_soon_threadsafe(self._take, data)
+        except RuntimeError:  # the loop is closed: nobody is reading any more
+            return False
+        while not self._taken.wait(0.5):
+            if self._closing or self._loop.is_closed():
+                return False
+        return True
+
+    def _take(self, data: bytes) -> None:
+        try:
+            if self._closing:
+                return
+            if data:
+                self._protocol.data_received(data)
+            else:
+                self._protocol.eof_received()
+        finally:
+            self._taken.set()
+
+    def pause_reading(self) -> None:
+        self._reading.clear()
+
+    def resume_reading(self) -> None:
+        self._reading.set()
+
+    def is_reading(self) -> bool:
+        return self._reading.is_set()
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        if not self._closing:
+            self._closing = True
+            self._reading.set()  # a paused thread sees the close and ends
+            self._protocol.connection_lost(None)
+
+
+class BlockingWriter:
+    """stdout that epoll cannot watch (a terminal, a regular file, `/dev/null`), with
+    `PipeWriter`'s interface: each write is done whole, in a worker thread, before it
+    returns; `flush` has nothing left to wait for."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    async def write(self, text: str) -> None:
+        await anyio.to_thread.run_sync(_write_all, self._fd, text.encode("utf-8"))
+
+    async def flush(self) -> None:
+        return None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 async def run_stdio(mcp: FastMCP, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
     """Serve `mcp` over stdio: `FastMCP.run_stdio_async` (fastmcp 4.2) with
     `stdio_streams` in place of the SDK's transport, and no banner."""
@@ -315,7 +431,7 @@ async def run_stdio(mcp: FastMCP, max_message_bytes: int = DEFAULT_MAX_MESSAGE_B
 
 @asynccontextmanager
 async def message_streams(
-    lines: LineReader, out: PipeWriter, max_message_bytes: int
+    lines: LineReader, out: PipeWriter | BlockingWriter, max_message_bytes: int
 ) -> AsyncIterator[tuple[Any, Any]]:
     """The SDK session's (read, write) message streams over our line reader and writer:
     what the SDK's `stdio_server` does, except that a line that is not one valid
@@ -323,6 +439,12 @@ async def message_streams(
     read_in, read_stream = message_stream_pair()
     write_stream, write_out = message_stream_pair()
     errors_out = write_stream.clone()
+    # Requests handed to the session and not answered yet. At the end of stdin the
+    # session stops and drops what is still running; so the input is closed only once
+    # these are answered (or cancelled by the client), within EOF_DRAIN_S: a client that
+    # writes its requests and closes stdin (a file, `cat requests | mcp-fileserver`)
+    # still gets every answer.
+    pending: set[Any] = set()
 
     async def read_messages() -> None:
         async with read_in, errors_out:
@@ -337,7 +459,11 @@ async def message_streams(
                     for error in protocol_errors(line):
                         await errors_out.send(session_message(error))
                     continue
+                _track(pending, message)
                 await read_in.send(session_message(message))
+            with anyio.move_on_after(EOF_DRAIN_S):
+                while pending:
+                    await anyio.sleep(EOF_DRAIN_POLL_S)
 
     async def write_messages() -> None:
         # Answers that are ready together leave in one write: with calls in flight, one
@@ -348,11 +474,27 @@ async def message_streams(
                 batch = [item, *receive_ready(write_out, WRITE_BATCH - 1)]
                 await out.write("".join(dump_message(each) + "\n" for each in batch))
                 await out.flush()
+                for each in batch:
+                    if getattr(each.message, "method", None) is None:  # a response or error
+                        pending.discard(getattr(each.message, "id", None))
 
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(read_messages)
         tasks.start_soon(write_messages)
         yield read_stream, write_stream
+
+
+def _track(pending: set[Any], message: Any) -> None:
+    """Note a request the session will answer; forget one the client cancelled (the
+    session then sends no answer)."""
+    method = getattr(message, "method", None)
+    request_id = getattr(message, "id", None)
+    if method is not None and request_id is not None:
+        pending.add(request_id)
+    elif method == "notifications/cancelled":
+        params = getattr(message, "params", None) or {}
+        if isinstance(params, dict):
+            pending.discard(params.get("requestId"))
 
 
 async def require_framework() -> None:

@@ -2,7 +2,8 @@
 
 Parity with the SDK's transport (lines as `TextIOWrapper` reads them), backpressure both
 ways, a response never left in memory at EOF, fd 0/1 diverted while serving and restored
-after, and the threaded fallback when stdin is not a pipe."""
+after, and stdin or stdout that is not a pipe (a regular file, a terminal) served through
+the same bounded line reader."""
 
 from __future__ import annotations
 
@@ -265,3 +266,68 @@ def test_answers_ready_together_leave_in_one_write_in_order() -> None:
     lines = "".join(writes).splitlines()
     assert [json.loads(line)["id"] for line in lines] == [0, 1, 2]
     assert len(writes) < 3, writes
+
+
+def _serve_files(tmp_path: Path, name: str, lines: list[bytes]) -> tuple[list[Any], int]:
+    """Run the server with stdin and stdout both regular files; its answers and its peak
+    resident memory (KiB, from the kernel's accounting of the exited child)."""
+    requests = tmp_path / f"{name}.jsonl"
+    with requests.open("wb") as fh:
+        for line in lines:
+            fh.write(line)
+    answers = tmp_path / f"{name}.out"
+    (tmp_path / "root").mkdir(exist_ok=True)
+    with requests.open("rb") as stdin, answers.open("wb") as stdout:
+        proc = subprocess.Popen(
+            _serve(tmp_path / "root", tmp_path / "logs"),
+            stdin=stdin,
+            stdout=stdout,
+            stderr=subprocess.DEVNULL,
+            env=_env(),
+        )
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            proc.returncode = 0
+    assert os.waitstatus_to_exitcode(status) == 0
+    return [json.loads(line) for line in answers.read_bytes().splitlines()], usage.ru_maxrss
+
+
+def test_an_oversized_line_from_a_regular_file_is_refused_without_holding_it(
+    tmp_path: Path,
+) -> None:
+    """stdin a regular file (no pipe, no epoll): a 64 MiB line, 8 times the limit, is
+    answered with an error under its id, memory stays bounded, and serving continues."""
+    init = json.dumps(INIT).encode() + b"\n"
+    initialized = b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n'
+    listing = b'{"jsonrpc":"2.0","id":7,"method":"tools/list"}\n'
+    head = b'{"jsonrpc":"2.0","id":99,"method":"tools/call","params":{"name":"read_text_file",'
+    huge = head + b'"arguments":{"path":"' + b"a" * (64 * 1024 * 1024) + b'"}}}\n'
+
+    baseline, baseline_kib = _serve_files(tmp_path, "small", [init, initialized, listing])
+    assert [a["id"] for a in baseline] == [1, 7]
+    answers, peak_kib = _serve_files(tmp_path, "huge", [init, initialized, huge, listing])
+    by_id = {a["id"]: a for a in answers}
+    assert set(by_id) == {1, 99, 7}
+    assert by_id[99]["error"]["code"] == -32600
+    assert "too large" in by_id[99]["error"]["message"]
+    assert by_id[7]["result"]["tools"], "the server stopped serving after the long line"
+    grown_mib = (peak_kib - baseline_kib) / 1024
+    assert grown_mib < 16, f"peak memory grew by {grown_mib:.0f} MiB for a 64 MiB line"
+
+
+def test_bad_lines_from_a_regular_file_get_their_json_rpc_errors(tmp_path: Path) -> None:
+    init = json.dumps(INIT).encode() + b"\n"
+    answers, _ = _serve_files(
+        tmp_path,
+        "bad",
+        [
+            init,
+            b'{"jsonrpc":"2.0","id":5,"method":\n',
+            b"[]\n",
+            b'{"jsonrpc":"2.0","id":6,"method":"ping"}\n',
+        ],
+    )
+    codes = [a.get("error", {}).get("code") for a in answers]
+    assert -32700 in codes and -32600 in codes, answers
+    assert {"jsonrpc": "2.0", "id": 6, "result": {}} in answers  # still serving
