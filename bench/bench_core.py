@@ -27,6 +27,7 @@ from typing import Any
 
 from common import (
     BENCH,
+    BENCH_QUERY,
     INSTALLED_COMMAND,
     fmt_ms,
     interleave,
@@ -59,6 +60,18 @@ def idle_rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def first_sql_call(server: Server) -> tuple[float, float, float]:
+    """Our server's first `run_query` (ms; it loads the SQLite engine's stack), the next
+    one (ms) and the resident memory after both (MiB)."""
+    times = []
+    for _ in range(2):
+        started = time.perf_counter()
+        answer = server.call_tool("run_query", {"database": "items", "sql": BENCH_QUERY})
+        times.append((time.perf_counter() - started) * 1000)
+        assert len(answer["structuredContent"]["rows"]) == 20, "run_query returned no rows"
+    return times[0], times[1], idle_rss_mib(server.proc.pid)
 
 
 def mixed_rate(server: Server, target: str, *, total: int, window: int) -> float:
@@ -116,6 +129,7 @@ def main() -> None:
         startup = measure_startup(spawners, reps=reps, probes=probes)
 
         rss: dict[str, list[float]] = {name: [] for name in argvs}
+        first_sql: list[tuple[float, float, float]] = []
         for _ in range(3):
             for name, spawn in spawners.items():
                 with spawn() as server:
@@ -123,6 +137,8 @@ def main() -> None:
                     server.list_tools()
                     time.sleep(0.5)
                     rss[name].append(idle_rss_mib(server.proc.pid))
+                    if name == OURS:
+                        first_sql.append(first_sql_call(server))
 
         with (
             spawners[OURS]() as ours,
@@ -156,7 +172,7 @@ def main() -> None:
                     rounds=rate_rounds,
                 )
 
-    body, data = _render(startup, rss, latency, rates, reps)
+    body, data = _render(startup, rss, latency, rates, reps, first_sql)
     report(
         f"Issue 15: a lean core vs the FastMCP floor and {NODE_FS} {npm_package_version(NODE_FS)}",
         "make bench-core  # .venv/bin/python bench/bench_core.py" + " ".join(["", *sys.argv[1:]]),
@@ -171,6 +187,7 @@ def _render(
     latency: Mapping[str, Any],
     rates: Mapping[int, Mapping[str, list[float]]],
     reps: int,
+    first_sql: list[tuple[float, float, float]],
 ) -> tuple[str, dict[str, Any]]:
     to_list = {name: med_ms(s.to_tools_list) for name, s in startup.items()}
     idle = {name: statistics.median(values) for name, values in rss.items()}
@@ -222,12 +239,22 @@ def _render(
         "alternating servers. The machine was shared with other jobs: compare ratios, "
         "not absolute figures."
     )
+    sql_first, sql_next, sql_rss = (statistics.median(f[i] for f in first_sql) for i in range(3))
+    body += (
+        f"\n\nIdle RSS is measured before any SQL call: the SQLite engine's stack (sqlglot, "
+        f"the guard) loads on the first one. Ours, median of {len(first_sql)} servers: first "
+        f"`run_query` {sql_first:.0f} ms, the next {sql_next:.1f} ms; RSS after them "
+        f"{sql_rss:.1f} MiB ({sql_rss / idle[FLOOR]:.2f}x the floor's idle RSS)."
+    )
     data = {
         "startup_to_tools_list_ms": to_list,
         "startup_cpu_ms": cpu,
         "idle_rss_mib": idle,
         "read_p50_ms": p50,
         "calls_per_s": {str(w): by for w, by in rate.items()},
+        "first_run_query_ms": sql_first,
+        "second_run_query_ms": sql_next,
+        "rss_after_sql_mib": sql_rss,
     }
     return body, data
 
