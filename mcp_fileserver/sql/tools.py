@@ -31,6 +31,7 @@ from mcp_fileserver.sql.models import (
     TableList,
 )
 from mcp_fileserver.sql.slots import DatabaseSlots
+from mcp_fileserver.startup_gc import collector_paused
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 MAX_SQL_CHARS = 100_000  # the longest query text accepted
@@ -168,7 +169,10 @@ class LazyBackend:
 
     def backend(self) -> Backend:
         if self._backend is None:
-            self._backend = self._build()
+            # Long-lived, like what startup builds: imported without cyclic collections,
+            # then frozen so that later full collections do not rescan it (startup_gc.py).
+            with collector_paused():
+                self._backend = self._build()
         return self._backend
 
     def list_tables(self, control: CallControl | None = None) -> list[TableInfo]:

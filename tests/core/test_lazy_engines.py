@@ -9,6 +9,7 @@ import json
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,3 +103,22 @@ def _imported(stderr_text: str) -> set[str]:
         for line in stderr_text.splitlines()
         if line.startswith("import time:")
     }
+
+
+def test_a_backend_is_built_with_the_collector_paused_and_then_frozen() -> None:
+    import gc
+
+    seen: list[bool] = []
+
+    def build() -> Any:
+        seen.append(gc.isenabled())
+        return [[i] for i in range(1000)]  # stands for an engine's modules
+
+    lazy = sql_tools.LazyBackend(None, build)  # type: ignore[arg-type]
+    frozen = gc.get_freeze_count()
+    assert gc.isenabled()
+    lazy.backend()
+    lazy.backend()  # built once
+    assert seen == [False] and gc.isenabled()
+    assert gc.get_freeze_count() >= frozen + 1000
+    gc.unfreeze()
