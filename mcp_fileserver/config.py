@@ -167,6 +167,9 @@ class ProtocolSettings(_Section):
     # The largest JSON-RPC message accepted from the client; a longer line is answered
     # with an error and dropped as it arrives, never held whole (stdio.py).
     max_message_bytes: int = Field(8 * MiB, ge=64 * 1024)
+    # When stdin ends, how long requests already read may still run and be answered
+    # before the server stops (stdio.py); a cancelled request is not waited for.
+    eof_drain_s: float = Field(60.0, gt=0, le=3600)
 
 
 class SecretsSettings(_Section):

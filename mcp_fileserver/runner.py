@@ -21,7 +21,8 @@ def serve(settings: Settings) -> int:
         mcp = _prepare(settings)
     stop_reason = "stdin closed"
     try:
-        anyio.run(run_stdio, mcp, settings.protocol.max_message_bytes)
+        protocol = settings.protocol
+        anyio.run(run_stdio, mcp, protocol.max_message_bytes, protocol.eof_drain_s)
     except BaseException as exc:
         stop_reason = f"stopped by {type(exc).__name__}"
         raise

@@ -62,14 +62,14 @@ DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 WRITE_BATCH = 32  # answers ready at once that leave in one write to stdout
 ID_SNIFF_BYTES = 4096  # of an oversized line, kept to find the request's id
 # At the end of stdin, how long requests already read may still finish and be answered
-# (each tool call is bounded by its own limits well within this; message_streams).
+# ([protocol] eof_drain_s; each tool call is bounded by its own limits well within it).
 EOF_DRAIN_S = 60.0
 EOF_DRAIN_POLL_S = 0.01
 
 
 @asynccontextmanager
 async def stdio_streams(
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, eof_drain_s: float = EOF_DRAIN_S
 ) -> AsyncIterator[tuple[Any, Any]]:
     """The (read, write) message streams of the MCP session over this process's stdio."""
     async with AsyncExitStack() as stack:
@@ -98,7 +98,7 @@ async def stdio_streams(
             write_transport.set_write_buffer_limits(high=0)  # see PipeWriter.flush
         else:
             writer = BlockingWriter(wire_out.private_fd)
-        async with message_streams(reader, writer, max_message_bytes) as streams:
+        async with message_streams(reader, writer, max_message_bytes, eof_drain_s) as streams:
             yield streams
 
 
@@ -414,7 +414,11 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-async def run_stdio(mcp: FastMCP, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+async def run_stdio(
+    mcp: FastMCP,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    eof_drain_s: float = EOF_DRAIN_S,
+) -> None:
     """Serve `mcp` over stdio: `FastMCP.run_stdio_async` (fastmcp 4.2) with
     `stdio_streams` in place of the SDK's transport, and no banner."""
     await require_framework()
@@ -422,7 +426,7 @@ async def run_stdio(mcp: FastMCP, max_message_bytes: int = DEFAULT_MAX_MESSAGE_B
     try:
         async with (
             lifespan(mcp),
-            stdio_streams(max_message_bytes) as (read_stream, write_stream),
+            stdio_streams(max_message_bytes, eof_drain_s) as (read_stream, write_stream),
         ):
             await serve_session(mcp, read_stream, write_stream)
     finally:
@@ -431,7 +435,10 @@ async def run_stdio(mcp: FastMCP, max_message_bytes: int = DEFAULT_MAX_MESSAGE_B
 
 @asynccontextmanager
 async def message_streams(
-    lines: LineReader, out: PipeWriter | BlockingWriter, max_message_bytes: int
+    lines: LineReader,
+    out: PipeWriter | BlockingWriter,
+    max_message_bytes: int,
+    eof_drain_s: float = EOF_DRAIN_S,
 ) -> AsyncIterator[tuple[Any, Any]]:
     """The SDK session's (read, write) message streams over our line reader and writer:
     what the SDK's `stdio_server` does, except that a line that is not one valid
@@ -441,7 +448,7 @@ async def message_streams(
     errors_out = write_stream.clone()
     # Requests handed to the session and not answered yet. At the end of stdin the
     # session stops and drops what is still running; so the input is closed only once
-    # these are answered (or cancelled by the client), within EOF_DRAIN_S: a client that
+    # these are answered (or cancelled by the client), within `eof_drain_s`: a client that
     # writes its requests and closes stdin (a file, `cat requests | mcp-fileserver`)
     # still gets every answer.
     pending: set[Any] = set()
@@ -461,7 +468,7 @@ async def message_streams(
                     continue
                 _track(pending, message)
                 await read_in.send(session_message(message))
-            with anyio.move_on_after(EOF_DRAIN_S):
+            with anyio.move_on_after(eof_drain_s):
                 while pending:
                     await anyio.sleep(EOF_DRAIN_POLL_S)
 

@@ -331,3 +331,56 @@ def test_bad_lines_from_a_regular_file_get_their_json_rpc_errors(tmp_path: Path)
     codes = [a.get("error", {}).get("code") for a in answers]
     assert -32700 in codes and -32600 in codes, answers
     assert {"jsonrpc": "2.0", "id": 6, "result": {}} in answers  # still serving
+
+
+def _input_end_after(lines: list[str], answer_ids: list[int]) -> tuple[list[int], float]:
+    """Feed `lines` and end stdin; answer `answer_ids`. The ids the session received and
+    how long after the end of stdin its input stream ended ([protocol] eof_drain_s 0.5)."""
+    import anyio
+
+    from mcp_fileserver import framework, stdio
+
+    class NullWriter:
+        async def write(self, text: str) -> None:
+            pass
+
+        async def flush(self) -> None:
+            pass
+
+    async def source() -> Any:
+        for line in lines:
+            yield line
+
+    async def scenario() -> tuple[list[int], float]:
+        received: list[int] = []
+        streams = stdio.message_streams(source(), NullWriter(), 1 << 20, 0.5)  # type: ignore[arg-type]
+        async with streams as (read, write):
+            for _ in lines:
+                message = (await read.receive()).message
+                if getattr(message, "id", None) is not None:
+                    received.append(message.id)
+            started = time.monotonic()
+            for request_id in answer_ids:
+                await write.send(framework.session_message((request_id, -32600, "answer")))
+            with pytest.raises(anyio.EndOfStream):
+                await read.receive()
+            ended = time.monotonic() - started
+            await write.aclose()
+        return received, ended
+
+    return asyncio.run(scenario())
+
+
+def test_stdin_closes_for_the_session_once_requests_read_are_answered() -> None:
+    requests = [f'{{"jsonrpc":"2.0","id":{n},"method":"ping"}}' for n in (1, 2)]
+    received, ended = _input_end_after(requests, [1, 2])
+    assert received == [1, 2] and ended < 0.4
+
+
+def test_a_cancelled_or_unanswered_request_holds_the_end_of_stdin_only_so_long() -> None:
+    cancel = '{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":2}}'
+    requests = [f'{{"jsonrpc":"2.0","id":{n},"method":"ping"}}' for n in (1, 2)]
+    _, ended = _input_end_after([*requests, cancel], [1])
+    assert ended < 0.4  # 2 was cancelled: nothing left to wait for
+    _, ended = _input_end_after(requests, [1])
+    assert 0.3 < ended < 5  # 2 never answered: eof_drain_s (0.5 s here), then the end
