@@ -73,6 +73,7 @@ _FORBIDDEN_WORDS = {
     "update": "UPDATE writes (FOR UPDATE takes row locks)",
     "delete": "DELETE writes",
     "sql_calc_found_rows": "SQL_CALC_FOUND_ROWS sets a session value",
+    "procedure": "PROCEDURE runs a server-side procedure on the result",
 }
 
 # Nodes that write, lock, assign or that sqlglot could not read (Command).
@@ -96,6 +97,9 @@ _FORBIDDEN_NODES: tuple[type[exp.Expr], ...] = (
     exp.Use,
     exp.Pragma,
 )
+
+# `seq.nextval` (MariaDB's Oracle-style sequence access) advances `seq`.
+_SEQUENCE_STEPS = frozenset({"nextval", "currval", "lastval"})
 
 # Schemas whose tables hold credentials, other sessions' statements or stored code.
 # information_schema stays readable (as pg_catalog does on PostgreSQL): it is how a
@@ -149,6 +153,8 @@ def _token_verdict(tokens: list[Any]) -> Verdict | None:
         text = token.text.lower()
         if text in _FORBIDDEN_WORDS:
             return Verdict(_FORBIDDEN_WORDS[text])
+        if token.token_type is TokenType.COLON_EQ:
+            return Verdict("an assignment (:=) sets a variable")
         if text in ("next", "previous") and _texts(tokens, index + 1, 2) == ["value", "for"]:
             return Verdict(f"{text.upper()} VALUE FOR reads or advances a sequence")
     return None
@@ -172,6 +178,10 @@ def _tree_verdict(root: exp.Expr, tokens: list[Any]) -> Verdict:
                 return _unknown_function(name)
             if name == "last_insert_id" and node.expressions:
                 return Verdict("LAST_INSERT_ID(expr) sets a session value")
+        if isinstance(node, exp.JSONTable) and not isinstance(node.parent, exp.Table):
+            return _unknown_function("json_table")
+        if isinstance(node, exp.Column) and node.table and node.name.lower() in _SEQUENCE_STEPS:
+            return Verdict(f"{node.table}.{node.name} reads or advances a sequence")
         if isinstance(node, exp.Table) and node.text("db").lower() in DENIED_SCHEMAS:
             return Verdict(f"tables of the {node.text('db').lower()} schema are not readable")
     return Verdict()

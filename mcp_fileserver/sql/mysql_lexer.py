@@ -17,8 +17,10 @@ server's rules (sql_lex.cc):
 
 Refused as well, because two readers could split the text differently: a quoted text
 whose boundaries depend on the server's SQL mode (a backslash before a quote, with and
-without NO_BACKSLASH_ESCAPES; `"` under ANSI_QUOTES), `/*` inside a comment, `--` glued
-to the next character, and any control or non-ASCII whitespace character outside quotes.
+without NO_BACKSLASH_ESCAPES; `"` under ANSI_QUOTES) unless every other mode leaves a
+quote open (then the server refuses the text in that mode), `/*` inside a comment, `--` glued
+to the next character, ODBC escapes (`{fn ...}`), and any control or non-ASCII
+whitespace character outside quotes.
 
 The result is a normalised text for sqlglot: comments become one space, strings are
 re-quoted with `'`, and each PyMySQL placeholder (`%s`, `%(name)s`, in code only) becomes
@@ -35,10 +37,11 @@ from enum import Enum
 class LexRefusal(Exception):
     """The text is refused before parsing; `violation` when it is an attack pattern."""
 
-    def __init__(self, reason: str, *, violation: bool) -> None:
+    def __init__(self, reason: str, *, violation: bool, unterminated: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.violation = violation
+        self.unterminated = unterminated  # a quote or comment left open: a syntax error
 
 
 class Kind(Enum):
@@ -78,8 +81,10 @@ def lex(sql: str) -> Lexed:
         for backslash, ansi in ((False, False), (True, True), (False, True)):
             try:
                 other = _pieces(sql, backslash_escapes=backslash, ansi_quotes=ansi)
-            except LexRefusal:
-                other = ()
+            except LexRefusal as exc:
+                if exc.unterminated:
+                    continue  # the server refuses the text in that mode: a syntax error
+                raise
             if other != pieces:
                 raise LexRefusal(
                     "a quoted text reads differently under the server's SQL modes "
@@ -137,6 +142,11 @@ def _pieces(sql: str, *, backslash_escapes: bool, ansi_quotes: bool) -> tuple[Pi
                 i = code_start = i + length
             else:
                 i += 1
+        elif c in "{}":
+            raise LexRefusal(
+                "ODBC escapes ({ ... }) are refused: the server runs the expression inside",
+                violation=True,
+            )
         elif c not in _SPACE and (c < " " or c == "\x7f" or c.isspace()):
             raise LexRefusal(
                 f"the character U+{ord(c):04X} outside quotes is read differently by the "
@@ -164,7 +174,9 @@ def _quoted_end(sql: str, start: int, *, backslash: bool) -> int:
                 return i + 1
         else:
             i += 1
-    raise LexRefusal("the query has an unterminated quoted text", violation=False)
+    raise LexRefusal(
+        "the query has an unterminated quoted text", violation=False, unterminated=True
+    )
 
 
 def _block_comment_end(sql: str, start: int) -> int:
@@ -182,7 +194,9 @@ def _block_comment_end(sql: str, start: int) -> int:
         )
     end = sql.find("*/", start + 2)
     if end < 0:
-        raise LexRefusal("the query has an unterminated /* comment", violation=False)
+        raise LexRefusal(
+            "the query has an unterminated /* comment", violation=False, unterminated=True
+        )
     if sql.find("/*", start + 2, end) >= 0:
         raise LexRefusal(
             "a /* inside a comment is refused: servers disagree on nested comments",
