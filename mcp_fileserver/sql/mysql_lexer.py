@@ -70,6 +70,8 @@ class Lexed:
 # Characters the server skips as white space between tokens (my_isspace in every
 # character set the server accepts for a connection).
 _SPACE = frozenset(" \t\n\r\x0b\x0c")
+# A run of characters that start nothing: skipped in one step (the rest, one by one).
+_PLAIN = re.compile(r"[A-Za-z0-9_ \t\n\r.,;=<>*+()@$!?:&|^~\[\]]+")
 _NAMED_PLACEHOLDER = re.compile(r"%\(([A-Za-z_][A-Za-z0-9_]*)\)s")
 _WORD_CHAR = re.compile(r"[A-Za-z0-9_$\x80-\U0010ffff]")
 
@@ -106,6 +108,11 @@ def _pieces(sql: str, *, backslash_escapes: bool, ansi_quotes: bool) -> tuple[Pi
             pieces.append(Piece(Kind.CODE, code_start, upto))
 
     while i < n:
+        plain = _PLAIN.match(sql, i)
+        if plain:
+            i = plain.end()
+            if i >= n:
+                break
         c = sql[i]
         if c in "'\"`":
             flush(i)
