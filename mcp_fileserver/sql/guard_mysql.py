@@ -28,6 +28,7 @@ from sqlglot.tokens import TokenType
 from mcp_fileserver.sql.denylist import MYSQL_FUNCTIONS
 from mcp_fileserver.sql.mysql_functions import (
     BUILT_IN_FUNCTIONS,
+    RESERVED_TYPE_WORDS,
     STRUCTURAL_KEYWORDS,
     TYPE_WORDS,
 )
@@ -253,7 +254,7 @@ def _call_verdict(call: _Call, aliases_with_columns: set[str]) -> Verdict | None
         return None
     if not _WORD.fullmatch(name):
         return None  # an operator or punctuation before `(`
-    if name in BUILT_IN_FUNCTIONS or name in STRUCTURAL_KEYWORDS:
+    if name in BUILT_IN_FUNCTIONS or name in STRUCTURAL_KEYWORDS or name in RESERVED_TYPE_WORDS:
         return None
     if name in TYPE_WORDS and call.previous in _BEFORE_A_TYPE:
         return None

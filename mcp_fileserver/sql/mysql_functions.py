@@ -92,13 +92,22 @@ STRUCTURAL_KEYWORDS = frozenset(
     }
 )  # fmt: skip
 
-# Type names, which take `(` in CAST(x AS DECIMAL(10, 2)) and JSON_TABLE column types.
+# Type names that are reserved words in both servers: never a function name unquoted, so
+# `(` after one is a type's length (CAST(x AS DECIMAL(10, 2)), CONVERT(x, CHAR(5))).
+RESERVED_TYPE_WORDS = frozenset(
+    {
+        "char", "varchar", "character", "varcharacter", "binary", "varbinary", "decimal",
+        "dec", "numeric", "int", "integer", "tinyint", "smallint", "mediumint", "bigint",
+        "float", "double", "real", "blob", "tinyblob", "mediumblob", "longblob",
+        "tinytext", "mediumtext", "longtext", "unsigned",
+    }
+)  # fmt: skip
+
+# Other type names: DATETIME(6) is a type after AS (CAST) or a column name (JSON_TABLE),
+# but a call anywhere else -- and DATETIME() is no built-in, so a stored function.
 TYPE_WORDS = frozenset(
     {
-        "char", "varchar", "nchar", "nvarchar", "binary", "varbinary", "decimal", "dec",
-        "numeric", "fixed", "int", "integer", "tinyint", "smallint", "mediumint", "bigint",
-        "float", "double", "real", "bit", "datetime", "timestamp", "time", "date", "year",
-        "text", "tinytext", "mediumtext", "longtext", "blob", "enum", "json", "signed",
-        "unsigned", "character",
+        "nchar", "nvarchar", "fixed", "bit", "datetime", "timestamp", "time", "date",
+        "year", "text", "enum", "json", "signed",
     }
 )  # fmt: skip

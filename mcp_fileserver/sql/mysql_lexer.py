@@ -8,7 +8,8 @@ server's rules (sql_lex.cc):
 - `'...'` and `"..."` are strings (`"` is an identifier under ANSI_QUOTES), a doubled
   quote is a quote, a backslash escapes the next character (unless NO_BACKSLASH_ESCAPES);
   `` `...` `` is an identifier (a doubled backtick is a backtick, no backslash escapes);
-- `#` comments run to the next `\\n`; `--` starts a comment only when followed by a space,
+- `#` comments run to the next `\\n` (MariaDB) or `\\r` (MySQL, by DBHub's tests): a
+  bare `\\r` in one is refused; `--` starts a comment only when followed by a space,
   a control character or the end, else it is two minus signs;
 - `/* ... */` comments do not nest; `/*!`, `/*!50000`, `/*M!`, `/*M!100000` are
   *executable* comments (the server runs their content) and `/*+ ... */` holds optimizer
@@ -133,6 +134,13 @@ def _pieces(sql: str, *, backslash_escapes: bool, ansi_quotes: bool) -> tuple[Pi
             flush(i)
             end = sql.find("\n", i)
             end = n if end < 0 else end
+            bare_cr = sql.find("\r", i, end)
+            if 0 <= bare_cr < end - 1:  # CRLF and a last `\r` end the comment either way
+                raise LexRefusal(
+                    "a carriage return inside a -- or # comment, not before a newline: "
+                    "servers disagree on where the comment ends",
+                    violation=True,
+                )
             pieces.append(Piece(Kind.COMMENT, i, end))
             i = code_start = end
         elif c == "/" and sql.startswith("/*", i):

@@ -152,6 +152,8 @@ ATTACKS: list[tuple[str, str]] = [
     # Quoting that splits differently under the server's SQL modes.
     ("backslash-quote-no-backslash-escapes", "SELECT 'a\\' /*! , SLEEP(2) */ '"),
     ("backslash-dq-ansi-quotes", 'SELECT "a\\" /*! , SLEEP(2) */ "'),
+    ("hash-comment-bare-cr", "SELECT 1 # x\r, SLEEP(2)"),
+    ("dash-comment-bare-cr", "SELECT 1 -- x\r, SLEEP(2)"),
     ("dash-dash-not-comment", "SELECT 1--1, SLEEP(2)"),
     ("dash-dash-tab-hides-nothing", "SELECT id FROM orders --\tx\n; DELETE FROM orders"),
     # Characters two readers see differently.

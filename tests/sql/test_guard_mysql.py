@@ -102,6 +102,8 @@ def test_quoting_that_depends_on_the_sql_mode_is_refused(sql):
         "SELECT 'a\"b', \"a'b\"",
         "SELECT `we``ird` FROM (SELECT 1 AS `we``ird`) t",
         "SELECT 1 -- comment\n",
+        "SELECT 1 -- windows line end\r\n, 2",
+        "SELECT 1 # last line\r",
         "SELECT 1 --\tcomment",
         "SELECT 1 --",
         "SELECT 1 # /*! not run */",
@@ -157,6 +159,7 @@ def test_json_table_only_as_a_table():
 
 def test_type_names_take_parentheses_only_as_types():
     check_read_only("SELECT CAST(amount AS DECIMAL(10, 2)), CAST(d AS DATETIME(6)) FROM t", MYSQL)
+    check_read_only("SELECT CONVERT(amount, DECIMAL(10, 2)), CONVERT(name, CHAR(3)) FROM t", MYSQL)
     assert verdict("SELECT DATETIME(1)", MYSQL).reason  # not a built-in: a stored function
     assert verdict("SELECT 1, datetime(1)", MYSQL).reason
 
