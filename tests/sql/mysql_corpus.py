@@ -569,3 +569,30 @@ CONTROLS: list[tuple[str, str, Any]] = [
     ("params-in-list", "SELECT id FROM orders WHERE id IN (%s, %s, %s)", (1, 2, 3)),
     ("params-modulo", "SELECT id % 2 AS parity FROM orders WHERE id > %s", (0,)),
 ]
+
+
+# Fragments for a differential check against a real server: texts that hide SLEEP in
+# comments, strings and identifiers, with every quoting and comment marker around it.
+DIFFERENTIAL_FRAGMENTS = (
+    "'", '"', "`", "\\", "/*", "*/", "/*!", "/*M!", "--", "-- ", "#", "\n", "\r", " ",
+    "a", "1", ",", " SLEEP(0.3) ", ";", "*", "/", "+", "(", ")", "''", '""', "\\'", "x",
+    "-", "!", "\t",
+)  # fmt: skip
+
+
+def differential_texts(seed: int, count: int) -> list[str]:
+    """`count` random texts `SELECT 1 <fragments>` that each contain `SLEEP(0.3)`.
+
+    Run every one the guard accepts on the server (in each sql_mode: '',
+    NO_BACKSLASH_ESCAPES, ANSI_QUOTES, both) and time it: a call that sleeps means the
+    guard and the server split the text differently. 150,000 draws gave ~1,800 accepted
+    texts and no sleep on MariaDB 10.11 (run by hand for issue 17)."""
+    import random
+
+    rng = random.Random(seed)
+    texts: list[str] = []
+    while len(texts) < count:
+        body = "".join(rng.choice(DIFFERENTIAL_FRAGMENTS) for _ in range(rng.randint(1, 9)))
+        if "SLEEP" in body:
+            texts.append("SELECT 1 " + body)
+    return texts

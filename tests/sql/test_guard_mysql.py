@@ -8,8 +8,9 @@ from sqlglot import exp
 
 from mcp_fileserver.errors import InvalidRequest, PolicyViolation, Refusal
 from mcp_fileserver.sql.guard import Dialect, check_read_only, verdict
+from mcp_fileserver.sql.mysql_lexer import Kind, lex
 from mcp_fileserver.sql.mysql_params import bind_parameters
-from tests.sql.mysql_corpus import ATTACKS, CONTROLS
+from tests.sql.mysql_corpus import ATTACKS, CONTROLS, differential_texts
 
 MYSQL = Dialect.MYSQL
 
@@ -235,3 +236,14 @@ def test_bound_values_cannot_glue_to_neighbours():
     bound = bind_parameters("SELECT 1 -%s", [-1], _literal)
     assert bound == "SELECT 1 - -1 "
     check_read_only(bound, MYSQL)
+
+
+def test_differential_texts_hide_sleep_only_where_the_guard_sees_it_as_data():
+    """What the guard accepts of the differential texts never calls SLEEP in code; the
+    server half of this check (run them, none sleeps) belongs to the engine suite."""
+    accepted = [t for t in differential_texts(3, 4000) if verdict(t, MYSQL).reason is None]
+    assert accepted  # the draw does produce texts worth sending to a server
+    for text in accepted:
+        pieces = lex(text).pieces
+        code = "".join(text[p.start : p.end] for p in pieces if p.kind is Kind.CODE)
+        assert "SLEEP" not in code, text
