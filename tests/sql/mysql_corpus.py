@@ -55,8 +55,13 @@ MARIADB_SETUP_SQL = [
     "BEGIN INSERT INTO breach_log (what) VALUES ('function'); RETURN 1; END",
     "CREATE PROCEDURE touch_proc() MODIFIES SQL DATA "
     "INSERT INTO breach_log (what) VALUES ('procedure')",
+    # A stored function named like a built-in: `sum (1)` (a space or a comment before the
+    # parenthesis) calls it instead of the aggregate.
+    "CREATE FUNCTION `sum` (x INT) RETURNS INT MODIFIES SQL DATA "
+    "BEGIN INSERT INTO breach_log (what) VALUES ('sum'); RETURN 1; END",
 ]
 MARIADB_TEARDOWN_SQL = [
+    "DROP FUNCTION IF EXISTS `sum`",
     "DROP PROCEDURE IF EXISTS touch_proc",
     "DROP FUNCTION IF EXISTS touch_log",
     "DROP SEQUENCE IF EXISTS order_seq",
@@ -163,6 +168,35 @@ ATTACKS: list[tuple[str, str]] = [
     ("file-separator", "SELECT 1\x1c, SLEEP(2)"),
     ("odbc-escape", "SELECT {fn SLEEP(2)}"),
     ("odbc-escape-any-ident", "SELECT {x SLEEP(2)}"),
+    # A built-in's name with a space or comment before `(` names a stored function.
+    ("spaced-sum", "SELECT sum (1)"),
+    ("spaced-sum-tab", "SELECT sum\t(1)"),
+    ("spaced-sum-newline", "SELECT sum\n(1)"),
+    ("commented-sum", "SELECT sum/**/(1)"),
+    ("commented-sum-line", "SELECT sum -- x\n(1)"),
+    ("commented-sum-hash", "SELECT sum # x\n(1)"),
+    ("spaced-sum-upper", "SELECT SUM (id) FROM orders"),
+    ("spaced-count", "SELECT count (1)"),
+    ("spaced-max", "SELECT id FROM orders WHERE id = max (1)"),
+    ("spaced-cast", "SELECT cast (1 AS CHAR)"),
+    ("spaced-trim", "SELECT trim ('x')"),
+    ("spaced-now", "SELECT now ()"),
+    ("spaced-rank", "SELECT rank () OVER (ORDER BY id) FROM orders"),
+    ("spaced-group-concat", "SELECT group_concat (id) FROM orders"),
+    ("spaced-substring", "SELECT substring ('abc', 1)"),
+    # Names the servers do not reserve, called where a keyword would stand elsewhere.
+    ("columns-call", "SELECT columns(1)"),
+    ("lateral-call", "SELECT lateral(1)"),
+    ("over-call", "SELECT over(1)"),
+    ("against-call", "SELECT against(1)"),
+    ("json-table-call", "SELECT json_table(1)"),
+    ("any-call", "SELECT any(1)"),
+    ("except-call", "SELECT except(1)"),
+    ("nested-call", "SELECT nested(1)"),
+    ("path-call", "SELECT path(1)"),
+    ("current-call", "SELECT current(1)"),
+    ("datetime-call", "SELECT datetime(1)"),
+    ("quoted-builtin-name", "SELECT `sum`(1)"),
     # Files and variables.
     ("into-outfile", "SELECT * FROM orders INTO OUTFILE '/tmp/m17-out.txt'"),
     ("into-outfile-lower", "select * from orders into outfile '/tmp/m17-out2.txt'"),

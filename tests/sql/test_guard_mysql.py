@@ -111,6 +111,7 @@ def test_quoting_that_depends_on_the_sql_mode_is_refused(sql):
         "SELECT 1 /* a comment; with -- and # and ' inside */",
         "SELECT 2-1, 3 - -1",
         "SELECT\t1\r\n",
+        "SELECT N'into', _utf8mb4'update', X'4c4f434b', B'01', 'delete'",
         "SELECT 'tab\there', 'nbsp\u00a0here', 'brace {fn x}'",
         "SELECT 1;",
         "SELECT 1 ; ",
@@ -247,3 +248,30 @@ def test_differential_texts_hide_sleep_only_where_the_guard_sees_it_as_data():
         pieces = lex(text).pieces
         code = "".join(text[p.start : p.end] for p in pieces if p.kind is Kind.CODE)
         assert "SLEEP" not in code, text
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT sum (1)",
+        "SELECT count/**/(1)",
+        "SELECT MAX\n(id) FROM orders",
+        "SELECT rank () OVER (ORDER BY id) FROM orders",
+        "SELECT CONCAT ('a')",
+    ],
+)
+def test_a_space_before_a_builtins_parenthesis_is_refused(sql):
+    """Without IGNORE_SPACE, MariaDB and MySQL read `sum (1)` as a call of a stored
+    function named sum (MariaDB 10.11: a `sum` that inserts a row did insert it)."""
+    with pytest.raises(PolicyViolation, match="no space"):
+        check_read_only(sql, MYSQL)
+
+
+def test_reserved_names_and_keywords_may_be_spaced():
+    check_read_only(
+        "SELECT IF (id > 1, 'a', 'b'), LEFT (name, 1), CHAR (65), MOD (id, 2), "
+        "CONVERT (name USING utf8mb4) FROM customers WHERE id IN (1, 2) AND EXISTS "
+        "(SELECT 1) AND MATCH (name) AGAINST ('x') AND id = ANY (SELECT 1)",
+        MYSQL,
+    )
+    check_read_only("SELECT SUM(id) OVER (ORDER BY id) FROM orders", MYSQL)
