@@ -139,6 +139,8 @@ def mysql_verdict(sql: str) -> Verdict:
         tokens = _MYSQL.tokenize(text)
     except Exception as exc:  # sqlglot raises TokenError, and may raise others
         return Verdict(f"not valid MySQL: {short(exc)}", unparsable=True)
+    if _quote_ends(tokens, text) != lexed.quote_ends:
+        return Verdict("the guard could not read the query's quoting the server's way")
     found = _token_verdict(tokens)
     if isinstance(found, Verdict):
         return found
@@ -153,6 +155,11 @@ def mysql_verdict(sql: str) -> Verdict:
     if not isinstance(root, _READ_ROOTS):
         return Verdict(f"{_node_name(root)} is not a read")
     return _tree_verdict(root, found)
+
+
+def _quote_ends(tokens: list[Any], text: str) -> tuple[int, ...]:
+    """Where sqlglot closes each string and quoted name: must be where the lexer did."""
+    return tuple(t.end for t in tokens if t.token_type in _QUOTED_TOKENS and text[t.end] in "'`")
 
 
 def _token_verdict(tokens: list[Any]) -> Verdict | list[_Call]:

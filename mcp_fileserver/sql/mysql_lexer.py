@@ -66,6 +66,7 @@ class Lexed:
     pieces: tuple[Piece, ...]
     normalised: str  # what sqlglot parses
     placeholders: tuple[str | None, ...]  # None for `%s`, else the name of `%(name)s`
+    quote_ends: tuple[int, ...]  # where each string and identifier closes, in `normalised`
 
 
 # Characters the server skips as white space between tokens (my_isspace in every
@@ -244,6 +245,8 @@ def _check_placeholder_stands_alone(sql: str, start: int, end: int) -> None:
 def _normalise(sql: str, pieces: tuple[Piece, ...]) -> Lexed:
     out: list[str] = []
     names: list[str | None] = []
+    ends: list[int] = []
+    length = 0
     for piece in pieces:
         text = sql[piece.start : piece.end]
         if piece.kind is Kind.COMMENT:
@@ -253,10 +256,25 @@ def _normalise(sql: str, pieces: tuple[Piece, ...]) -> Lexed:
             names.append(match.group(1) if match else None)
             out.append("?")
         elif piece.kind is Kind.QUOTED:
+            if out and out[-1].endswith("'"):
+                out.append(" ")  # 'a'"b" is two strings: never let them read as 'a''b'
+                length += 1
             out.append(_single_quoted(text[1:-1]))
+        elif piece.kind is Kind.STRING and out and out[-1].endswith("'"):
+            out.append(" ")
+            length += 1
+            out.append(text)
         else:
             out.append(text)
-    return Lexed(pieces=pieces, normalised="".join(out), placeholders=tuple(names))
+        length += len(out[-1])
+        if piece.kind in (Kind.QUOTED, Kind.STRING, Kind.IDENTIFIER):
+            ends.append(length - 1)
+    return Lexed(
+        pieces=pieces,
+        normalised="".join(out),
+        placeholders=tuple(names),
+        quote_ends=tuple(ends),
+    )
 
 
 def _single_quoted(body: str) -> str:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import sqlglot
 from sqlglot import exp
 
 from mcp_fileserver.errors import InvalidRequest, PolicyViolation, Refusal
+from mcp_fileserver.sql import guard_mysql
 from mcp_fileserver.sql.guard import Dialect, check_read_only, verdict
 from mcp_fileserver.sql.mysql_lexer import Kind, lex
 from mcp_fileserver.sql.mysql_params import bind_parameters
 from tests.sql.mysql_corpus import ATTACKS, CONTROLS, differential_texts
 
 MYSQL = Dialect.MYSQL
+_MYSQL = sqlglot.Dialect.get_or_raise("mysql")
 
 
 @pytest.mark.parametrize(("sql"), [sql for _id, sql in ATTACKS], ids=[i for i, _ in ATTACKS])
@@ -275,3 +279,31 @@ def test_reserved_names_and_keywords_may_be_spaced():
         MYSQL,
     )
     check_read_only("SELECT SUM(id) OVER (ORDER BY id) FROM orders", MYSQL)
+
+
+def test_sqlglot_and_the_lexer_agree_on_every_quote_of_the_differential_texts():
+    for text in differential_texts(11, 3000):
+        try:
+            lexed = lex(text)
+            tokens = _MYSQL.tokenize(lexed.normalised)
+        except Exception:
+            continue
+        assert guard_mysql._quote_ends(tokens, lexed.normalised) == lexed.quote_ends, text
+
+
+def test_a_quote_sqlglot_closes_elsewhere_refuses_the_query(monkeypatch):
+    real = guard_mysql.lex
+
+    def shifted(sql):
+        lexed = real(sql)
+        return dataclasses.replace(lexed, quote_ends=tuple(e + 1 for e in lexed.quote_ends))
+
+    monkeypatch.setattr(guard_mysql, "lex", shifted)
+    found = guard_mysql.mysql_verdict("SELECT 'a', `b` FROM t")
+    assert found.reason and "quoting" in found.reason
+
+
+def test_adjacent_strings_stay_two_strings():
+    for sql in ["SELECT 'a'\"b\"", "SELECT \"a\"'b'", "SELECT 'a' 'b'", 'SELECT "a""b"']:
+        check_read_only(sql, MYSQL)
+    assert lex("SELECT 'a'\"b\"").normalised == "SELECT 'a' 'b'"
