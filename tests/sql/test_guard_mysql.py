@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import pytest
 import sqlglot
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlglot import exp
 
 from mcp_fileserver.errors import InvalidRequest, PolicyViolation, Refusal
@@ -13,7 +16,12 @@ from mcp_fileserver.sql import guard_mysql
 from mcp_fileserver.sql.guard import Dialect, check_read_only, verdict
 from mcp_fileserver.sql.mysql_lexer import Kind, lex
 from mcp_fileserver.sql.mysql_params import bind_parameters
-from tests.sql.mysql_corpus import ATTACKS, CONTROLS, differential_texts
+from tests.sql.mysql_corpus import (
+    ATTACKS,
+    CONTROLS,
+    DIFFERENTIAL_FRAGMENTS,
+    differential_texts,
+)
 
 MYSQL = Dialect.MYSQL
 _MYSQL = sqlglot.Dialect.get_or_raise("mysql")
@@ -307,3 +315,24 @@ def test_adjacent_strings_stay_two_strings():
     for sql in ["SELECT 'a'\"b\"", "SELECT \"a\"'b'", "SELECT 'a' 'b'", 'SELECT "a""b"']:
         check_read_only(sql, MYSQL)
     assert lex("SELECT 'a'\"b\"").normalised == "SELECT 'a' 'b'"
+
+
+_FRAGMENTS = st.sampled_from(
+    [
+        *DIFFERENTIAL_FRAGMENTS,
+        "%s", "%(a)s", "%", "{", "}", "\x00", "\u00a0", "@", ":=", "`x`", "N'", "x'",
+        "SELECT", "FROM t", "count(", "sum (", "WITH", "INTO", "'%s'",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_FRAGMENTS, max_size=12))
+def test_guard_and_binding_never_crash(fragments):
+    sql = "SELECT " + "".join(fragments)
+    found = verdict(sql, MYSQL)
+    assert found.reason is None or found.reason
+    with contextlib.suppress(InvalidRequest):
+        bind_parameters(sql, {"a": 1}, _literal)
+    with contextlib.suppress(InvalidRequest):
+        bind_parameters(sql, [1, 2], _literal)
