@@ -3,9 +3,9 @@
 Any other name is refused by construction: a user-defined (loadable) function such as
 `sys_exec` or a stored function can do anything, and the server resolves an unqualified
 name that is not a built-in to a stored function of the current database. So a name is
-allowed only when it is a built-in of BOTH MySQL 8.0.21+ and MariaDB 10.6+ (every
-name below is in MariaDB 10.11's information_schema.SQL_FUNCTIONS or KEYWORDS): a name built in
-on one server only (`NVL`, `MEDIAN` on MariaDB; `REGEXP_LIKE`, `ANY_VALUE` on MySQL)
+allowed only when it is a built-in of BOTH MySQL 8.0.21+ and MariaDB 10.6+ (every name
+below is in MariaDB 10.11's information_schema.SQL_FUNCTIONS or KEYWORDS): a name built
+in on one server only (`NVL`, `MEDIAN` on MariaDB; `REGEXP_LIKE`, `ANY_VALUE` on MySQL)
 could be a stored function on the other. A qualified call (`db.f()`) always names a
 stored function and is refused too.
 
