@@ -75,7 +75,6 @@ _SPACE = frozenset(" \t\n\r\x0b\x0c")
 # A run of characters that start nothing: skipped in one step (the rest, one by one).
 _PLAIN = re.compile(r"[A-Za-z0-9_ \t\n\r.,;=<>*+()@$!?:&|^~\[\]]+")
 _NAMED_PLACEHOLDER = re.compile(r"%\(([A-Za-z_][A-Za-z0-9_]*)\)s")
-_WORD_CHAR = re.compile(r"[A-Za-z0-9_$\x80-\U0010ffff]")
 
 
 def lex(sql: str) -> Lexed:
@@ -235,11 +234,16 @@ def _placeholder_length(sql: str, start: int) -> int:
 def _check_placeholder_stands_alone(sql: str, start: int, end: int) -> None:
     before = sql[start - 1] if start else " "
     after = sql[end] if end < len(sql) else " "
-    if _WORD_CHAR.match(before) or _WORD_CHAR.match(after) or before in "'\"`" or after in "'\"`":
+    if _is_word_char(before) or _is_word_char(after) or before in "'\"`" or after in "'\"`":
         raise LexRefusal(
             "a placeholder (%s) must stand alone, not glued to a name or a quote",
             violation=False,
         )
+
+
+def _is_word_char(c: str) -> bool:
+    """A character of an unquoted MySQL identifier (any non-ASCII one included)."""
+    return not c.isascii() or c.isalnum() or c in "_$"
 
 
 def _normalise(sql: str, pieces: tuple[Piece, ...]) -> Lexed:
