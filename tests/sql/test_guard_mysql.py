@@ -336,3 +336,11 @@ def test_guard_and_binding_never_crash(fragments):
         bind_parameters(sql, {"a": 1}, _literal)
     with contextlib.suppress(InvalidRequest):
         bind_parameters(sql, [1, 2], _literal)
+
+
+def test_the_allow_list_and_the_deny_list_never_overlap():
+    from mcp_fileserver.sql.denylist import MYSQL_FUNCTIONS
+    from mcp_fileserver.sql.mysql_functions import BUILT_IN_FUNCTIONS, RESERVED_FUNCTIONS
+
+    assert not {name for name in BUILT_IN_FUNCTIONS if MYSQL_FUNCTIONS.denies(name)}
+    assert RESERVED_FUNCTIONS <= BUILT_IN_FUNCTIONS
