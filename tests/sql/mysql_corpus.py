@@ -297,7 +297,7 @@ ATTACKS: list[tuple[str, str]] = [
     ("grant", "GRANT ALL ON *.* TO CURRENT_USER()"),
     ("revoke", "REVOKE SELECT ON shop.* FROM CURRENT_USER()"),
     ("do", "DO SLEEP(2)"),
-    ("do-lower", "do get_lock('m17', 1)"),
+    ("do-get-lock-lower", "do get_lock('m17', 1)"),
     ("call", "CALL touch_proc()"),
     ("call-bare", "CALL touch_proc"),
     ("prepare", "PREPARE s FROM 'DELETE FROM orders'"),
@@ -364,6 +364,23 @@ ATTACKS: list[tuple[str, str]] = [
 ]
 for _name, _call in _SIDE_EFFECT_CALLS:
     ATTACKS.extend(_variants(_name, _call))
+
+
+def _statement_variants(attack_id: str, sql: str) -> list[tuple[str, str]]:
+    """A statement behind comments, white space and case: still refused by its words."""
+    return [
+        (f"{attack_id}-lower", sql.lower()),
+        (f"{attack_id}-block-comment-first", f"/* read only */ {sql}"),
+        (f"{attack_id}-line-comment-first", f"-- a read\n{sql}"),
+        (f"{attack_id}-hash-comment-first", f"# a read\n{sql}"),
+        (f"{attack_id}-leading-space", f" \n\t{sql};"),
+    ]
+
+
+_STATEMENTS_START = next(i for i, (a, _) in enumerate(ATTACKS) if a == "insert")
+_STATEMENTS_END = next(i for i, (a, _) in enumerate(ATTACKS) if a == "multi")
+for _id, _sql in list(ATTACKS[_STATEMENTS_START:_STATEMENTS_END]):
+    ATTACKS.extend(_statement_variants(_id, _sql))
 
 CONTROLS: list[tuple[str, str, Any]] = [
     ("select", "SELECT id, name FROM customers ORDER BY id", None),
