@@ -140,7 +140,11 @@ def mysql_verdict(sql: str) -> Verdict:
     except Exception as exc:  # sqlglot raises TokenError, and may raise others
         return Verdict(f"not valid MySQL: {short(exc)}", unparsable=True)
     if _quote_ends(tokens, text) != lexed.quote_ends:
-        return Verdict("the guard could not read the query's quoting the server's way")
+        return Verdict(
+            "the guard could not read the query's quoting as the server would; write "
+            "strings in single quotes and names in backticks",
+            unparsable=True,
+        )
     found = _token_verdict(tokens)
     if isinstance(found, Verdict):
         return found
