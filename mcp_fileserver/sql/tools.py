@@ -49,8 +49,9 @@ Sql = Annotated[
 QueryParams = Annotated[
     list[Scalar] | dict[str, Scalar] | None,
     Field(
-        description="values bound by the driver, never formatted into the SQL. SQLite: a "
-        "list for ? placeholders or an object for :name; PostgreSQL: a list for $1, $2, ..."
+        description="values bound by the driver, never formatted into the SQL. SQLite, "
+        "MariaDB and MySQL: a list for ? placeholders or an object for :name; PostgreSQL: "
+        "a list for $1, $2, ..."
     ),
 ]
 
@@ -153,8 +154,12 @@ def open_backend(
             "privileges is accepted; only the other layers keep it read-only",
             config.name,
         )
-    # psycopg and pglast load only when a PostgreSQL database is configured; this runs
-    # while the server is built, never on a request.
+    # Each engine's driver loads only when such a database is configured (psycopg and
+    # pglast, PyMySQL); this runs while the server is built, never on a request.
+    if config.engine in ("mariadb", "mysql"):
+        from mcp_fileserver.sql.mysql import MySQLDatabase
+
+        return MySQLDatabase(config, secrets, enforce_guard=enforce_guard)
     from mcp_fileserver.sql.postgres import PostgresDatabase
 
     return PostgresDatabase(
@@ -208,12 +213,13 @@ def register_sql_tools(
 
     @mcp.tool(annotations=READ_ONLY)
     def list_databases() -> DatabaseList:
-        """The databases you may query: name, engine (sqlite or postgresql), description."""
+        """The databases you may query: name, engine (sqlite, postgresql, mariadb or mysql),
+        description."""
         return listing
 
     @mcp.tool(annotations=READ_ONLY)
     async def list_tables(database: DatabaseName) -> TableList:
-        """Tables and views in a database (with their schema on PostgreSQL)."""
+        """Tables and views in a database (with their schema, or MariaDB/MySQL database)."""
         tables = await lookup(database).call(lambda db, control: db.list_tables(control))
         return TableList(database=database, tables=tables)
 
@@ -225,7 +231,8 @@ def register_sql_tools(
             Field(
                 min_length=1,
                 max_length=256,
-                description="a table or view name; on PostgreSQL optionally schema.table",
+                description="a table or view name; on PostgreSQL optionally schema.table, on "
+                "MariaDB/MySQL optionally database.table",
             ),
         ],
     ) -> TableDescription:
