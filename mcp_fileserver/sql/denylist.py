@@ -159,3 +159,43 @@ POSTGRES_FUNCTIONS = FunctionDenyList(
         "binary_upgrade_",
     ),
 )
+
+# MySQL and MariaDB: the known side effects among the names a query could call. The
+# guard allows only listed built-ins (mysql_functions.py), so this list is not the wall;
+# it makes a refusal of a known attack say why and count as a violation.
+MYSQL_FUNCTIONS = FunctionDenyList(
+    names=frozenset(
+        {
+            # Server files.
+            "load_file",
+            # Deliberate stalls and CPU burners.
+            "sleep",
+            "benchmark",
+            # Named locks held by the session.
+            "get_lock",
+            "release_lock",
+            "release_all_locks",
+            "is_free_lock",
+            "is_used_lock",
+            # Waits on replication.
+            "master_pos_wait",
+            "master_gtid_wait",
+            "source_pos_wait",
+            "wait_for_executed_gtid_set",
+            "wait_until_sql_thread_after_gtids",
+            # MariaDB sequences: NEXTVAL and SETVAL advance or set one.
+            "nextval",
+            "setval",
+            "lastval",
+            # INSERT ... ON DUPLICATE KEY UPDATE's new-row values (VALUE() on MariaDB).
+            "values",
+            "value",
+            # The usual user-defined command runners (lib_mysqludf_sys).
+            "sys_exec",
+            "sys_eval",
+            "sys_get",
+            "sys_set",
+        }
+    ),
+    prefixes=(),
+)

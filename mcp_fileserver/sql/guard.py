@@ -10,6 +10,8 @@ Parsers:
 - PostgreSQL: pglast, which embeds PostgreSQL's own parser (libpg_query). What it sees is
   exactly what the server will see, so dollar quoting, nested comments, `E''` escapes and
   new syntax cannot make the guard and the server disagree about what a string means.
+- MySQL and MariaDB: guard_mysql.py (its own lexer for comments and quotes, then
+  sqlglot's MySQL dialect, and an allow-list of built-in functions).
 - SQLite: sqlglot's SQLite dialect (no nested comments, as in SQLite). Its tree may map a
   function to a typed node under another name, so deny-listed names are also matched on
   the token stream, where a name is exactly what the user wrote.
@@ -23,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
@@ -33,12 +34,15 @@ from sqlglot.dialects.dialect import Dialect as SqlglotDialect
 from sqlglot.tokens import TokenType
 
 from mcp_fileserver.errors import InvalidRequest, PolicyViolation
-from mcp_fileserver.sql import pg_tree
+from mcp_fileserver.sql import guard_mysql, pg_tree
 from mcp_fileserver.sql.denylist import (
     POSTGRES_FUNCTIONS,
     SQLITE_DENIED_TABLES,
     SQLITE_FUNCTIONS,
 )
+from mcp_fileserver.sql.verdict import Verdict, short, statement_count_verdict
+
+__all__ = ["Dialect", "Verdict", "check_read_only", "verdict"]
 
 VERDICT_CACHE_SIZE = 1024
 # Only texts up to this length are cached, so the cache holds at most ~4 MiB of SQL.
@@ -49,14 +53,7 @@ READ_ONLY_HINT = "only a single read-only query (SELECT, VALUES, WITH ... SELECT
 class Dialect(StrEnum):
     SQLITE = "sqlite"
     POSTGRESQL = "postgresql"
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """Why a query is refused (`reason`), or None when it is a single read."""
-
-    reason: str | None = None
-    unparsable: bool = False
+    MYSQL = "mysql"  # MySQL and MariaDB alike: what they read differently is refused
 
 
 def check_read_only(sql: str, dialect: Dialect) -> None:
@@ -88,6 +85,8 @@ def _verdict(sql: str, dialect: Dialect) -> Verdict:
         return Verdict("the query contains a NUL character", unparsable=True)
     if dialect is Dialect.POSTGRESQL:
         return _postgres_verdict(sql)
+    if dialect is Dialect.MYSQL:
+        return guard_mysql.mysql_verdict(sql)
     return _sqlite_verdict(sql)
 
 
@@ -107,7 +106,7 @@ def _postgres_verdict(sql: str) -> Verdict:
         return Verdict("not valid PostgreSQL", unparsable=True)
     statements = tree.get("stmts") or []
     if len(statements) != 1:
-        return _statement_count_verdict(len(statements))
+        return statement_count_verdict(len(statements))
     root = statements[0].get("stmt") or {}
     kind = next(iter(root), "")
     if kind != "SelectStmt":
@@ -196,17 +195,17 @@ def _sqlite_verdict(sql: str) -> Verdict:
     try:
         tokens = _SQLITE.tokenize(sql)
     except Exception as exc:  # sqlglot raises TokenError, and may raise others
-        return Verdict(f"not valid SQLite: {_short(exc)}", unparsable=True)
+        return Verdict(f"not valid SQLite: {short(exc)}", unparsable=True)
     denied = _sqlite_denied_name(tokens)
     if denied:
         return Verdict(denied)
     try:
         expressions = [e for e in _SQLITE.parser().parse(tokens, sql) if e is not None]
     except Exception as exc:  # ParseError, and anything else: fail closed
-        return Verdict(f"not valid SQLite: {_short(exc)}", unparsable=True)
+        return Verdict(f"not valid SQLite: {short(exc)}", unparsable=True)
     statements = [e for e in expressions if not isinstance(e, exp.Semicolon)]
     if len(statements) != 1:
-        return _statement_count_verdict(len(statements))
+        return statement_count_verdict(len(statements))
     root = statements[0]
     if not isinstance(root, _READ_ROOTS):
         return Verdict(f"{_sqlite_statement_name(root)} is not a read")
@@ -255,13 +254,3 @@ def _sqlite_statement_name(node: exp.Expr) -> str:
     if isinstance(node, exp.Column | exp.Alias | exp.Identifier):
         return "this statement"
     return type(node).__name__.upper()
-
-
-def _statement_count_verdict(count: int) -> Verdict:
-    if count == 0:
-        return Verdict("the query has no statement", unparsable=True)
-    return Verdict(f"the query holds {count} statements")
-
-
-def _short(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
