@@ -38,7 +38,7 @@ from typing import Any, Literal
 import pymysql
 import pymysql.cursors
 from loguru import logger
-from pymysql.constants import CLIENT, COMMAND, FIELD_TYPE, FLAG
+from pymysql.constants import CLIENT, FIELD_TYPE, FLAG
 
 from mcp_fileserver.config import DatabaseConfig
 from mcp_fileserver.errors import (
@@ -74,6 +74,8 @@ PROGRAM_NAME = "mcp-fileserver"
 # string, as the guard reads it), no NO_BACKSLASH_ESCAPES (PyMySQL escapes parameters
 # with backslashes), no PIPES_AS_CONCAT, no IGNORE_SPACE.
 SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
+# The protocol's session reset (MariaDB 10.2.4+, MySQL 5.7.3+); PyMySQL has no name for it.
+COM_RESET_CONNECTION = 0x1F
 KILL_TIMEOUT_S = 2.0  # connect + KILL QUERY on the side connection
 READ_TIMEOUT_MARGIN_S = 10  # the client's socket timeout beyond timeout_s: the last line
 
@@ -367,12 +369,12 @@ class MySQLDatabase(DatabaseBackend):
             self._drop_connection()  # dropped during the call, or closed by the driver
             return
         try:
-            mine._execute_command(COMMAND.COM_RESET_CONNECTION, b"")
+            mine._execute_command(COM_RESET_CONNECTION, b"")
             mine._read_ok_packet()
             if self._restore_role is not None:
                 with mine.cursor() as cursor:
                     cursor.execute(self._restore_role)
-        except Exception as exc:  # any failure: this session is not trusted again
+        except (pymysql.MySQLError, OSError) as exc:  # this session is not trusted again
             logger.debug("database {}: reset failed: {}", self.config.name, self._clean(exc))
             self._drop_connection()
 

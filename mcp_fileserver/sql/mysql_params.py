@@ -1,28 +1,31 @@
 """Bound parameters for MariaDB/MySQL: the tool's placeholder forms, spliced as literals.
 
-PyMySQL binds on the client: it escapes each value into a SQL literal. So the text the
-server runs is the query with its placeholders replaced, and that final text is what the
-guard judges (mysql.py), never the template: whatever a value holds, the guard sees
-exactly what the server will parse.
+PyMySQL binds on the client (the text protocol has no bound values): each value becomes a
+SQL literal in the text. So the text the server runs is the query with its placeholders
+replaced, and that final text is what the guard judges (mysql.py), never the template:
+whatever a value holds, the guard sees exactly what the server will parse.
 
 Placeholders, as on SQLite: `?` with a list, `:name` with an object. They are found by
 MySQL's own lexical rules (quotes with backslash escapes, backquoted names, `#`, `-- ` and
-`/* */` comments), so a `?` inside a string or comment is left alone. Values are escaped
-for a utf8mb4 session without NO_BACKSLASH_ESCAPES, which mysql.py sets on every call.
+`/* */` comments), so a `?` inside a string or comment is left alone.
+
+Literals read the same under every SQL mode (with or without NO_BACKSLASH_ESCAPES): a
+string is quoted with its quotes doubled, or, when it holds a backslash or a control
+character, written as `_utf8mb4 X'<hex>'`; a negative number is parenthesised, so that
+`1-?` cannot become the `1--5` that a lexer could take for a comment.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pymysql.converters import escape_item
-
 from mcp_fileserver.errors import InvalidRequest
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_CHARSET = "utf8mb4"
+_PLAIN_TEXT = re.compile(r"[^\\\x00-\x1f\x7f]*")
 
 
 def bind(sql: str, params: Sequence[Any] | Mapping[str, Any] | None) -> str:
@@ -38,30 +41,41 @@ def bind(sql: str, params: Sequence[Any] | Mapping[str, Any] | None) -> str:
                 f"the query has {len(spans)} ? placeholder(s) but params holds "
                 f"{len(values)} value(s)"
             )
-        literals = [_literal(value) for value in values]
+        literals = [literal(value) for value in values]
     else:
         named: Mapping[str, Any] = params  # type: ignore[assignment]
         missing = sorted({sql[a + 1 : b] for a, b in spans} - set(named))
         if missing:
             raise InvalidRequest(f"params has no value for :{missing[0]}")
-        literals = [_literal(named[sql[a + 1 : b]]) for a, b in spans]
+        literals = [literal(named[sql[a + 1 : b]]) for a, b in spans]
     out: list[str] = []
     last = 0
-    for (start, end), literal in zip(spans, literals, strict=True):
+    for (start, end), text in zip(spans, literals, strict=True):
         out.append(sql[last:start])
-        out.append(literal)
+        out.append(text)
         last = end
     out.append(sql[last:])
     return "".join(out)
 
 
-def _literal(value: Any) -> str:
-    if value is not None and not isinstance(value, str | int | float | bool):
-        raise InvalidRequest("parameter values must be strings, numbers, booleans or null")
-    try:
-        return str(escape_item(value, _CHARSET))
-    except Exception:  # PyMySQL refuses inf and nan
-        raise InvalidRequest(f"parameter value {value!r} cannot be sent to MySQL") from None
+def literal(value: Any) -> str:
+    """`value` as a MariaDB/MySQL literal that every SQL mode reads the same way."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return f"({value})" if value < 0 else str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidRequest(f"parameter value {value!r} cannot be sent to MariaDB/MySQL")
+        text = repr(value)
+        return f"({text})" if value < 0 else text
+    if isinstance(value, str):
+        if _PLAIN_TEXT.fullmatch(value):
+            return "'" + value.replace("'", "''") + "'"
+        return "_utf8mb4 X'" + value.encode("utf-8", "surrogatepass").hex() + "'"
+    raise InvalidRequest("parameter values must be strings, numbers, booleans or null")
 
 
 def placeholders(sql: str, *, named: bool) -> list[tuple[int, int]]:
