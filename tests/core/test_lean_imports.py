@@ -39,7 +39,10 @@ HTTP_STACK = (
     "websockets",
     "email_validator",
 )
-ENGINE_STACKS = {"postgresql": ("psycopg", "psycopg_c", "psycopg_binary", "pglast")}
+ENGINE_STACKS = {
+    "postgresql": ("psycopg", "psycopg_c", "psycopg_binary", "pglast"),
+    "mysql": ("pymysql",),
+}
 
 # Runs `target` (a module path or a script) as __main__, then writes sys.modules.
 WRAPPER = """
@@ -105,6 +108,16 @@ def test_files_and_sqlite_load_no_http_stack_the_framework_does_not_force(
     extra_http = _loaded(ours, HTTP_STACK) - _loaded(floor_modules, HTTP_STACK)
     assert not extra_http, sorted(extra_http)
     assert not _loaded(ours, ENGINE_STACKS["postgresql"]), "PostgreSQL stack loaded for SQLite"
+    assert not _loaded(ours, ENGINE_STACKS["mysql"]), "MariaDB/MySQL stack loaded for SQLite"
+
+
+def test_a_mariadb_database_loads_its_driver_and_no_other(tmp_path: Path) -> None:
+    args = _server_args(tmp_path, sqlite=False)
+    # Connecting is lazy: nothing listens there, and tools/list still answers.
+    args += ["--db", "maria=mariadb://nobody@127.0.0.1:1/none"]
+    ours = _modules_after_tools_list(tmp_path, "ours", "mcp_fileserver", *args)
+    assert "pymysql" in ours and "mcp_fileserver.sql.mysql" in ours
+    assert not _loaded(ours, ENGINE_STACKS["postgresql"]), "PostgreSQL stack loaded for MariaDB"
 
 
 def test_files_only_loads_no_sql_stack(tmp_path: Path) -> None:
@@ -112,7 +125,7 @@ def test_files_only_loads_no_sql_stack(tmp_path: Path) -> None:
         tmp_path, "ours", "mcp_fileserver", *_server_args(tmp_path, sqlite=False)
     )
     assert "mcp_fileserver.files.tools" in ours
-    sql = _loaded(ours, ("sqlglot", *ENGINE_STACKS["postgresql"]))
+    sql = _loaded(ours, ("sqlglot", *ENGINE_STACKS["postgresql"], *ENGINE_STACKS["mysql"]))
     assert not sql, sorted(sql)[:10]
 
 
