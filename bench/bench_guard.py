@@ -4,6 +4,10 @@ Calls `mcp_fileserver.sql.guard.check_read_only(sql, dialect)`, the guard's entr
 in-process. The guard caches verdicts by SQL text, so the "cold" figures use a different
 text on every call (a changing numeric literal): each one is parsed and checked for real.
 The "cached" figures repeat one text. Budget: under 1 ms p50 for typical queries.
+
+Floor: the parser alone on the same texts, in the same run (sqlglot's parse in the
+dialect for SQLite and MySQL/MariaDB, pglast's for PostgreSQL): what validation costs
+beyond parsing once is the guard's own work (MySQL: its lexer, the token and tree walks).
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import time
+from collections.abc import Callable
 
+import sqlglot
 from common import markdown_table, percentile, report
 
 from mcp_fileserver.errors import Refusal
@@ -69,6 +75,27 @@ def _time(
     return wall, cpu
 
 
+def _parser(dialect: Dialect) -> Callable[[str], object]:
+    """The bare parse of one text: the floor under the guard."""
+    if dialect is Dialect.POSTGRESQL:
+        from pglast import parser as pg_parser
+
+        return pg_parser.parse_sql_json
+    return lambda sql: sqlglot.parse(sql, read=dialect.value)
+
+
+def _time_floor(sql_for: object, dialect: Dialect, n: int) -> list[float]:
+    parse = _parser(dialect)
+    wall = []
+    clock = time.perf_counter
+    for i in range(n):
+        sql = sql_for(i)  # type: ignore[operator]
+        start = clock()
+        parse(sql)
+        wall.append(clock() - start)
+    return wall
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
@@ -90,27 +117,40 @@ def main() -> None:
             cold, cold_cpu = _time(
                 lambda i, t=template: t.format(n=i), dialect, n, expect_refusal=refusal
             )
+            floor = _time_floor(lambda i, t=template: t.format(n=i), dialect, n)
             fixed = template.format(n=42)
             cached, _ = _time(lambda _i, s=fixed: s, dialect, n, expect_refusal=refusal)
             p50, p99 = percentile(cold, 50) * 1000, percentile(cold, 99) * 1000
             cpu50 = percentile(cold_cpu, 50) * 1000
             c50 = percentile(cached, 50) * 1000
+            f50 = percentile(floor, 50) * 1000
             if not refusal:
                 worst_typical = max(worst_typical, p50)
                 worst_cpu = max(worst_cpu, cpu50)
             rows.append(
-                [dialect.value, label, f"{p50:.3f}", f"{p99:.3f}", f"{cpu50:.3f}", f"{c50:.4f}"]
+                [
+                    dialect.value,
+                    label,
+                    f"{p50:.3f}",
+                    f"{p99:.3f}",
+                    f"{cpu50:.3f}",
+                    f"{c50:.4f}",
+                    f"{f50:.3f}",
+                    f"{p50 / f50:.2f}x",
+                ]
             )
             data.setdefault(dialect.value, {})[label] = {
                 "cold_p50_ms": p50,
                 "cold_p99_ms": p99,
                 "cold_cpu_p50_ms": cpu50,
                 "cached_p50_ms": c50,
+                "parse_floor_p50_ms": f50,
             }
     body = "\n".join(
         [
             f"{n} calls per query shape and dialect; cold = a different SQL text every call "
-            "(really parsed), cached = the same text repeated (verdict cache hit).",
+            "(really parsed), cached = the same text repeated (verdict cache hit), parse "
+            "floor = the bare parser on the cold texts (sqlglot in the dialect; pglast).",
             "",
             markdown_table(
                 [
@@ -120,6 +160,8 @@ def main() -> None:
                     "cold p99 ms",
                     "cold CPU p50 ms",
                     "cached p50 ms",
+                    "parse floor p50 ms",
+                    "cold / floor",
                 ],
                 rows,
             ),

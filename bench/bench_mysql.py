@@ -47,7 +47,7 @@ from common import (
 from rpc import Server, child_env
 
 sys.path.insert(0, str(REPO))
-from tests.sql.mariadb_server import MariaDB, start_server, stop_server  # noqa: E402
+from tests.sql.mariadb_server import MariaDB, start_server, stop_server
 
 DBHUB = "@bytebase/dbhub"
 BUDGET = 1.2
@@ -111,7 +111,8 @@ def main() -> None:
             "",
             table(lat, DBHUB_20, floor_20),
             "",
-            f"Budget p50 <= {BUDGET}x DBHub: {verdict(lat[OURS_20].p50_ms, lat[DBHUB_20].p50_ms, BUDGET)}.",
+            f"Budget p50 <= {BUDGET}x DBHub: "
+            f"{verdict(lat[OURS_20].p50_ms, lat[DBHUB_20].p50_ms, BUDGET)}.",
             "",
             f"{ITEMS:,}-row SELECT: `{ALL_ROWS_QUERY}` ({big_rounds * big_per_round} timed calls "
             "each, interleaved).",

@@ -18,6 +18,7 @@ The order is the point:
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from sqlglot import exp
@@ -27,6 +28,7 @@ from sqlglot.tokens import TokenType
 from mcp_fileserver.sql.denylist import MYSQL_FUNCTIONS
 from mcp_fileserver.sql.mysql_functions import (
     BUILT_IN_FUNCTIONS,
+    RESERVED_TYPE_WORDS,
     STRUCTURAL_KEYWORDS,
     TYPE_WORDS,
 )
@@ -73,6 +75,7 @@ _FORBIDDEN_WORDS = {
     "update": "UPDATE writes (FOR UPDATE takes row locks)",
     "delete": "DELETE writes",
     "sql_calc_found_rows": "SQL_CALC_FOUND_ROWS sets a session value",
+    "procedure": "PROCEDURE runs a server-side procedure on the result",
 }
 
 # Nodes that write, lock, assign or that sqlglot could not read (Command).
@@ -96,6 +99,9 @@ _FORBIDDEN_NODES: tuple[type[exp.Expr], ...] = (
     exp.Use,
     exp.Pragma,
 )
+
+# `seq.nextval` (MariaDB's Oracle-style sequence access) advances `seq`.
+_SEQUENCE_STEPS = frozenset({"nextval", "currval", "lastval"})
 
 # Schemas whose tables hold credentials, other sessions' statements or stored code.
 # information_schema stays readable (as pg_catalog does on PostgreSQL): it is how a
@@ -126,7 +132,7 @@ def mysql_verdict(sql: str) -> Verdict:
     except Exception as exc:  # sqlglot raises TokenError, and may raise others
         return Verdict(f"not valid MySQL: {short(exc)}", unparsable=True)
     found = _token_verdict(tokens)
-    if found is not None:
+    if isinstance(found, Verdict):
         return found
     try:
         expressions = [e for e in _MYSQL.parser().parse(tokens, text) if e is not None]
@@ -138,33 +144,44 @@ def mysql_verdict(sql: str) -> Verdict:
     root = statements[0]
     if not isinstance(root, _READ_ROOTS):
         return Verdict(f"{_node_name(root)} is not a read")
-    return _tree_verdict(root, tokens)
+    return _tree_verdict(root, found)
 
 
-def _token_verdict(tokens: list[Any]) -> Verdict | None:
-    """Forbidden reserved words, sequence steps, and every call's name."""
+def _token_verdict(tokens: list[Any]) -> Verdict | list[_Call]:
+    """Forbidden reserved words, assignments, sequence steps; else every call site."""
+    calls: list[_Call] = []
+    previous_kind: TokenType | None = None
+    before_previous: TokenType | None = None
+    previous_text = ""
     for index, token in enumerate(tokens):
-        if token.token_type in (TokenType.STRING, TokenType.IDENTIFIER):
+        kind = token.token_type
+        if kind is TokenType.L_PAREN and previous_kind is not None:
+            if before_previous is TokenType.DOT and previous_kind in _NAMES:
+                return Verdict(f"{previous_text}() is a stored function (schema-qualified)")
+            calls.append(_Call(previous_text, previous_kind, before_previous))
+        before_previous, previous_kind = previous_kind, kind
+        previous_text = text = token.text.lower()
+        if kind is TokenType.STRING or kind is TokenType.IDENTIFIER:
             continue
-        text = token.text.lower()
         if text in _FORBIDDEN_WORDS:
             return Verdict(_FORBIDDEN_WORDS[text])
+        if kind is TokenType.COLON_EQ:
+            return Verdict("an assignment (:=) sets a variable")
         if text in ("next", "previous") and _texts(tokens, index + 1, 2) == ["value", "for"]:
             return Verdict(f"{text.upper()} VALUE FOR reads or advances a sequence")
-    return None
+    return calls
 
 
-def _tree_verdict(root: exp.Expr, tokens: list[Any]) -> Verdict:
-    aliases_with_columns = {
-        alias.name.lower() for alias in root.find_all(exp.TableAlias) if alias.args.get("columns")
-    }
-    found = _call_verdict(tokens, aliases_with_columns)
-    if found is not None:
-        return found
+def _tree_verdict(root: exp.Expr, calls: list[_Call]) -> Verdict:
+    aliases_with_columns: set[str] = set()
     for node in root.walk():
-        if isinstance(node, _FORBIDDEN_NODES):
+        cls = type(node)
+        role = _ROLE_OF[cls] if cls in _ROLE_OF else _role(cls)
+        if role is None:
+            continue
+        if role == "forbidden":
             return Verdict(f"{_node_name(node)} inside the query")
-        if isinstance(node, exp.Anonymous):
+        if role == "anonymous":
             name = node.name.lower()
             if MYSQL_FUNCTIONS.denies(name):
                 return Verdict(f"function {name}() is not allowed")
@@ -172,55 +189,82 @@ def _tree_verdict(root: exp.Expr, tokens: list[Any]) -> Verdict:
                 return _unknown_function(name)
             if name == "last_insert_id" and node.expressions:
                 return Verdict("LAST_INSERT_ID(expr) sets a session value")
-        if isinstance(node, exp.Table) and node.text("db").lower() in DENIED_SCHEMAS:
+        elif role == "json_table" and not isinstance(node.parent, exp.Table):
+            return _unknown_function("json_table")
+        elif role == "column" and node.text("table") and node.name.lower() in _SEQUENCE_STEPS:
+            return Verdict(f"{node.text('table')}.{node.name} reads or advances a sequence")
+        elif role == "table" and node.text("db").lower() in DENIED_SCHEMAS:
             return Verdict(f"tables of the {node.text('db').lower()} schema are not readable")
+        elif role == "alias" and node.args.get("columns"):
+            aliases_with_columns.add(node.name.lower())
+    for call in calls:
+        found = _call_verdict(call, aliases_with_columns)
+        if found is not None:
+            return found
     return Verdict()
 
 
-def _call_verdict(tokens: list[Any], aliases_with_columns: set[str]) -> Verdict | None:
-    """The name before every `(`: a built-in, a structural keyword, or refused."""
-    for index in range(1, len(tokens)):
-        if tokens[index].token_type is not TokenType.L_PAREN:
-            continue
-        token = tokens[index - 1]
-        previous = tokens[index - 2] if index >= 2 else None
-        name = token.text.lower()
-        kind = token.token_type
-        if kind in (TokenType.VAR, TokenType.IDENTIFIER):
-            if previous is not None and previous.token_type is TokenType.DOT:
-                if name in aliases_with_columns:
-                    continue
-                return Verdict(f"{name}() is a stored function (schema-qualified): refused")
-            if name in aliases_with_columns or (
-                kind is TokenType.VAR and name in STRUCTURAL_KEYWORDS
-            ):
-                continue  # the tree check below still refuses it if it is a call
-            if MYSQL_FUNCTIONS.denies(name):
-                return Verdict(f"function {name}() is not allowed")
-            if kind is TokenType.IDENTIFIER:
-                return Verdict(f"`{name}`() is a stored function (quoted name): refused")
-            if name not in BUILT_IN_FUNCTIONS:
-                return _unknown_function(name)
-            continue
-        if not _WORD.fullmatch(name):
-            continue  # an operator or punctuation before `(`
-        if name in BUILT_IN_FUNCTIONS or name in STRUCTURAL_KEYWORDS:
-            continue
-        if (
-            name in TYPE_WORDS
-            and previous is not None
-            and previous.token_type
-            in (
-                TokenType.ALIAS,
-                TokenType.VAR,
-                TokenType.IDENTIFIER,
-            )
-        ):
-            continue
+def _role(cls: type[exp.Expr]) -> str | None:
+    """What the tree walk checks on a node of this class, kept in `_ROLE_OF`."""
+    found: str | None = None
+    if issubclass(cls, _FORBIDDEN_NODES):
+        found = "forbidden"
+    else:
+        found = next((role for role, base in _ROLES if issubclass(cls, base)), None)
+    _ROLE_OF[cls] = found
+    return found
+
+
+_ROLE_OF: dict[type[exp.Expr], str | None] = {}
+_NAMES = frozenset({TokenType.VAR, TokenType.IDENTIFIER})
+
+
+_ROLES: tuple[tuple[str, type[exp.Expr]], ...] = (
+    ("anonymous", exp.Anonymous),
+    ("json_table", exp.JSONTable),
+    ("column", exp.Column),
+    ("table", exp.Table),
+    ("alias", exp.TableAlias),
+)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """The token before a `(`, and the one before it."""
+
+    name: str
+    kind: TokenType
+    previous: TokenType | None
+
+
+def _call_verdict(call: _Call, aliases_with_columns: set[str]) -> Verdict | None:
+    """The name before a `(`: a built-in, a structural keyword, or refused."""
+    name, kind = call.name, call.kind
+    if kind is TokenType.VAR or kind is TokenType.IDENTIFIER:
+        if name in aliases_with_columns:
+            return None
+        if kind is TokenType.VAR and name in STRUCTURAL_KEYWORDS:
+            return None  # the tree check refuses it if it is a call after all
         if MYSQL_FUNCTIONS.denies(name):
             return Verdict(f"function {name}() is not allowed")
-        return _unknown_function(name)
-    return None
+        if kind is TokenType.IDENTIFIER:
+            return Verdict(f"`{name}`(): a quoted function name is refused")
+        if name not in BUILT_IN_FUNCTIONS:
+            return _unknown_function(name)
+        return None
+    if not _WORD.fullmatch(name):
+        return None  # an operator or punctuation before `(`
+    if name in BUILT_IN_FUNCTIONS or name in STRUCTURAL_KEYWORDS or name in RESERVED_TYPE_WORDS:
+        return None
+    if name in TYPE_WORDS and call.previous in _BEFORE_A_TYPE:
+        return None
+    if MYSQL_FUNCTIONS.denies(name):
+        return Verdict(f"function {name}() is not allowed")
+    return _unknown_function(name)
+
+
+# CAST(x AS DECIMAL(10, 2)); a JSON_TABLE column `name VARCHAR(10) PATH ...`.
+_BEFORE_A_TYPE = frozenset({TokenType.ALIAS, TokenType.VAR, TokenType.IDENTIFIER})
 
 
 def _unknown_function(name: str) -> Verdict:

@@ -20,8 +20,9 @@ Read-only without trusting the guard:
   the rest of a cut-off result is stopped with `KILL QUERY` rather than read;
 - every new connection inspects the account's grants (mysql_grants.py).
 
-Parameters are bound by PyMySQL's escaping into the text (mysql_params.py), and the
-guard judges that final text. The connection is opened on first use; an unreachable
+Parameters (`%s` with a list, `%(name)s` with an object) become literals where the guard
+saw the placeholders (mysql_params.py, mysql_literal.py), and the guard judges that final
+text too. The connection is opened on first use; an unreachable
 server gives `Unavailable` and the next call tries again.
 """
 
@@ -64,7 +65,8 @@ from mcp_fileserver.sql.models import (
     TableDescription,
     TableInfo,
 )
-from mcp_fileserver.sql.mysql_params import bind
+from mcp_fileserver.sql.mysql_literal import literal
+from mcp_fileserver.sql.mysql_params import bind_parameters
 from mcp_fileserver.sql.results import collect_rows
 
 Flavour = Literal["mariadb", "mysql"]
@@ -297,10 +299,13 @@ class MySQLDatabase(DatabaseBackend):
 
     def _bound_and_guarded(self, sql: str, params: Params) -> str:
         """The text the server will run, judged by the guard as it will be run."""
-        if params is not None and not isinstance(params, Mapping | Sequence):
-            raise InvalidRequest("params must be a list (for ?) or an object (for :name)")
-        final = bind(sql, params)
-        self._guard(final)
+        if params is None:
+            final = sql
+        elif isinstance(params, Mapping | Sequence):
+            final = bind_parameters(sql, params, literal)
+        else:
+            raise InvalidRequest("params must be a list (for %s) or an object (for %(name)s)")
+        self._guard(final)  # the text the server will parse, values included
         return final
 
     def _run(

@@ -29,7 +29,7 @@ BUILT_IN_FUNCTIONS = frozenset(
         "position", "quote", "repeat", "replace", "reverse", "right", "rpad", "rtrim",
         "soundex", "space", "substr", "substring", "substring_index", "trim", "ucase",
         "upper", "weight_string", "regexp_instr", "regexp_replace", "regexp_substr",
-        "match", "against",
+        "match",
         # Numbers.
         "abs", "acos", "asin", "atan", "atan2", "ceil", "ceiling", "conv", "cos", "cot",
         "crc32", "degrees", "exp", "floor", "ln", "log", "log10", "log2", "mod", "pi",
@@ -56,9 +56,9 @@ BUILT_IN_FUNCTIONS = frozenset(
         # JSON (values in, values out: JSON_SET and friends return a new document).
         "json_array", "json_array_append", "json_array_insert", "json_contains",
         "json_contains_path", "json_depth", "json_extract", "json_insert", "json_keys",
-        "json_length", "json_merge", "json_merge_patch", "json_merge_preserve",
+        "json_length", "json_merge_patch", "json_merge_preserve",
         "json_object", "json_quote", "json_remove", "json_replace", "json_search",
-        "json_set", "json_table", "json_type", "json_unquote", "json_valid", "json_value",
+        "json_set", "json_type", "json_unquote", "json_valid", "json_value",
         # Information about the session (read only; LAST_INSERT_ID only without an
         # argument: with one it sets the session's value).
         "charset", "coercibility", "collation", "connection_id", "current_user",
@@ -85,16 +85,29 @@ STRUCTURAL_KEYWORDS = frozenset(
         "inner", "cross", "outer", "natural", "straight_join", "ordinality", "nested",
         "path", "of", "order", "group", "rows", "range", "unbounded", "preceding",
         "following", "current", "asc", "desc", "collate", "null", "true", "false",
+        # Not functions: AGAINST follows MATCH(...), JSON_TABLE is a table in FROM (the
+        # guard checks where its node hangs); called anywhere else they would name a
+        # stored function, which the tree check refuses.
+        "against", "json_table",
     }
 )  # fmt: skip
 
-# Type names, which take `(` in CAST(x AS DECIMAL(10, 2)) and JSON_TABLE column types.
+# Type names that are reserved words in both servers: never a function name unquoted, so
+# `(` after one is a type's length (CAST(x AS DECIMAL(10, 2)), CONVERT(x, CHAR(5))).
+RESERVED_TYPE_WORDS = frozenset(
+    {
+        "char", "varchar", "character", "varcharacter", "binary", "varbinary", "decimal",
+        "dec", "numeric", "int", "integer", "tinyint", "smallint", "mediumint", "bigint",
+        "float", "double", "real", "blob", "tinyblob", "mediumblob", "longblob",
+        "tinytext", "mediumtext", "longtext", "unsigned",
+    }
+)  # fmt: skip
+
+# Other type names: DATETIME(6) is a type after AS (CAST) or a column name (JSON_TABLE),
+# but a call anywhere else -- and DATETIME() is no built-in, so a stored function.
 TYPE_WORDS = frozenset(
     {
-        "char", "varchar", "nchar", "nvarchar", "binary", "varbinary", "decimal", "dec",
-        "numeric", "fixed", "int", "integer", "tinyint", "smallint", "mediumint", "bigint",
-        "float", "double", "real", "bit", "datetime", "timestamp", "time", "date", "year",
-        "text", "tinytext", "mediumtext", "longtext", "blob", "enum", "json", "signed",
-        "unsigned", "character",
+        "nchar", "nvarchar", "fixed", "bit", "datetime", "timestamp", "time", "date",
+        "year", "text", "enum", "json", "signed",
     }
 )  # fmt: skip

@@ -8,7 +8,8 @@ server's rules (sql_lex.cc):
 - `'...'` and `"..."` are strings (`"` is an identifier under ANSI_QUOTES), a doubled
   quote is a quote, a backslash escapes the next character (unless NO_BACKSLASH_ESCAPES);
   `` `...` `` is an identifier (a doubled backtick is a backtick, no backslash escapes);
-- `#` comments run to the next `\\n`; `--` starts a comment only when followed by a space,
+- `#` comments run to the next `\\n` (MariaDB) or `\\r` (MySQL, by DBHub's tests): a
+  bare `\\r` in one is refused; `--` starts a comment only when followed by a space,
   a control character or the end, else it is two minus signs;
 - `/* ... */` comments do not nest; `/*!`, `/*!50000`, `/*M!`, `/*M!100000` are
   *executable* comments (the server runs their content) and `/*+ ... */` holds optimizer
@@ -17,8 +18,10 @@ server's rules (sql_lex.cc):
 
 Refused as well, because two readers could split the text differently: a quoted text
 whose boundaries depend on the server's SQL mode (a backslash before a quote, with and
-without NO_BACKSLASH_ESCAPES; `"` under ANSI_QUOTES), `/*` inside a comment, `--` glued
-to the next character, and any control or non-ASCII whitespace character outside quotes.
+without NO_BACKSLASH_ESCAPES; `"` under ANSI_QUOTES) unless every other mode leaves a
+quote open (then the server refuses the text in that mode), `/*` inside a comment, `--` glued
+to the next character, ODBC escapes (`{fn ...}`), and any control or non-ASCII
+whitespace character outside quotes.
 
 The result is a normalised text for sqlglot: comments become one space, strings are
 re-quoted with `'`, and each PyMySQL placeholder (`%s`, `%(name)s`, in code only) becomes
@@ -35,10 +38,11 @@ from enum import Enum
 class LexRefusal(Exception):
     """The text is refused before parsing; `violation` when it is an attack pattern."""
 
-    def __init__(self, reason: str, *, violation: bool) -> None:
+    def __init__(self, reason: str, *, violation: bool, unterminated: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.violation = violation
+        self.unterminated = unterminated  # a quote or comment left open: a syntax error
 
 
 class Kind(Enum):
@@ -67,6 +71,8 @@ class Lexed:
 # Characters the server skips as white space between tokens (my_isspace in every
 # character set the server accepts for a connection).
 _SPACE = frozenset(" \t\n\r\x0b\x0c")
+# A run of characters that start nothing: skipped in one step (the rest, one by one).
+_PLAIN = re.compile(r"[A-Za-z0-9_ \t\n\r.,;=<>*+()@$!?:&|^~\[\]]+")
 _NAMED_PLACEHOLDER = re.compile(r"%\(([A-Za-z_][A-Za-z0-9_]*)\)s")
 _WORD_CHAR = re.compile(r"[A-Za-z0-9_$\x80-\U0010ffff]")
 
@@ -78,8 +84,10 @@ def lex(sql: str) -> Lexed:
         for backslash, ansi in ((False, False), (True, True), (False, True)):
             try:
                 other = _pieces(sql, backslash_escapes=backslash, ansi_quotes=ansi)
-            except LexRefusal:
-                other = ()
+            except LexRefusal as exc:
+                if exc.unterminated:
+                    continue  # the server refuses the text in that mode: a syntax error
+                raise
             if other != pieces:
                 raise LexRefusal(
                     "a quoted text reads differently under the server's SQL modes "
@@ -101,6 +109,11 @@ def _pieces(sql: str, *, backslash_escapes: bool, ansi_quotes: bool) -> tuple[Pi
             pieces.append(Piece(Kind.CODE, code_start, upto))
 
     while i < n:
+        plain = _PLAIN.match(sql, i)
+        if plain:
+            i = plain.end()
+            if i >= n:
+                break
         c = sql[i]
         if c in "'\"`":
             flush(i)
@@ -121,6 +134,13 @@ def _pieces(sql: str, *, backslash_escapes: bool, ansi_quotes: bool) -> tuple[Pi
             flush(i)
             end = sql.find("\n", i)
             end = n if end < 0 else end
+            bare_cr = sql.find("\r", i, end)
+            if 0 <= bare_cr < end - 1:  # CRLF and a last `\r` end the comment either way
+                raise LexRefusal(
+                    "a carriage return inside a -- or # comment, not before a newline: "
+                    "servers disagree on where the comment ends",
+                    violation=True,
+                )
             pieces.append(Piece(Kind.COMMENT, i, end))
             i = code_start = end
         elif c == "/" and sql.startswith("/*", i):
@@ -137,6 +157,11 @@ def _pieces(sql: str, *, backslash_escapes: bool, ansi_quotes: bool) -> tuple[Pi
                 i = code_start = i + length
             else:
                 i += 1
+        elif c in "{}":
+            raise LexRefusal(
+                "ODBC escapes ({ ... }) are refused: the server runs the expression inside",
+                violation=True,
+            )
         elif c not in _SPACE and (c < " " or c == "\x7f" or c.isspace()):
             raise LexRefusal(
                 f"the character U+{ord(c):04X} outside quotes is read differently by the "
@@ -164,7 +189,9 @@ def _quoted_end(sql: str, start: int, *, backslash: bool) -> int:
                 return i + 1
         else:
             i += 1
-    raise LexRefusal("the query has an unterminated quoted text", violation=False)
+    raise LexRefusal(
+        "the query has an unterminated quoted text", violation=False, unterminated=True
+    )
 
 
 def _block_comment_end(sql: str, start: int) -> int:
@@ -182,7 +209,9 @@ def _block_comment_end(sql: str, start: int) -> int:
         )
     end = sql.find("*/", start + 2)
     if end < 0:
-        raise LexRefusal("the query has an unterminated /* comment", violation=False)
+        raise LexRefusal(
+            "the query has an unterminated /* comment", violation=False, unterminated=True
+        )
     if sql.find("/*", start + 2, end) >= 0:
         raise LexRefusal(
             "a /* inside a comment is refused: servers disagree on nested comments",

@@ -49,9 +49,9 @@ Sql = Annotated[
 QueryParams = Annotated[
     list[Scalar] | dict[str, Scalar] | None,
     Field(
-        description="values bound by the driver, never formatted into the SQL. SQLite, "
-        "MariaDB and MySQL: a list for ? placeholders or an object for :name; PostgreSQL: "
-        "a list for $1, $2, ..."
+        description="values bound by the driver, never formatted into the SQL. SQLite: a "
+        "list for ? placeholders or an object for :name; PostgreSQL: a list for $1, $2, "
+        "...; MariaDB and MySQL: a list for %s or an object for %(name)s"
     ),
 ]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pymysql
 
-from tests.sql.mysql_corpus import SCHEMA_SQL
+from tests.sql.mysql_corpus import MARIADB_SETUP_SQL, SCHEMA_SQL
 
 MARIADBD = Path(os.environ.get("MCP_FILESERVER_TEST_MARIADBD", "/usr/sbin/mariadbd"))
 INSTALL_DB = Path(shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db")
@@ -196,6 +196,7 @@ def _load_fixture(conn: pymysql.connections.Connection, server: MariaDB) -> None
         f"CREATE DATABASE {DBNAME}",
         f"USE {DBNAME}",
         *SCHEMA_SQL,
+        *MARIADB_SETUP_SQL,
         "CREATE TABLE big (n INT PRIMARY KEY, h CHAR(32) NOT NULL)",
         "SET SESSION max_recursive_iterations = 100000",
         "INSERT INTO big WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g "
@@ -236,16 +237,22 @@ def _load_fixture(conn: pymysql.connections.Connection, server: MariaDB) -> None
             cursor.execute(statement)
 
 
-def fingerprint(server: MariaDB) -> dict[str, object]:
-    """Everything an attack could change, read as root."""
-    with server.admin() as conn, conn.cursor() as cursor:
+def fingerprint(
+    server: MariaDB, conn: pymysql.connections.Connection | None = None
+) -> dict[str, object]:
+    """Everything an attack could change, read as root (on `conn` when given)."""
+    with contextlib.ExitStack() as stack:
+        if conn is None:
+            conn = stack.enter_context(server.admin())
+        cursor = stack.enter_context(conn.cursor())
 
         def one(sql: str) -> object:
             cursor.execute(sql)
             return cursor.fetchall()
 
         return {
-            "checksums": one("CHECKSUM TABLE customers, orders, events, big, kinds"),
+            "checksums": one("CHECKSUM TABLE customers, orders, events, breach_log, big, kinds"),
+            "sequence": one("SELECT next_not_cached_value FROM order_seq"),
             "tables": one(
                 "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES "
                 "WHERE TABLE_SCHEMA NOT IN ('mysql', 'information_schema', "

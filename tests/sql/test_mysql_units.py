@@ -1,4 +1,4 @@
-"""MariaDB/MySQL without a server: URL forms and settings, placeholder binding."""
+"""MariaDB/MySQL without a server: URL forms and settings, literals for bound values."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 
 from mcp_fileserver.errors import ConfigError, InvalidRequest
 from mcp_fileserver.sql.guard import Dialect, check_read_only
-from mcp_fileserver.sql.mysql_params import bind, literal, placeholders
+from mcp_fileserver.sql.mysql_literal import literal
+from mcp_fileserver.sql.mysql_params import bind_parameters
 from tests.conftest import make_settings
 
 
@@ -73,15 +74,6 @@ def test_bad_urls_are_refused_clearly(tmp_path: Path, url: str, message: str) ->
         make_settings(db=[f"m={url}"], log_dir=tmp_path)
 
 
-def test_placeholders_follow_mysql_lexing() -> None:
-    sql = "SELECT ?, '?', \"?\", `?`, 'it''s ?', 'a\\'?' -- ?\n# ?\n/* ? */ , ?, @x:=1, a.b, ?--?\n"
-    spans = placeholders(sql, named=False)
-    # `--?` is no comment in MySQL (it needs a space): 1 - (-?)
-    assert [sql[a:b] for a, b in spans] == ["?", "?", "?", "?"]
-    named = "SELECT :a, ':b', :c_1, @v:=2, x::int FROM t WHERE y = :a"
-    assert [named[a:b] for a, b in placeholders(named, named=True)] == [":a", ":c_1", ":a"]
-
-
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
@@ -102,13 +94,15 @@ def test_literals_read_the_same_under_every_sql_mode(value: object, expected: st
 
 def test_bound_text_is_what_the_guard_judges() -> None:
     hostile = "x' UNION SELECT LOAD_FILE('/etc/passwd') -- "
-    final = bind("SELECT name FROM t WHERE name = ? AND n = 1-?", [hostile, -1])
+    final = bind_parameters(
+        "SELECT name FROM t WHERE name = %s AND n = 1-%s", [hostile, -1], literal
+    )
     assert final == (
-        "SELECT name FROM t WHERE name = 'x'' UNION SELECT LOAD_FILE(''/etc/passwd'') -- ' "
-        "AND n = 1-(-1)"
+        "SELECT name FROM t WHERE name =  'x'' UNION SELECT LOAD_FILE(''/etc/passwd'') -- '  "
+        "AND n = 1- (-1) "
     )
     check_read_only(final, Dialect.MYSQL)  # one string, not a UNION
     with pytest.raises(InvalidRequest):
-        bind("SELECT ?", [float("nan")])
+        literal(float("nan"))
     with pytest.raises(InvalidRequest):
-        bind("SELECT ?", [[1, 2]])
+        literal([1, 2])
