@@ -315,10 +315,13 @@ class MySQLDatabase(DatabaseBackend):
     ) -> T:
         control = control or CallControl(self.config.timeout_s)
         with self._lock:
-            conn = self._begin(control)
-            killer = _Killer(self._open_side, conn.thread_id())
+            # Bound from the first statement on: a server that hangs on the session's
+            # SET is stopped at the deadline like a query.
+            killer = _Killer(self._open_side, self._thread_id)
+            conn: Connection | None = None
             try:
                 with control.bound(killer.kill):
+                    conn = self._begin(control)
                     return work(conn)
             except Refusal:
                 raise
@@ -331,7 +334,13 @@ class MySQLDatabase(DatabaseBackend):
                 raise InvalidRequest("the result holds text that cannot be decoded") from None
             finally:
                 killer.wait()  # a late KILL QUERY must not hit the next call
-                self._reset_session(conn)
+                if conn is not None:
+                    self._reset_session(conn)
+
+    def _thread_id(self) -> int | None:
+        """The server's id for the current connection (what KILL QUERY names)."""
+        conn = self._conn
+        return int(conn.thread_id()) if conn is not None else None
 
     def _begin(self, control: CallControl) -> Connection:
         """A connection in a fresh READ ONLY transaction bounded by the call's deadline;
@@ -388,7 +397,7 @@ class MySQLDatabase(DatabaseBackend):
         with KILL QUERY, then the rows already sent are discarded."""
         result = cursor._result
         if result is not None and result.unbuffered_active:
-            if not _Killer(self._open_side, conn.thread_id()).kill_now():
+            if not _Killer(self._open_side, conn.thread_id).kill_now():
                 self._drop_connection()  # closing the socket stops the server's sending
                 return
             try:
@@ -559,7 +568,9 @@ class _Killer:
     """KILL QUERY over a short-lived side connection: from a thread when pulled by the
     watchdog or a cancellation (the hook must not block), inline for a cut-off result."""
 
-    def __init__(self, open_side: Callable[[], Connection], thread_id: int) -> None:
+    def __init__(
+        self, open_side: Callable[[], Connection], thread_id: Callable[[], int | None]
+    ) -> None:
         self._open_side = open_side
         self._thread_id = thread_id
         self._threads: list[threading.Thread] = []
@@ -570,6 +581,9 @@ class _Killer:
         self._threads.append(thread)
 
     def kill_now(self) -> bool:
+        target = self._thread_id()
+        if target is None:
+            return False
         try:
             side = self._open_side()
         except Exception as exc:
@@ -577,7 +591,7 @@ class _Killer:
             return False
         try:
             with side.cursor() as cursor:
-                cursor.execute(f"KILL QUERY {int(self._thread_id)}")
+                cursor.execute(f"KILL QUERY {int(target)}")
             return True
         except pymysql.MySQLError as exc:  # 1094: the connection is already gone
             logger.debug("KILL QUERY failed: {}", _code(exc))
