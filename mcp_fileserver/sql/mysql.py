@@ -67,7 +67,7 @@ from mcp_fileserver.sql.models import (
 )
 from mcp_fileserver.sql.mysql_literal import literal
 from mcp_fileserver.sql.mysql_params import bind_parameters
-from mcp_fileserver.sql.results import collect_rows
+from mcp_fileserver.sql.results import CollectedRows, collect_rows
 
 Flavour = Literal["mariadb", "mysql"]
 MAX_TABLES = 10_000
@@ -259,9 +259,12 @@ class MySQLDatabase(DatabaseBackend):
             try:
                 cursor.execute(final)  # no args: PyMySQL does no %-formatting
                 columns = _prepare_columns(cursor)
-                collected = collect_rows(
-                    cursor.fetchmany, max_rows=max_rows, max_bytes=self.config.max_result_bytes
-                )
+                if columns:
+                    collected = collect_rows(
+                        cursor.fetchmany, max_rows=max_rows, max_bytes=self.config.max_result_bytes
+                    )
+                else:  # a statement without rows (only ever reached without the guard)
+                    collected = CollectedRows([], None, [])
             finally:
                 self._stop_unread(conn, cursor)
             return self._query_result(columns, collected, started)
@@ -618,7 +621,7 @@ def _prepare_columns(cursor: pymysql.cursors.SSCursor) -> list[ResultColumn]:
     first row is read: BIT as an integer, TIME as the server's text ('838:59:59' is no
     time of day), JSON as JSON, SET as a list; the rest as PyMySQL decodes them."""
     result = cursor._result
-    if result is None or not result.fields:
+    if result is None or not getattr(result, "fields", None):  # no result set (an OK)
         return []
     columns: list[ResultColumn] = []
     for index, field in enumerate(result.fields):

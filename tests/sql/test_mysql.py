@@ -287,3 +287,32 @@ async def test_reconnects_after_a_server_restart(mariadb: MariaDB, tmp_path):
         again = await call(client, "run_query", database="maria", sql="SELECT 2")
         assert not again.is_error, error_text(again)
         assert again.structured_content["rows"] == [[2]]
+
+
+async def test_the_server_side_statement_limit_stands_without_the_watchdog(
+    mariadb: MariaDB, tmp_path, monkeypatch
+):
+    """max_statement_time alone stops a runaway query: the second line behind KILL QUERY."""
+    from mcp_fileserver.sql import mysql
+
+    monkeypatch.setattr(mysql._Killer, "kill", lambda self: None)
+    settings = mariadb_settings(mariadb, tmp_path)
+    async with sql_client(settings, guard=False) as client:
+        started = time.monotonic()
+        result = await call(client, "run_query", database="maria", sql="SELECT SLEEP(30)")
+        took = time.monotonic() - started
+        assert result.is_error and "time limit" in error_text(result), error_text(result)
+        assert took < 3.5, took
+        ok = await call(client, "run_query", database="maria", sql="SELECT 1")
+        assert ok.structured_content["rows"] == [[1]]
+
+
+async def test_a_role_dropped_by_a_query_is_back_for_the_next_call(mariadb: MariaDB, tmp_path):
+    settings = mariadb_settings(mariadb, tmp_path, account="roled", max_concurrent_queries=1)
+    async with sql_client(settings, guard=False) as client:
+        dropped = await call(client, "run_query", database="maria", sql="SET ROLE NONE")
+        assert not dropped.is_error, error_text(dropped)
+        after = await call(client, "run_query", database="maria", sql="SELECT CURRENT_ROLE()")
+        assert after.structured_content["rows"] == [["read_role"]]
+        reads = await call(client, "run_query", database="maria", sql="SELECT COUNT(*) FROM orders")
+        assert reads.structured_content["rows"] == [[6]], error_text(reads)
