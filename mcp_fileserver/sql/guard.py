@@ -34,7 +34,7 @@ from sqlglot.dialects.dialect import Dialect as SqlglotDialect
 from sqlglot.tokens import TokenType
 
 from mcp_fileserver.errors import InvalidRequest, PolicyViolation
-from mcp_fileserver.sql import guard_mysql, pg_tree
+from mcp_fileserver.sql import pg_tree
 from mcp_fileserver.sql.denylist import (
     POSTGRES_FUNCTIONS,
     SQLITE_DENIED_TABLES,
@@ -86,6 +86,9 @@ def _verdict(sql: str, dialect: Dialect) -> Verdict:
     if dialect is Dialect.POSTGRESQL:
         return _postgres_verdict(sql)
     if dialect is Dialect.MYSQL:
+        # Loaded on first use, so that a server without MySQL never pays for it (~15 ms).
+        from mcp_fileserver.sql import guard_mysql
+
         return guard_mysql.mysql_verdict(sql)
     return _sqlite_verdict(sql)
 

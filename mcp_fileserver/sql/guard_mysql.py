@@ -9,7 +9,9 @@ The order is the point:
    one statement; SHOW, DESCRIBE, EXPLAIN, SET, DO, CALL, HANDLER, LOCK ... are refused
    by their first word, before any parser can fall back to an opaque command.
 3. Every token followed by `(` is a call unless it is structural: its name must be a
-   built-in of both servers (mysql_functions.py), written unqualified and unquoted.
+   built-in of both servers (mysql_functions.py), written unqualified, unquoted and,
+   unless the name is reserved, with nothing between it and `(` (without IGNORE_SPACE
+   the server reads `count (x)` as a call of a stored function `count`).
 4. The whole tree is walked: no write, DDL, INTO (file, dump or variable), row lock,
    assignment (`:=`), opaque command, unknown function or MySQL system schema anywhere,
    CTEs and subqueries included.
@@ -27,9 +29,15 @@ from sqlglot.tokens import TokenType
 
 from mcp_fileserver.sql.denylist import MYSQL_FUNCTIONS
 from mcp_fileserver.sql.mysql_functions import (
+    AFTER_CLOSE,
+    AFTER_COMPARISON,
+    AFTER_STRING,
     BUILT_IN_FUNCTIONS,
+    RESERVED_FUNCTIONS,
     RESERVED_TYPE_WORDS,
+    SET_OPERATIONS,
     STRUCTURAL_KEYWORDS,
+    TABLE_FUNCTIONS,
     TYPE_WORDS,
 )
 from mcp_fileserver.sql.mysql_lexer import LexRefusal, lex
@@ -131,6 +139,12 @@ def mysql_verdict(sql: str) -> Verdict:
         tokens = _MYSQL.tokenize(text)
     except Exception as exc:  # sqlglot raises TokenError, and may raise others
         return Verdict(f"not valid MySQL: {short(exc)}", unparsable=True)
+    if _quote_ends(tokens, text) != lexed.quote_ends:
+        return Verdict(
+            "the guard could not read the query's quoting as the server would; write "
+            "strings in single quotes and names in backticks",
+            unparsable=True,
+        )
     found = _token_verdict(tokens)
     if isinstance(found, Verdict):
         return found
@@ -147,6 +161,11 @@ def mysql_verdict(sql: str) -> Verdict:
     return _tree_verdict(root, found)
 
 
+def _quote_ends(tokens: list[Any], text: str) -> tuple[int, ...]:
+    """Where sqlglot closes each string and quoted name: must be where the lexer did."""
+    return tuple(t.end for t in tokens if t.token_type in _QUOTED_TOKENS and text[t.end] in "'`")
+
+
 def _token_verdict(tokens: list[Any]) -> Verdict | list[_Call]:
     """Forbidden reserved words, assignments, sequence steps; else every call site."""
     calls: list[_Call] = []
@@ -158,10 +177,11 @@ def _token_verdict(tokens: list[Any]) -> Verdict | list[_Call]:
         if kind is TokenType.L_PAREN and previous_kind is not None:
             if before_previous is TokenType.DOT and previous_kind in _NAMES:
                 return Verdict(f"{previous_text}() is a stored function (schema-qualified)")
-            calls.append(_Call(previous_text, previous_kind, before_previous))
+            spaced = token.start != tokens[index - 1].end + 1
+            calls.append(_Call(previous_text, previous_kind, before_previous, spaced))
         before_previous, previous_kind = previous_kind, kind
         previous_text = text = token.text.lower()
-        if kind is TokenType.STRING or kind is TokenType.IDENTIFIER:
+        if kind in _QUOTED_TOKENS:
             continue
         if text in _FORBIDDEN_WORDS:
             return Verdict(_FORBIDDEN_WORDS[text])
@@ -215,12 +235,24 @@ def _role(cls: type[exp.Expr]) -> str | None:
     return found
 
 
+# Tokens whose text is data or a quoted name, never a keyword.
+_QUOTED_TOKENS = frozenset(
+    {
+        TokenType.STRING,
+        TokenType.NATIONAL_STRING,
+        TokenType.HEX_STRING,
+        TokenType.BIT_STRING,
+        TokenType.BYTE_STRING,
+        TokenType.RAW_STRING,
+        TokenType.IDENTIFIER,
+    }
+)
 _ROLE_OF: dict[type[exp.Expr], str | None] = {}
 _NAMES = frozenset({TokenType.VAR, TokenType.IDENTIFIER})
 
 
-_ROLES: tuple[tuple[str, type[exp.Expr]], ...] = (
-    ("anonymous", exp.Anonymous),
+_ROLES: tuple[tuple[str, type[exp.Expr] | tuple[type[exp.Expr], ...]], ...] = (
+    ("anonymous", (exp.Anonymous, exp.AnonymousAggFunc)),
     ("json_table", exp.JSONTable),
     ("column", exp.Column),
     ("table", exp.Table),
@@ -235,36 +267,67 @@ class _Call:
     name: str
     kind: TokenType
     previous: TokenType | None
+    spaced: bool  # white space or a comment between the name and `(`
 
 
 def _call_verdict(call: _Call, aliases_with_columns: set[str]) -> Verdict | None:
-    """The name before a `(`: a built-in, a structural keyword, or refused."""
-    name, kind = call.name, call.kind
+    """The name before a `(`: a built-in, a structural word in its place, or refused."""
+    name, kind, previous = call.name, call.kind, call.previous
     if kind is TokenType.VAR or kind is TokenType.IDENTIFIER:
         if name in aliases_with_columns:
-            return None
-        if kind is TokenType.VAR and name in STRUCTURAL_KEYWORDS:
-            return None  # the tree check refuses it if it is a call after all
-        if MYSQL_FUNCTIONS.denies(name):
-            return Verdict(f"function {name}() is not allowed")
+            return None  # WITH x (a, b) AS ..., (subquery) AS d (a)
         if kind is TokenType.IDENTIFIER:
+            if MYSQL_FUNCTIONS.denies(name):
+                return Verdict(f"function {name}() is not allowed")
             return Verdict(f"`{name}`(): a quoted function name is refused")
-        if name not in BUILT_IN_FUNCTIONS:
-            return _unknown_function(name)
-        return None
-    if not _WORD.fullmatch(name):
+    elif not _WORD.fullmatch(name):
         return None  # an operator or punctuation before `(`
-    if name in BUILT_IN_FUNCTIONS or name in STRUCTURAL_KEYWORDS or name in RESERVED_TYPE_WORDS:
+    if _in_its_place(name, previous):
         return None
-    if name in TYPE_WORDS and call.previous in _BEFORE_A_TYPE:
-        return None
+    if kind is not TokenType.VAR and (name in STRUCTURAL_KEYWORDS or name in RESERVED_TYPE_WORDS):
+        return None  # reserved: never a function's name (the tree still sees VALUES())
     if MYSQL_FUNCTIONS.denies(name):
         return Verdict(f"function {name}() is not allowed")
+    if name in BUILT_IN_FUNCTIONS:
+        if call.spaced and name not in RESERVED_FUNCTIONS:
+            return Verdict(
+                f"write {name}( with no space or comment before the parenthesis: the server "
+                f"reads `{name} (` as a call of a stored function named {name}"
+            )
+        return None
     return _unknown_function(name)
 
 
-# CAST(x AS DECIMAL(10, 2)); a JSON_TABLE column `name VARCHAR(10) PATH ...`.
+def _in_its_place(name: str, previous: TokenType | None) -> bool:
+    """A word the servers may not reserve, where it cannot be a call."""
+    if name in AFTER_CLOSE:
+        return previous is TokenType.R_PAREN
+    if name in AFTER_STRING:
+        return previous is TokenType.STRING
+    if name in AFTER_COMPARISON:
+        return previous in _COMPARISONS
+    if name in SET_OPERATIONS:
+        return previous in _QUERY_BLOCK_ENDS
+    if name in TABLE_FUNCTIONS:
+        return True  # the tree check keeps it in FROM
+    return name in TYPE_WORDS and previous in _BEFORE_A_TYPE
+
+
+# CAST(x AS DATETIME(6)); a JSON_TABLE column `name DATETIME(6) PATH ...`.
 _BEFORE_A_TYPE = frozenset({TokenType.ALIAS, TokenType.VAR, TokenType.IDENTIFIER})
+_COMPARISONS = frozenset(
+    {TokenType.EQ, TokenType.NEQ, TokenType.GT, TokenType.GTE, TokenType.LT, TokenType.LTE}
+)
+_QUERY_BLOCK_ENDS = frozenset(
+    {
+        TokenType.R_PAREN,
+        TokenType.NUMBER,
+        TokenType.STRING,
+        TokenType.VAR,
+        TokenType.IDENTIFIER,
+        TokenType.STAR,
+    }
+)
 
 
 def _unknown_function(name: str) -> Verdict:

@@ -3,8 +3,9 @@
 Any other name is refused by construction: a user-defined (loadable) function such as
 `sys_exec` or a stored function can do anything, and the server resolves an unqualified
 name that is not a built-in to a stored function of the current database. So a name is
-allowed only when it is a built-in of BOTH MySQL 8.0 and MariaDB 10.6+: a name built in
-on one server only (`NVL`, `MEDIAN` on MariaDB; `REGEXP_LIKE`, `ANY_VALUE` on MySQL)
+allowed only when it is a built-in of BOTH MySQL 8.0.21+ and MariaDB 10.6+ (every name
+below is in MariaDB 10.11's information_schema.SQL_FUNCTIONS or KEYWORDS): a name built
+in on one server only (`NVL`, `MEDIAN` on MariaDB; `REGEXP_LIKE`, `ANY_VALUE` on MySQL)
 could be a stored function on the other. A qualified call (`db.f()`) always names a
 stored function and is refused too.
 
@@ -73,24 +74,41 @@ BUILT_IN_FUNCTIONS = frozenset(
     }
 )  # fmt: skip
 
-# Words that sqlglot reads as keywords and that may stand before `(` without calling
-# anything: reserved words (never a function name unquoted) and clause keywords.
-STRUCTURAL_KEYWORDS = frozenset(
+# Built-ins whose names both servers reserve: `IF (a, 1, 2)` still calls the built-in.
+# Any other built-in written with a space or a comment before `(` is refused: for COUNT,
+# SUM, MAX, CAST, TRIM, NOW, SUBSTRING, the window functions and the rest of the
+# IGNORE_SPACE list, the server then reads the name as a stored function's
+# (`count (1)` calls `shop.count()`, checked on MariaDB 10.11).
+RESERVED_FUNCTIONS = frozenset(
     {
-        "in", "exists", "as", "over", "on", "using", "from", "join", "where", "and", "or",
-        "not", "xor", "select", "union", "except", "intersect", "all", "distinct", "any",
-        "some", "when", "then", "else", "case", "by", "having", "is", "like", "between",
-        "with", "lateral", "columns", "div", "regexp", "rlike", "escape", "limit",
-        "offset", "index", "key", "partition", "window", "for", "recursive", "values",
-        "inner", "cross", "outer", "natural", "straight_join", "ordinality", "nested",
-        "path", "of", "order", "group", "rows", "range", "unbounded", "preceding",
-        "following", "current", "asc", "desc", "collate", "null", "true", "false",
-        # Not functions: AGAINST follows MATCH(...), JSON_TABLE is a table in FROM (the
-        # guard checks where its node hangs); called anywhere else they would name a
-        # stored function, which the tree check refuses.
-        "against", "json_table",
+        "if", "char", "left", "right", "replace", "insert", "mod", "database", "schema",
+        "interval", "match", "convert", "repeat",
     }
 )  # fmt: skip
+
+# Words that may stand before `(` without calling anything, because both servers reserve
+# them (no function can take such a name unquoted).
+STRUCTURAL_KEYWORDS = frozenset(
+    {
+        "in", "exists", "as", "on", "using", "from", "join", "where", "and", "or", "not",
+        "xor", "select", "all", "distinct", "when", "then", "else", "case", "by", "having",
+        "is", "like", "between", "with", "div", "regexp", "rlike", "limit", "index", "key",
+        "partition", "for", "values", "inner", "cross", "outer", "natural",
+        "straight_join", "order", "group", "range", "asc", "desc", "collate", "null",
+        "true", "false", "union",
+    }
+)  # fmt: skip
+
+# Words the servers do not all reserve (so `word(...)` can name a stored function), that
+# take `(` only after a certain token: `SUM(x) OVER (...)`, `MATCH (a) AGAINST (...)`,
+# `JSON_TABLE(doc, '$[*]' COLUMNS (...))`, `x = ANY (SELECT ...)`, a set operation after
+# the end of a query block. Elsewhere they are calls, and refused.
+AFTER_CLOSE = frozenset({"over", "against"})
+AFTER_STRING = frozenset({"columns"})
+AFTER_COMPARISON = frozenset({"any", "some"})
+SET_OPERATIONS = frozenset({"except", "intersect"})
+# JSON_TABLE: the guard accepts its node only as a table in FROM.
+TABLE_FUNCTIONS = frozenset({"json_table"})
 
 # Type names that are reserved words in both servers: never a function name unquoted, so
 # `(` after one is a type's length (CAST(x AS DECIMAL(10, 2)), CONVERT(x, CHAR(5))).

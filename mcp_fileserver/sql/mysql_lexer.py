@@ -66,6 +66,7 @@ class Lexed:
     pieces: tuple[Piece, ...]
     normalised: str  # what sqlglot parses
     placeholders: tuple[str | None, ...]  # None for `%s`, else the name of `%(name)s`
+    quote_ends: tuple[int, ...]  # where each string and identifier closes, in `normalised`
 
 
 # Characters the server skips as white space between tokens (my_isspace in every
@@ -74,7 +75,6 @@ _SPACE = frozenset(" \t\n\r\x0b\x0c")
 # A run of characters that start nothing: skipped in one step (the rest, one by one).
 _PLAIN = re.compile(r"[A-Za-z0-9_ \t\n\r.,;=<>*+()@$!?:&|^~\[\]]+")
 _NAMED_PLACEHOLDER = re.compile(r"%\(([A-Za-z_][A-Za-z0-9_]*)\)s")
-_WORD_CHAR = re.compile(r"[A-Za-z0-9_$\x80-\U0010ffff]")
 
 
 def lex(sql: str) -> Lexed:
@@ -234,16 +234,23 @@ def _placeholder_length(sql: str, start: int) -> int:
 def _check_placeholder_stands_alone(sql: str, start: int, end: int) -> None:
     before = sql[start - 1] if start else " "
     after = sql[end] if end < len(sql) else " "
-    if _WORD_CHAR.match(before) or _WORD_CHAR.match(after) or before in "'\"`" or after in "'\"`":
+    if _is_word_char(before) or _is_word_char(after) or before in "'\"`" or after in "'\"`":
         raise LexRefusal(
             "a placeholder (%s) must stand alone, not glued to a name or a quote",
             violation=False,
         )
 
 
+def _is_word_char(c: str) -> bool:
+    """A character of an unquoted MySQL identifier (any non-ASCII one included)."""
+    return not c.isascii() or c.isalnum() or c in "_$"
+
+
 def _normalise(sql: str, pieces: tuple[Piece, ...]) -> Lexed:
     out: list[str] = []
     names: list[str | None] = []
+    ends: list[int] = []
+    length = 0
     for piece in pieces:
         text = sql[piece.start : piece.end]
         if piece.kind is Kind.COMMENT:
@@ -253,10 +260,25 @@ def _normalise(sql: str, pieces: tuple[Piece, ...]) -> Lexed:
             names.append(match.group(1) if match else None)
             out.append("?")
         elif piece.kind is Kind.QUOTED:
+            if out and out[-1].endswith("'"):
+                out.append(" ")  # 'a'"b" is two strings: never let them read as 'a''b'
+                length += 1
             out.append(_single_quoted(text[1:-1]))
+        elif piece.kind is Kind.STRING and out and out[-1].endswith("'"):
+            out.append(" ")
+            length += 1
+            out.append(text)
         else:
             out.append(text)
-    return Lexed(pieces=pieces, normalised="".join(out), placeholders=tuple(names))
+        length += len(out[-1])
+        if piece.kind in (Kind.QUOTED, Kind.STRING, Kind.IDENTIFIER):
+            ends.append(length - 1)
+    return Lexed(
+        pieces=pieces,
+        normalised="".join(out),
+        placeholders=tuple(names),
+        quote_ends=tuple(ends),
+    )
 
 
 def _single_quoted(body: str) -> str:

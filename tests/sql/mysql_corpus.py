@@ -55,8 +55,13 @@ MARIADB_SETUP_SQL = [
     "BEGIN INSERT INTO breach_log (what) VALUES ('function'); RETURN 1; END",
     "CREATE PROCEDURE touch_proc() MODIFIES SQL DATA "
     "INSERT INTO breach_log (what) VALUES ('procedure')",
+    # A stored function named like a built-in: `sum (1)` (a space or a comment before the
+    # parenthesis) calls it instead of the aggregate.
+    "CREATE FUNCTION `sum` (x INT) RETURNS INT MODIFIES SQL DATA "
+    "BEGIN INSERT INTO breach_log (what) VALUES ('sum'); RETURN 1; END",
 ]
 MARIADB_TEARDOWN_SQL = [
+    "DROP FUNCTION IF EXISTS `sum`",
     "DROP PROCEDURE IF EXISTS touch_proc",
     "DROP FUNCTION IF EXISTS touch_log",
     "DROP SEQUENCE IF EXISTS order_seq",
@@ -90,7 +95,8 @@ def _variants(name: str, call: str) -> list[tuple[str, str]]:
         (f"{name}-case", f"SELECT CASE WHEN id > 0 THEN {call} END FROM orders"),
         (f"{name}-nested", f"SELECT CONCAT('x', IFNULL({call}, 0))"),
         (f"{name}-window", f"SELECT SUM(id) OVER (ORDER BY {call}) FROM orders"),
-        (f"{name}-values", f"VALUES ROW({call})"),
+        (f"{name}-values-row", f"VALUES ROW({call})"),
+        (f"{name}-values-derived", f"SELECT * FROM (VALUES ({call})) AS v"),
         (f"{name}-exists", f"SELECT EXISTS (SELECT {call})"),
         (f"{name}-schema-qualified", f"SELECT shop.{call}"),
         (f"{name}-backticks", f"SELECT `{call[:opened]}`{call[opened:]}"),
@@ -127,14 +133,15 @@ _SIDE_EFFECT_CALLS = [
 
 ATTACKS: list[tuple[str, str]] = [
     # Executable comments: the server runs them, a parser drops them (DBHub's bypass).
-    ("exec-comment", "SELECT /*! SLEEP(2) */ 1"),
+    ("exec-comment", "SELECT 1 /*! , SLEEP(2) */"),
+    ("exec-comment-stored-function", "SELECT 1 /*! , touch_log() */"),
     ("exec-comment-glued", "SELECT 1/*!,SLEEP(2)*/"),
-    ("exec-comment-versioned", "SELECT /*!50000 SLEEP(2) */ 1"),
+    ("exec-comment-versioned", "SELECT 1 /*!50000 , SLEEP(2) */"),
     ("exec-comment-versioned-glued", "SELECT 1 /*!50000,SLEEP(2)*/"),
     ("exec-comment-mysql8", "SELECT 1 /*!80000 , SLEEP(2) */"),
-    ("exec-comment-mariadb", "SELECT /*M! SLEEP(2) */ 1"),
-    ("exec-comment-mariadb-lower-m", "SELECT /*m! SLEEP(2) */ 1"),
-    ("exec-comment-mariadb-versioned", "SELECT /*M!100000 SLEEP(2) */ 1"),
+    ("exec-comment-mariadb", "SELECT 1 /*M! , SLEEP(2) */"),
+    ("exec-comment-mariadb-lower-m", "SELECT 1 /*m! , SLEEP(2) */"),
+    ("exec-comment-mariadb-versioned", "SELECT 1 /*M!100000 , SLEEP(2) */"),
     ("exec-comment-mariadb-glued", "SELECT 1/*M!100100,SLEEP(2)*/"),
     ("exec-comment-delete", "SELECT 1 /*!; DELETE FROM orders */"),
     ("exec-comment-union", "SELECT id FROM orders /*!UNION SELECT SLEEP(2)*/"),
@@ -142,11 +149,11 @@ ATTACKS: list[tuple[str, str]] = [
     ("exec-comment-first", "/*!DELETE FROM orders*/"),
     ("exec-comment-after-string", "SELECT '/*!' AS s /*!, SLEEP(2) */"),
     ("exec-comment-after-dq-string", 'SELECT "x" /*!, SLEEP(2) */'),
-    ("exec-comment-after-ident", "SELECT `a/*!` FROM (SELECT 1 AS `a/*!`) t /*!, SLEEP(2)*/"),
+    ("exec-comment-after-ident", "SELECT `a/*!` /*!, SLEEP(2)*/ FROM (SELECT 1 AS `a/*!`) t"),
     ("exec-comment-after-line-comment", "SELECT 1 -- x\n/*!, SLEEP(2) */"),
     ("exec-comment-after-hash-comment", "SELECT 1 # x\n/*!, SLEEP(2) */"),
     ("exec-comment-multiline", "SELECT 1 /*!\n, SLEEP(2)\n*/"),
-    ("exec-comment-nested", "SELECT 1 /* x /*! , SLEEP(2) */ */"),
+    ("exec-comment-nested", "SELECT 1 /* x /*! */, SLEEP(2)"),
     ("optimizer-hint-time", "SELECT /*+ MAX_EXECUTION_TIME(0) */ SLEEP(2)"),
     ("optimizer-hint-set-var", "SELECT /*+ SET_VAR(max_execution_time=0) */ id FROM orders"),
     # Quoting that splits differently under the server's SQL modes.
@@ -155,7 +162,7 @@ ATTACKS: list[tuple[str, str]] = [
     ("hash-comment-bare-cr", "SELECT 1 # x\r, SLEEP(2)"),
     ("dash-comment-bare-cr", "SELECT 1 -- x\r, SLEEP(2)"),
     ("dash-dash-not-comment", "SELECT 1--1, SLEEP(2)"),
-    ("dash-dash-tab-hides-nothing", "SELECT id FROM orders --\tx\n; DELETE FROM orders"),
+    ("dash-dash-tab-hides-nothing", "SELECT id --\tx\n, SLEEP(2) FROM orders"),
     # Characters two readers see differently.
     ("nul-byte", "SELECT 1\x00; DELETE FROM orders"),
     ("nbsp", "SELECT\u00a0SLEEP(2)"),
@@ -163,6 +170,35 @@ ATTACKS: list[tuple[str, str]] = [
     ("file-separator", "SELECT 1\x1c, SLEEP(2)"),
     ("odbc-escape", "SELECT {fn SLEEP(2)}"),
     ("odbc-escape-any-ident", "SELECT {x SLEEP(2)}"),
+    # A built-in's name with a space or comment before `(` names a stored function.
+    ("spaced-sum", "SELECT sum (1)"),
+    ("spaced-sum-tab", "SELECT sum\t(1)"),
+    ("spaced-sum-newline", "SELECT sum\n(1)"),
+    ("commented-sum", "SELECT sum/**/(1)"),
+    ("commented-sum-line", "SELECT sum -- x\n(1)"),
+    ("commented-sum-hash", "SELECT sum # x\n(1)"),
+    ("spaced-sum-upper", "SELECT SUM (id) FROM orders"),
+    ("spaced-count", "SELECT count (1)"),
+    ("spaced-max", "SELECT id FROM orders WHERE id = max (1)"),
+    ("spaced-cast", "SELECT cast (1)"),
+    ("spaced-trim", "SELECT trim ('x')"),
+    ("spaced-now", "SELECT now ()"),
+    ("spaced-rank", "SELECT rank ()"),
+    ("spaced-group-concat", "SELECT group_concat (id) FROM orders"),
+    ("spaced-substring", "SELECT substring ('abc', 1)"),
+    # Names the servers do not reserve, called where a keyword would stand elsewhere.
+    ("columns-call", "SELECT columns(1)"),
+    ("lateral-call", "SELECT lateral(1)"),
+    ("over-call", "SELECT over(1)"),
+    ("against-call", "SELECT against(1)"),
+    ("json-table-call", "SELECT json_table(1)"),
+    ("any-call", "SELECT any(1)"),
+    ("except-call", "SELECT except(1)"),
+    ("nested-call", "SELECT nested(1)"),
+    ("path-call", "SELECT path(1)"),
+    ("current-call", "SELECT current(1)"),
+    ("datetime-call", "SELECT datetime(1)"),
+    ("quoted-builtin-name", "SELECT `sum`(1)"),
     # Files and variables.
     ("into-outfile", "SELECT * FROM orders INTO OUTFILE '/tmp/m17-out.txt'"),
     ("into-outfile-lower", "select * from orders into outfile '/tmp/m17-out2.txt'"),
@@ -261,7 +297,7 @@ ATTACKS: list[tuple[str, str]] = [
     ("grant", "GRANT ALL ON *.* TO CURRENT_USER()"),
     ("revoke", "REVOKE SELECT ON shop.* FROM CURRENT_USER()"),
     ("do", "DO SLEEP(2)"),
-    ("do-lower", "do get_lock('m17', 1)"),
+    ("do-get-lock-lower", "do get_lock('m17', 1)"),
     ("call", "CALL touch_proc()"),
     ("call-bare", "CALL touch_proc"),
     ("prepare", "PREPARE s FROM 'DELETE FROM orders'"),
@@ -328,6 +364,23 @@ ATTACKS: list[tuple[str, str]] = [
 ]
 for _name, _call in _SIDE_EFFECT_CALLS:
     ATTACKS.extend(_variants(_name, _call))
+
+
+def _statement_variants(attack_id: str, sql: str) -> list[tuple[str, str]]:
+    """A statement behind comments, white space and case: still refused by its words."""
+    return [
+        (f"{attack_id}-lower", sql.lower()),
+        (f"{attack_id}-block-comment-first", f"/* read only */ {sql}"),
+        (f"{attack_id}-line-comment-first", f"-- a read\n{sql}"),
+        (f"{attack_id}-hash-comment-first", f"# a read\n{sql}"),
+        (f"{attack_id}-leading-space", f" \n\t{sql};"),
+    ]
+
+
+_STATEMENTS_START = next(i for i, (a, _) in enumerate(ATTACKS) if a == "insert")
+_STATEMENTS_END = next(i for i, (a, _) in enumerate(ATTACKS) if a == "multi")
+for _id, _sql in list(ATTACKS[_STATEMENTS_START:_STATEMENTS_END]):
+    ATTACKS.extend(_statement_variants(_id, _sql))
 
 CONTROLS: list[tuple[str, str, Any]] = [
     ("select", "SELECT id, name FROM customers ORDER BY id", None),

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+
 import pytest
 import sqlglot
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlglot import exp
 
 from mcp_fileserver.errors import InvalidRequest, PolicyViolation, Refusal
+from mcp_fileserver.sql import guard_mysql
 from mcp_fileserver.sql.guard import Dialect, check_read_only, verdict
 from mcp_fileserver.sql.mysql_lexer import Kind, lex
 from mcp_fileserver.sql.mysql_params import bind_parameters
-from tests.sql.mysql_corpus import ATTACKS, CONTROLS, differential_texts
+from tests.sql.mysql_corpus import (
+    ATTACKS,
+    CONTROLS,
+    DIFFERENTIAL_FRAGMENTS,
+    differential_texts,
+)
 
 MYSQL = Dialect.MYSQL
+_MYSQL = sqlglot.Dialect.get_or_raise("mysql")
 
 
 @pytest.mark.parametrize(("sql"), [sql for _id, sql in ATTACKS], ids=[i for i, _ in ATTACKS])
@@ -111,6 +123,7 @@ def test_quoting_that_depends_on_the_sql_mode_is_refused(sql):
         "SELECT 1 /* a comment; with -- and # and ' inside */",
         "SELECT 2-1, 3 - -1",
         "SELECT\t1\r\n",
+        "SELECT N'into', _utf8mb4'update', X'4c4f434b', B'01', 'delete'",
         "SELECT 'tab\there', 'nbsp\u00a0here', 'brace {fn x}'",
         "SELECT 1;",
         "SELECT 1 ; ",
@@ -247,3 +260,87 @@ def test_differential_texts_hide_sleep_only_where_the_guard_sees_it_as_data():
         pieces = lex(text).pieces
         code = "".join(text[p.start : p.end] for p in pieces if p.kind is Kind.CODE)
         assert "SLEEP" not in code, text
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT sum (1)",
+        "SELECT count/**/(1)",
+        "SELECT MAX\n(id) FROM orders",
+        "SELECT rank () OVER (ORDER BY id) FROM orders",
+        "SELECT CONCAT ('a')",
+    ],
+)
+def test_a_space_before_a_builtins_parenthesis_is_refused(sql):
+    """Without IGNORE_SPACE, MariaDB and MySQL read `sum (1)` as a call of a stored
+    function named sum (MariaDB 10.11: a `sum` that inserts a row did insert it)."""
+    with pytest.raises(PolicyViolation, match="no space"):
+        check_read_only(sql, MYSQL)
+
+
+def test_reserved_names_and_keywords_may_be_spaced():
+    check_read_only(
+        "SELECT IF (id > 1, 'a', 'b'), LEFT (name, 1), CHAR (65), MOD (id, 2), "
+        "CONVERT (name USING utf8mb4) FROM customers WHERE id IN (1, 2) AND EXISTS "
+        "(SELECT 1) AND MATCH (name) AGAINST ('x') AND id = ANY (SELECT 1)",
+        MYSQL,
+    )
+    check_read_only("SELECT SUM(id) OVER (ORDER BY id) FROM orders", MYSQL)
+
+
+def test_sqlglot_and_the_lexer_agree_on_every_quote_of_the_differential_texts():
+    for text in differential_texts(11, 3000):
+        try:
+            lexed = lex(text)
+            tokens = _MYSQL.tokenize(lexed.normalised)
+        except Exception:
+            continue
+        assert guard_mysql._quote_ends(tokens, lexed.normalised) == lexed.quote_ends, text
+
+
+def test_a_quote_sqlglot_closes_elsewhere_refuses_the_query(monkeypatch):
+    real = guard_mysql.lex
+
+    def shifted(sql):
+        lexed = real(sql)
+        return dataclasses.replace(lexed, quote_ends=tuple(e + 1 for e in lexed.quote_ends))
+
+    monkeypatch.setattr(guard_mysql, "lex", shifted)
+    found = guard_mysql.mysql_verdict("SELECT 'a', `b` FROM t")
+    assert found.reason and "quoting" in found.reason
+
+
+def test_adjacent_strings_stay_two_strings():
+    for sql in ["SELECT 'a'\"b\"", "SELECT \"a\"'b'", "SELECT 'a' 'b'", 'SELECT "a""b"']:
+        check_read_only(sql, MYSQL)
+    assert lex("SELECT 'a'\"b\"").normalised == "SELECT 'a' 'b'"
+
+
+_FRAGMENTS = st.sampled_from(
+    [
+        *DIFFERENTIAL_FRAGMENTS,
+        "%s", "%(a)s", "%", "{", "}", "\x00", "\u00a0", "@", ":=", "`x`", "N'", "x'",
+        "SELECT", "FROM t", "count(", "sum (", "WITH", "INTO", "'%s'",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_FRAGMENTS, max_size=12))
+def test_guard_and_binding_never_crash(fragments):
+    sql = "SELECT " + "".join(fragments)
+    found = verdict(sql, MYSQL)
+    assert found.reason is None or found.reason
+    with contextlib.suppress(InvalidRequest):
+        bind_parameters(sql, {"a": 1}, _literal)
+    with contextlib.suppress(InvalidRequest):
+        bind_parameters(sql, [1, 2], _literal)
+
+
+def test_the_allow_list_and_the_deny_list_never_overlap():
+    from mcp_fileserver.sql.denylist import MYSQL_FUNCTIONS
+    from mcp_fileserver.sql.mysql_functions import BUILT_IN_FUNCTIONS, RESERVED_FUNCTIONS
+
+    assert not {name for name in BUILT_IN_FUNCTIONS if MYSQL_FUNCTIONS.denies(name)}
+    assert RESERVED_FUNCTIONS <= BUILT_IN_FUNCTIONS
