@@ -25,7 +25,12 @@ import pymysql
 
 from tests.sql.mysql_corpus import MARIADB_SETUP_SQL, SCHEMA_SQL
 
-MARIADBD = Path(os.environ.get("MCP_FILESERVER_TEST_MARIADBD", "/usr/sbin/mariadbd"))
+MARIADBD = Path(
+    os.environ.get("MCP_FILESERVER_TEST_MARIADBD")
+    or ("/usr/sbin/mariadbd" if Path("/usr/sbin/mariadbd").exists() else None)
+    or shutil.which("mariadbd")  # Homebrew, other prefixes
+    or "/usr/sbin/mariadbd"
+)
 INSTALL_DB = Path(shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db")
 DBNAME = "shop"
 # Accounts: name -> what it is for.
