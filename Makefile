@@ -90,9 +90,9 @@ docker:
 # npm peers pinned by bench/package.json + package-lock.json: Node.js 22 (as an npm
 # package: the peers need >= 22), the baselines the benchmarks compare against, and the
 # MCP Inspector CLI that tests/e2e drives. Optional dependencies (DBHub's drivers for
-# other databases) are not needed and not installed.
+# other databases) are not installed, but for `mariadb`, pinned directly for bench-mysql.
 PEERS := bench/node_modules/.peers-installed
-.PHONY: peers bench bench-core bench-files bench-files-scale bench-sql bench-guard bench-audit bench-binary
+.PHONY: peers bench bench-core bench-files bench-files-scale bench-sql bench-mysql bench-guard bench-audit bench-binary
 peers: $(PEERS)
 
 $(PEERS): bench/package.json bench/package-lock.json
@@ -101,7 +101,7 @@ $(PEERS): bench/package.json bench/package-lock.json
 
 # Benchmarks (never part of `make test`); figures and commands in bench/RESULTS.md,
 # each run's raw output in bench/out/.
-bench: bench-core bench-files bench-files-scale bench-sql bench-guard bench-audit bench-binary
+bench: bench-core bench-files bench-files-scale bench-sql bench-mysql bench-guard bench-audit bench-binary
 
 # Issue 15: startup, idle memory, per-call latency and 1/8/32 calls in flight, beside the
 # bare FastMCP server and the Node filesystem server.
@@ -117,6 +117,11 @@ bench-files-scale: install peers
 
 bench-sql: install peers
 	$(BIN)/python bench/bench_sql.py
+
+# Issue 17: run_query vs DBHub on a throwaway MariaDB (needs `make system`), 20 and
+# 10,000 rows, beside bare PyMySQL.
+bench-mysql: install peers
+	$(BIN)/python bench/bench_mysql.py
 
 bench-guard: install
 	$(BIN)/python bench/bench_guard.py

@@ -51,7 +51,8 @@ def _add_config_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
         metavar="NAME=URL",
         action="append",
         default=default([]),
-        help="a database: sqlite:///file.db or postgresql://user@host/db; "
+        help="a database: sqlite:///file.db, postgresql://user@host/db, "
+        "mariadb://user@host/db or mysql://user@host/db; "
         "repeatable (env MCP_FILESERVER_DB_<NAME>=URL)",
     )
     parser.add_argument(

@@ -111,8 +111,9 @@ class DatabaseSection(_Section):
     max_rows: int = Field(10_000, ge=1, le=1_000_000)
     max_result_bytes: int = Field(1 * MiB, ge=1)
     timeout_s: float = Field(5.0, gt=0, le=3600)
-    # PostgreSQL only (docs/sql.md): volatile functions a query may call, and whether a
-    # role with more than read privileges is accepted (warned about) rather than refused.
+    # PostgreSQL only (docs/sql.md): volatile functions a query may call. PostgreSQL,
+    # MariaDB and MySQL: whether a role with more than read privileges is accepted
+    # (warned about) rather than refused.
     allowed_volatile_functions: tuple[str, ...] = DEFAULT_ALLOWED_VOLATILE_FUNCTIONS
     allow_privileged_role: bool = False
     # Calls one database runs at once, each on its own connection; more wait (within
@@ -202,14 +203,14 @@ class DatabaseConfig:
     """One configured database, its URL parsed and its password resolved."""
 
     name: str
-    engine: Literal["sqlite", "postgresql"]
+    engine: Literal["sqlite", "postgresql", "mariadb", "mysql"]
     description: str
     max_rows: int
     max_result_bytes: int
     timeout_s: float
     max_concurrent_queries: int = 4
     path: Path | None = None  # sqlite
-    host: str | None = None  # postgresql
+    host: str | None = None  # postgresql, mariadb, mysql
     port: int | None = None
     user: str | None = None
     dbname: str | None = None
@@ -228,9 +229,9 @@ class DatabaseConfig:
             auth += ":***"
         query = "&".join(f"{k}={MASK if is_sensitive_key(k) else v}" for k, v in self.options)
         port = f":{self.port}" if self.port else ""
-        return (
-            f"postgresql://{auth}{'@' if auth else ''}{self.host or ''}{port}/{self.dbname or ''}"
-            + (f"?{query}" if query else "")
+        at = "@" if auth else ""
+        return f"{self.engine}://{auth}{at}{self.host or ''}{port}/{self.dbname or ''}" + (
+            f"?{query}" if query else ""
         )
 
 
@@ -520,7 +521,7 @@ def _refuse_literal_url_password(url: str, *, where: str) -> None:
         if password and not is_pure_reference(unquote(password)):
             raise ConfigError(
                 f"{where} contains a literal password; write it as "
-                "postgresql://user:${VAR}@host/db and define VAR in the environment, "
+                "scheme://user:${VAR}@host/db and define VAR in the environment, "
                 "the env file or /run/secrets"
             )
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
@@ -635,7 +636,10 @@ def _parse_database(
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
     if not sep:
-        raise ConfigError(f"{where}: URL must look like sqlite:///file.db or postgresql://...")
+        raise ConfigError(
+            f"{where}: URL must look like sqlite:///file.db, postgresql://..., mariadb://... "
+            "or mysql://..."
+        )
     if scheme == "sqlite":
         if has_reference(url):
             url = store.resolve(url, where=where, secret=False)  # a file path
@@ -679,4 +683,89 @@ def _parse_database(
             options=options,
             **common,
         )
-    raise ConfigError(f"{where}: unsupported URL scheme {scheme!r} (use sqlite or postgresql)")
+    if scheme in MYSQL_SCHEMES:
+        return _parse_mysql(url, MYSQL_SCHEMES[scheme], section, store, where, common)
+    raise ConfigError(
+        f"{where}: unsupported URL scheme {scheme!r} (use sqlite, postgresql, mariadb or mysql)"
+    )
+
+
+# MariaDB and MySQL (sql/mysql.py, driver PyMySQL): the URL scheme names the engine shown
+# by list_databases; the server's flavour (MariaDB or MySQL) is read again at connect.
+MYSQL_SCHEMES: dict[str, Literal["mariadb", "mysql"]] = {
+    "mariadb": "mariadb",
+    "mariadb+pymysql": "mariadb",
+    "mysql": "mysql",
+    "mysql+pymysql": "mysql",
+}
+MYSQL_DEFAULT_PORT = 3306
+# The URL query parameters a MariaDB/MySQL URL may carry: PyMySQL's TLS options, a UNIX
+# socket instead of TCP, and the connect timeout. Anything else is a configuration error
+# (PyMySQL would fail on it only at the first call).
+MYSQL_OPTIONS = frozenset(
+    {
+        "ssl_ca",
+        "ssl_cert",
+        "ssl_key",
+        "ssl_key_password",
+        "ssl_verify_cert",
+        "ssl_verify_identity",
+        "unix_socket",
+        "connect_timeout",
+    }
+)
+MYSQL_BOOLEAN_OPTIONS = frozenset({"ssl_verify_cert", "ssl_verify_identity"})
+
+
+def _parse_mysql(
+    url: str,
+    engine: Literal["mariadb", "mysql"],
+    section: DatabaseSection,
+    store: SecretStore,
+    where: str,
+    common: dict[str, Any],
+) -> DatabaseConfig:
+    parts = urlsplit(url)
+    password = parts.password
+    if password is not None:
+        password = store.resolve(unquote(password), where=where)
+    elif section.password is not None:
+        password = store.resolve(section.password, where=where)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"{where}: the port in the URL is not a number") from None
+    options: list[tuple[str, str]] = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key not in MYSQL_OPTIONS:
+            raise ConfigError(
+                f"{where}: unknown URL parameter {key!r} for {engine} (accepted: "
+                + ", ".join(sorted(MYSQL_OPTIONS))
+                + ")"
+            )
+        resolved = store.resolve(value, where=where, secret=is_sensitive_key(key))
+        if key in MYSQL_BOOLEAN_OPTIONS and resolved.lower() not in _BOOLEAN_WORDS:
+            raise ConfigError(f"{where}: {key} must be true or false, not {resolved!r}")
+        if key == "connect_timeout" and not resolved.isdigit():
+            raise ConfigError(f"{where}: connect_timeout must be a number of seconds")
+        options.append((key, resolved))
+    dbname = unquote(parts.path.lstrip("/")) or None
+    if not dbname:
+        raise ConfigError(
+            f"{where}: a {engine} URL names its database: {engine}://user@host:port/dbname"
+        )
+    if not parts.hostname and "unix_socket" not in dict(options):
+        raise ConfigError(f"{where}: a {engine} URL needs a host or ?unix_socket=/path")
+    return DatabaseConfig(
+        engine=engine,
+        host=parts.hostname or "localhost",
+        port=port or MYSQL_DEFAULT_PORT,
+        user=unquote(parts.username) if parts.username else None,
+        dbname=dbname,
+        password=password,
+        options=tuple(options),
+        **common,
+    )
+
+
+_BOOLEAN_WORDS = frozenset({"true", "false", "1", "0", "yes", "no", "on", "off"})

@@ -225,11 +225,11 @@ def docker_entry(
     inner += _sandbox_args(settings)
 
     flags = list(DOCKER_STRICT_FLAGS)
-    if any(db.engine == "postgresql" for db in settings.databases):
+    if any(db.engine != "sqlite" for db in settings.databases):
         at = flags.index(DOCKER_NO_NETWORK[0])
         del flags[at : at + len(DOCKER_NO_NETWORK)]
         notes.append(
-            "a PostgreSQL database is configured, so the container keeps a network "
+            "a database server is configured, so the container keeps a network "
             "(--network none is left out); `localhost` inside the container is the "
             "container itself, and password variables must reach it (docker -e VAR, "
             "or a secret file mounted at /run/secrets/VAR)"

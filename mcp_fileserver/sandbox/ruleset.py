@@ -177,7 +177,26 @@ def compute_ruleset(settings: Settings, facts: RuntimeFacts) -> Ruleset:
         grant(NETWORK_READ, READ, "PostgreSQL (name resolution, TLS roots)")
         grant(_pg_client_files(postgres, facts), READ, "PostgreSQL client files")
 
-    return Ruleset(paths=_dedupe(rules), connect_ports=_pg_ports(postgres))
+    mysql = [db for db in settings.databases if db.engine in ("mariadb", "mysql")]
+    if mysql:
+        grant(NETWORK_READ, READ, "MariaDB/MySQL (name resolution, TLS roots)")
+        grant(_mysql_client_files(mysql), READ, "MariaDB/MySQL TLS files")
+    ports = sorted({*_pg_ports(postgres), *_mysql_ports(mysql)})
+    return Ruleset(paths=_dedupe(rules), connect_ports=tuple(ports))
+
+
+def _mysql_ports(databases: Iterable[DatabaseConfig]) -> tuple[int, ...]:
+    """TCP ports of the MariaDB/MySQL servers; one reached by unix_socket needs none."""
+    return tuple(db.port for db in databases if db.port and "unix_socket" not in dict(db.options))
+
+
+def _mysql_client_files(databases: Iterable[DatabaseConfig]) -> list[Path]:
+    return [
+        Path(value)
+        for db in databases
+        for key, value in db.options
+        if key in ("ssl_ca", "ssl_cert", "ssl_key") and value.startswith("/")
+    ]
 
 
 def _pg_ports(databases: Iterable[DatabaseConfig]) -> tuple[int, ...]:

@@ -8,7 +8,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
+from loguru import logger
+
 from mcp_fileserver.config import DatabaseConfig
+from mcp_fileserver.errors import PolicyViolation
 from mcp_fileserver.secrets import SecretStore
 from mcp_fileserver.sql.guard import Dialect, check_read_only
 from mcp_fileserver.sql.models import QueryResult, ResultColumn
@@ -19,7 +22,7 @@ T = TypeVar("T")
 
 
 class DatabaseBackend:
-    """Base of `SQLiteDatabase` and `PostgresDatabase`."""
+    """Base of `SQLiteDatabase`, `PostgresDatabase` and `MySQLDatabase`."""
 
     dialect: ClassVar[Dialect]
 
@@ -31,6 +34,7 @@ class DatabaseBackend:
         self._secrets = secrets
         self._enforce_guard = enforce_guard
         self._lock = threading.Lock()
+        self._privilege_warned = False
 
     def close(self) -> None:
         with self._lock:
@@ -38,6 +42,25 @@ class DatabaseBackend:
 
     def _drop_connection(self) -> None:
         raise NotImplementedError
+
+    def _judge_role(self, privileges: list[str]) -> None:
+        """Refuse a privileged role, or (when the operator allowed it) warn once."""
+        found = self._secrets.mask("; ".join(privileges))
+        if not self.config.allow_privileged_role:
+            self._drop_connection()
+            raise PolicyViolation(
+                f"database {self.config.name!r} refused: {privileges[0]}; use a read-only "
+                "role (docs/sql.md) or set allow_privileged_role = true",
+                detail=found,
+            )
+        if not self._privilege_warned:
+            self._privilege_warned = True
+            logger.warning(
+                "database {}: allow_privileged_role = true and the role has more than read "
+                "privileges ({}); only the other layers keep it read-only",
+                self.config.name,
+                found,
+            )
 
     def _guard(self, sql: str) -> None:
         if self._enforce_guard:

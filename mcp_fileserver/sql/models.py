@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr
 
-Engine = Literal["sqlite", "postgresql"]
+Engine = Literal["sqlite", "postgresql", "mariadb", "mysql"]
 JsonValue = Any  # None, bool, int, float, str, or lists/objects of these
 
 
@@ -21,9 +21,13 @@ class DatabaseList(BaseModel):
 
 
 class TableInfo(BaseModel):
-    schema_name: str | None = Field(None, description="PostgreSQL schema; None on SQLite")
+    schema_name: str | None = Field(
+        None, description="PostgreSQL schema, MariaDB/MySQL database; None on SQLite"
+    )
     name: str
-    kind: Literal["table", "view", "materialized view", "foreign table", "partitioned table"]
+    kind: Literal[
+        "table", "view", "materialized view", "foreign table", "partitioned table", "sequence"
+    ]
 
 
 class TableList(BaseModel):

@@ -114,7 +114,6 @@ class PostgresDatabase(DatabaseBackend):
         self._catalog: FunctionCatalog | None = None  # of the current connection
         self._encoding_note: str | None = None  # of the current connection
         self._undeclared = False  # learnt on connecting: the server encoding is SQL_ASCII
-        self._privilege_warned = False
 
     # --- tools -------------------------------------------------------------------
 
@@ -450,25 +449,6 @@ class PostgresDatabase(DatabaseBackend):
         if values is None or not self._undeclared:
             return values
         return [to_wire(v) if isinstance(v, str) else v for v in values]
-
-    def _judge_role(self, privileges: list[str]) -> None:
-        """Refuse a privileged role, or (when the operator allowed it) warn once."""
-        found = self._secrets.mask("; ".join(privileges))
-        if not self.config.allow_privileged_role:
-            self._drop_connection()
-            raise PolicyViolation(
-                f"database {self.config.name!r} refused: {privileges[0]}; use a read-only "
-                "role (docs/sql.md) or set allow_privileged_role = true",
-                detail=found,
-            )
-        if not self._privilege_warned:
-            self._privilege_warned = True
-            logger.warning(
-                "database {}: allow_privileged_role = true and the role has more than read "
-                "privileges ({}); only the other layers keep it read-only",
-                self.config.name,
-                found,
-            )
 
     def _drop_connection(self) -> None:
         if self._conn is not None:

@@ -52,7 +52,8 @@ QueryParams = Annotated[
     list[Scalar] | dict[str, Scalar] | None,
     Field(
         description="values bound by the driver, never formatted into the SQL. SQLite: a "
-        "list for ? placeholders or an object for :name; PostgreSQL: a list for $1, $2, ..."
+        "list for ? placeholders or an object for :name; PostgreSQL: a list for $1, $2, "
+        "...; MariaDB and MySQL: a list for %s or an object for %(name)s"
     ),
 ]
 
@@ -147,6 +148,8 @@ def query_answer(result: QueryResult) -> ToolResult:
 DEFERRED_ENGINE_PACKAGES: dict[str, tuple[str, ...]] = {
     "sqlite": ("sqlglot",),
     "postgresql": ("sqlglot", "pglast", "psycopg", "psycopg_binary"),
+    "mariadb": ("sqlglot", "pymysql"),
+    "mysql": ("sqlglot", "pymysql"),
 }
 
 
@@ -216,6 +219,10 @@ def open_backend(
         from mcp_fileserver.sql.sqlite import SQLiteDatabase
 
         return SQLiteDatabase(config, secrets, enforce_guard=enforce_guard)
+    if config.engine in ("mariadb", "mysql"):
+        from mcp_fileserver.sql.mysql import MySQLDatabase
+
+        return MySQLDatabase(config, secrets, enforce_guard=enforce_guard)
     from mcp_fileserver.sql.postgres import PostgresDatabase
 
     return PostgresDatabase(
@@ -279,12 +286,13 @@ def register_sql_tools(
 
     @mcp.tool(annotations=READ_ONLY)
     def list_databases() -> DatabaseList:
-        """The databases you may query: name, engine (sqlite or postgresql), description."""
+        """The databases you may query: name, engine (sqlite, postgresql, mariadb or mysql),
+        description."""
         return listing
 
     @mcp.tool(annotations=READ_ONLY)
     async def list_tables(database: DatabaseName) -> TableList:
-        """Tables and views in a database (with their schema on PostgreSQL)."""
+        """Tables and views in a database (with their schema, or MariaDB/MySQL database)."""
         tables = await lookup(database).call(lambda db, control: db.list_tables(control))
         return TableList(database=database, tables=tables)
 
@@ -296,7 +304,8 @@ def register_sql_tools(
             Field(
                 min_length=1,
                 max_length=256,
-                description="a table or view name; on PostgreSQL optionally schema.table",
+                description="a table or view name; on PostgreSQL optionally schema.table, on "
+                "MariaDB/MySQL optionally database.table",
             ),
         ],
     ) -> TableDescription:

@@ -185,7 +185,7 @@ def test_database_urls(tmp_path: Path) -> None:
     [
         ("noequals", "expected NAME=URL"),
         ("bad name=sqlite:///x.db", "database name"),
-        ("m=mysql://h/db", "unsupported URL scheme"),
+        ("m=oracle://h/db", "unsupported URL scheme"),
         ("s=sqlite:///does-not-exist.db", "does not exist"),
         ("s=sqlite:///:memory:", "in-memory"),
     ],

@@ -12,6 +12,7 @@ import json
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,7 +46,10 @@ SQL_TOOL_MODULES = (
     "mcp_fileserver.sql.slots",
     "mcp_fileserver.sql.control",
 )
-ENGINE_STACKS = {"postgresql": ("psycopg", "psycopg_c", "psycopg_binary", "pglast")}
+ENGINE_STACKS = {
+    "postgresql": ("psycopg", "psycopg_c", "psycopg_binary", "pglast"),
+    "mysql": ("pymysql",),
+}
 
 # Runs `target` (a module path or a script) as __main__, then writes sys.modules.
 WRAPPER = """
@@ -66,13 +70,23 @@ with open(out + ".gc", "w") as fh:
 """
 
 
-def _modules_after_tools_list(tmp_path: Path, name: str, target: str, *argv: str) -> set[str]:
+def _modules_after_tools_list(
+    tmp_path: Path,
+    name: str,
+    target: str,
+    *argv: str,
+    then_call: tuple[str, dict[str, Any]] | None = None,
+) -> set[str]:
+    """The modules loaded once `tools/list` has answered (and `then_call`, if given)."""
     out = tmp_path / f"{name}.json"
     command = [sys.executable, "-c", WRAPPER, str(out), target, *argv]
     env = child_env({"MCP_FILESERVER_ALLOW_ROOT": "1", "PYTHONPATH": str(REPO)})
     with Server(command, env=env, cwd=REPO, stderr_path=tmp_path / f"{name}.log") as server:
         server.initialize()
         assert server.list_tools()
+        if then_call is not None:  # its answer may be an error: the imports are the point
+            name, arguments = then_call
+            server.request("tools/call", {"name": name, "arguments": arguments})
     return set(json.loads(out.read_text()))
 
 
@@ -118,6 +132,25 @@ def test_files_and_sqlite_load_no_http_stack_the_framework_does_not_force(
     dereferencing = _loaded(ours, ("jsonref", "requests", "urllib3", "charset_normalizer"))
     assert not dereferencing, sorted(dereferencing)[:10]
     assert not _loaded(ours, ENGINE_STACKS["postgresql"]), "PostgreSQL stack loaded for SQLite"
+    assert not _loaded(ours, ENGINE_STACKS["mysql"]), "MariaDB/MySQL stack loaded for SQLite"
+
+
+def test_a_mariadb_database_loads_its_driver_on_its_first_call_and_no_other(
+    tmp_path: Path,
+) -> None:
+    args = _server_args(tmp_path, sqlite=False)
+    # Connecting is lazy: nothing listens there, and tools/list still answers.
+    args += ["--db", "maria=mariadb://nobody@127.0.0.1:1/none"]
+    (tmp_path / "listed").mkdir()
+    listed = _modules_after_tools_list(tmp_path / "listed", "ours", "mcp_fileserver", *args)
+    assert not _loaded(listed, ("pymysql", "sqlglot")), "MariaDB stack loaded before its call"
+    call = ("list_tables", {"database": "maria"})
+    (tmp_path / "called").mkdir()
+    called = _modules_after_tools_list(
+        tmp_path / "called", "ours", "mcp_fileserver", *args, then_call=call
+    )
+    assert "pymysql" in called and "mcp_fileserver.sql.mysql" in called
+    assert not _loaded(called, ENGINE_STACKS["postgresql"]), "PostgreSQL stack loaded for MariaDB"
 
 
 def test_files_only_loads_no_sql_stack(tmp_path: Path) -> None:
@@ -125,7 +158,7 @@ def test_files_only_loads_no_sql_stack(tmp_path: Path) -> None:
         tmp_path, "ours", "mcp_fileserver", *_server_args(tmp_path, sqlite=False)
     )
     assert "mcp_fileserver.files.tools" in ours
-    sql = _loaded(ours, ("sqlglot", *ENGINE_STACKS["postgresql"]))
+    sql = _loaded(ours, ("sqlglot", *ENGINE_STACKS["postgresql"], *ENGINE_STACKS["mysql"]))
     assert not sql, sorted(sql)[:10]
 
 

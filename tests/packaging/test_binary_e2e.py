@@ -81,6 +81,7 @@ async def test_stdio_session_every_tool_audit_and_attacks(binary: Path, tmp_path
     ws = session.Workspace(tmp_path)
     args = ["--allow", str(ws.root), "--db", f"app=sqlite:///{ws.db}"]
     args += ["--db", "pg=postgresql://nobody@127.0.0.1:1/none", "--log-dir", str(ws.logs)]
+    args += ["--db", "maria=mariadb://nobody@127.0.0.1:1/none"]
     transport = StdioTransport(
         command=str(binary), args=args, env=clean_env(), cwd=str(tmp_path), keep_alive=False
     )
@@ -103,6 +104,13 @@ async def test_stdio_session_every_tool_audit_and_attacks(binary: Path, tmp_path
             text = session.result_text(result)
             assert result.is_error and session.MASKED_ERROR not in text, text
         assert session.result_text(refused) != session.result_text(unreachable)
+        # MariaDB: the MySQL guard refuses a write; PyMySQL (imported lazily) is in the
+        # bundle and tries to connect.
+        for sql, expected in (("DELETE FROM t", "query refused"), ("SELECT 1", "unavailable")):
+            result = await client.call_tool(
+                "run_query", {"database": "maria", "sql": sql}, raise_on_error=False
+            )
+            assert result.is_error and expected in session.result_text(result), result
     records = session.check_audit(ws, called)
     session.check_sandbox_enforced(records)
     assert records[-1].get("event") == "server_stop", "EOF must stop the server cleanly"

@@ -21,6 +21,7 @@ from mcp_fileserver.audit.files import list_log_files, read_lines
 from mcp_fileserver.audit.verify import verify_folder
 from tests.conftest import stdio_transport, wal_database
 from tests.sandbox.child import ABI
+from tests.sql.mariadb_server import start_server, stop_server
 from tests.sql.pg_cluster import start_cluster, stop_cluster
 
 pytestmark = pytest.mark.skipif(ABI < 1, reason="the kernel offers no Landlock")
@@ -319,6 +320,55 @@ def test_postgresql_under_the_sandbox(tmp_path: Path) -> None:
     assert start["sandbox"]["status"] == "enforced"
     assert start["sandbox"]["ruleset"]["tcp_connect_ports"] == [cluster.port]
     assert cluster.reader_password not in json.dumps(start)
+
+
+def test_mariadb_under_the_sandbox(tmp_path: Path) -> None:
+    """TCP to the configured MariaDB port, and a server reached by its UNIX socket, work
+    confined (side connections for KILL QUERY included); the start record names the TCP
+    port and no other."""
+    server = start_server()
+    try:
+        socket_url = (
+            f"mariadb://reader:${{MARIADB_TEST_PASSWORD}}@localhost/shop"
+            f"?unix_socket={server.socket_path}"
+        )
+        transport = stdio_transport(
+            "--db",
+            f"maria={server.url().replace('127.0.0.1', 'localhost')}",
+            "--db",
+            f"local={socket_url}",
+            "--log-dir",
+            str(tmp_path / "audit"),
+            "--sandbox",
+            "require",
+            env={"MARIADB_TEST_PASSWORD": server.passwords["reader"]},
+        )
+
+        async def run() -> list[Any]:
+            async with Client(transport) as client:
+                return [
+                    await client.call_tool(name, args, raise_on_error=False)
+                    for name, args in (
+                        ("list_tables", {"database": "maria"}),
+                        ("describe_table", {"database": "maria", "table": "orders"}),
+                        ("run_query", {"database": "maria", "sql": "SELECT COUNT(*) FROM big"}),
+                        ("run_query", {"database": "maria", "sql": "SELECT n FROM big"}),
+                        ("explain_query", {"database": "maria", "sql": "SELECT * FROM orders"}),
+                        ("run_query", {"database": "local", "sql": "SELECT COUNT(*) FROM big"}),
+                    )
+                ]
+
+        results = asyncio.run(run())
+    finally:
+        stop_server(server)
+    assert [text_of(r)[:200] for r in results if r.is_error] == []
+    assert results[2].structured_content["rows"] == [[50000]]
+    assert results[3].structured_content["truncated_reason"] == "max_rows"  # KILL QUERY ran
+    assert results[5].structured_content["rows"] == [[50000]]
+    start = next(r for r in audit_records(tmp_path / "audit") if r["event"] == "server_start")
+    assert start["sandbox"]["status"] == "enforced"
+    assert start["sandbox"]["ruleset"]["tcp_connect_ports"] == [server.port]
+    assert server.passwords["reader"] not in json.dumps(start)
 
 
 def test_wal_database_read_before_during_and_after_a_writer(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from mcp_fileserver.framework import map_refusals
 from mcp_fileserver.sql.postgres import PostgresDatabase
 from mcp_fileserver.sql.tools import register_sql_tools
 from tests.conftest import in_memory_client, make_settings
+from tests.sql.mariadb_server import MariaDB, start_server, stop_server
 from tests.sql.pg_cluster import Cluster, start_cluster, stop_cluster
 
 SQLITE_SCHEMA = """
@@ -247,3 +248,68 @@ def pg_fingerprint(cluster: Cluster) -> dict[str, Any]:
             ),
             "prepared_xacts": one("SELECT count(*) FROM pg_prepared_xacts"),
         }
+
+
+# --- MariaDB ------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _close_mysql_sessions(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """As for PostgreSQL: close the sessions of each test's dropped servers."""
+    from mcp_fileserver.sql.mysql import MySQLDatabase
+
+    opened: list[MySQLDatabase] = []
+    original = MySQLDatabase.__init__
+
+    def recording(self: MySQLDatabase, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(MySQLDatabase, "__init__", recording)
+    yield
+    for database in opened:
+        database.close()
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDB]:
+    server = start_server()
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+def mariadb_settings(
+    server: MariaDB,
+    tmp: Path,
+    *,
+    account: str = "reader",
+    timeout_s: float = 1.0,
+    max_rows: int = 100,
+    max_result_bytes: int = 65536,
+    max_concurrent_queries: int = 4,
+    url: str | None = None,
+    extra: str = "",
+) -> Settings:
+    """Settings for database `maria` (the server's `shop` as `account`); `extra` adds
+    lines to its [databases.maria] table."""
+    config = tmp / f"maria-{account}.toml"
+    config.write_text(
+        f"""
+[databases.maria]
+url = "{url or server.url(account, "MARIADB_TEST_PASSWORD")}"
+description = "test mariadb"
+max_rows = {max_rows}
+max_result_bytes = {max_result_bytes}
+timeout_s = {timeout_s}
+max_concurrent_queries = {max_concurrent_queries}
+{extra}
+{NO_LOCKOUT}""",
+        encoding="utf-8",
+    )
+    return make_settings(
+        config=config,
+        log_dir=tmp / "logs",
+        env={"MARIADB_TEST_PASSWORD": server.passwords.get(account, "")},
+    )
