@@ -14,13 +14,24 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import compress
 
 import re2
 
 from mcp_fileserver.errors import InvalidRequest
 from mcp_fileserver.files.cursor import Position
 from mcp_fileserver.files.denylist import DenyList
-from mcp_fileserver.files.walk import Budget, Entry, Filters, compile_globs, open_file_in, walk
+from mcp_fileserver.files.walk import (
+    NAME,
+    Budget,
+    Entry,
+    Filters,
+    compile_globs,
+    kind_of_entry,
+    open_file_in,
+    segments,
+    walk,
+)
 
 SCAN_BLOCK = 1 << 20  # bytes read at once from a large file
 BINARY_PROBE = 8192  # a NUL byte in this many first bytes marks a file binary
@@ -61,30 +72,34 @@ def search_names(
 ) -> tuple[list[NameMatch], str | None, Position | None]:
     """Entries whose name matches the glob `pattern`, at any depth, like `find -name`.
 
-    Returns the matches, why the search stopped early (or None) and where to resume."""
+    Returns the matches, why the search stopped early (or None) and where to resume.
+    Names are matched a segment (a directory's run of entries) at a time, in one C-level
+    pass: only matches cost any Python."""
     name_re = compile_globs([pattern])
     assert name_re is not None
     match = name_re.match
     found: list[NameMatch] = []
-    last: Entry | None = None
-    entries = walk(
-        start_fd,
-        deny=deny,
-        budget=budget,
-        filters=filters,
-        after=after.rel if after else None,
-        select=match,  # only matches come back: no entry object for the rest
-    )
-    for entry in entries:
-        if len(found) >= max_results:
-            return found, "max_results", _resume_after(last, after)
-        found.append(NameMatch(entry.rel, entry.kind))
-        last = entry
+    last: tuple[str, ...] | None = None  # the last match
+    for seg in segments(
+        start_fd, deny=deny, budget=budget, filters=filters, after=after.rel if after else None
+    ):
+        if seg.context:
+            continue
+        hits = list(compress(seg.entries, map(match, map(NAME, seg.entries))))
+        if not hits:
+            continue
+        rel = seg.rel
+        for entry in hits:
+            if len(found) >= max_results:
+                assert last is not None
+                return found, "max_results", Position(last)
+            last = (*rel, entry.name)
+            found.append(NameMatch(last, kind_of_entry(entry)))
     if budget.stopped is not None:
         if budget.last is not None:  # past the last match: the last entry counted
             parent, name = budget.last
             return found, budget.stopped, Position((*parent, name))
-        return found, budget.stopped, _resume_after(last, after)
+        return found, budget.stopped, after or Position(())
     return found, None, None
 
 
