@@ -31,6 +31,7 @@ from mcp_fileserver.files.denylist import DenyList
 from mcp_fileserver.files.secret_content import SecretContent
 
 Progress = Callable[[int], None]
+_KINDS = {stat.S_IFREG: "file", stat.S_IFDIR: "directory", stat.S_IFLNK: "symlink"}
 
 
 @dataclass(frozen=True)
@@ -220,25 +221,31 @@ class FileService:
             )
             after = self._resume(query, cursor)
             filters = self._filters(d, exclude_patterns, include_ignored)
-            last: walk.Entry | None = None
-            for e in walk.walk(
+            last: tuple[str, ...] | None = None
+            append = tree.append
+            kinds = _KINDS
+            for seg in walk.segments(
                 d.fd, deny=self.deny, budget=budget, filters=filters,
                 after=after.rel if after else None,
             ):  # fmt: skip
-                st = e.lstat()
-                if st is None:
-                    continue
-                expanded = e.depth < max_depth if e.kind == "directory" else None
-                tree.append(
-                    {"path": "/".join(e.rel), "type": e.kind, "size": st.st_size,
-                     "expanded": expanded}
-                )  # fmt: skip
-                if not e.context:
-                    last = e
+                prefix = "/".join(seg.rel) + "/" if seg.rel else ""
+                expand = seg.depth < max_depth
+                for e in seg.entries:
+                    try:
+                        st = e.stat(follow_symlinks=False)
+                    except OSError:
+                        continue  # vanished since the scan
+                    kind = kinds.get(stat.S_IFMT(st.st_mode), "other")
+                    append(
+                        {"path": prefix + e.name, "type": kind, "size": st.st_size,
+                         "expanded": expand if kind == "directory" else None}
+                    )  # fmt: skip
+                if not seg.context:
+                    last = (*seg.rel, seg.entries[-1].name)
             stopped = budget.stopped
             next_cursor = None
             if stopped is not None:
-                resume = Position(last.rel) if last is not None else (after or Position(()))
+                resume = Position(last) if last is not None else (after or Position(()))
                 next_cursor = self.cursors.encode(query, resume)
             return {
                 "path": d.path,
