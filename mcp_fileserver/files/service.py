@@ -28,6 +28,7 @@ from mcp_fileserver.files.confine import (
 )
 from mcp_fileserver.files.cursor import CursorCodec, Position, query_key
 from mcp_fileserver.files.denylist import DenyList
+from mcp_fileserver.files.scan_worker import ScanWorker
 from mcp_fileserver.files.secret_content import SecretContent
 
 Progress = Callable[[int], None]
@@ -52,6 +53,9 @@ class FileService:
         # Files holding a configured secret are refused and skipped (secret_content.py).
         self.secret_content = secret_content or SecretContent(())
         self.cursors = CursorCodec()
+        # A second process for content searches, forked when the server starts serving
+        # (scan_worker.start_workers, after the sandbox); until then searches run here.
+        self.scan_worker = ScanWorker(self.secret_content) if limits.search_worker else None
 
     @classmethod
     def from_settings(cls, settings: Settings, method: Method | None = None) -> FileService:
@@ -348,7 +352,9 @@ class FileService:
                     max_results=limit,
                     max_bytes=max_bytes,
                     after=after,
-                    skip=self.secret_content.in_file if self.secret_content else None,
+                    secret=self.secret_content if self.secret_content else None,
+                    worker=self.scan_worker,
+                    spec=(pattern, regex, case_sensitive),
                 )
             return models.ContentSearch(
                 path=d.path,
