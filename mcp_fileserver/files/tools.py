@@ -41,6 +41,7 @@ from mcp_fileserver.files.models import (
 )
 from mcp_fileserver.files.service import FileService, Progress
 from mcp_fileserver.files.walk import MAX_WALK_DEPTH
+from mcp_fileserver.framework import json_tool_result
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False, idempotent_hint=True)
 PROGRESS_INTERVAL_S = 0.25
@@ -294,6 +295,8 @@ def answer(found: M | InputRequiredResult, render: Callable[[M], str]) -> Answer
     A request for the client's roots passes through untouched."""
     if isinstance(found, InputRequiredResult):
         return found
+    if isinstance(found, dict):  # plain JSON data already (directory_tree)
+        return json_tool_result(render(found), found)
     return ToolResult(
         content=[TextContent(type="text", text=render(found))], structured_content=found
     )

@@ -118,3 +118,16 @@ def test_receive_ready_takes_waiting_answers_in_order_up_to_the_limit() -> None:
     assert first == [0, 1, 2]
     assert rest == [3, 4]
     assert none_waiting == [] and ended == []
+
+
+def test_a_json_tool_result_goes_out_as_a_built_one() -> None:
+    """`json_tool_result` skips ToolResult's JSON round trip: what reaches the wire must
+    be what `ToolResult(...)` gives for the same plain data."""
+    from fastmcp.tools import ToolResult
+    from mcp.types import TextContent
+
+    data = {"path": "/x", "tree": [{"path": "a", "size": 1, "expanded": None}], "ok": True}
+    built = ToolResult(content=[TextContent(type="text", text="a")], structured_content=data)
+    fast = framework.json_tool_result("a", data)
+    assert fast.to_mcp_result() == built.to_mcp_result()
+    assert fast.model_dump() == built.model_dump()
