@@ -22,6 +22,7 @@ import fnmatch
 import re
 from collections.abc import Iterable, Sequence
 from itertools import compress, repeat
+from typing import Any
 
 # Source code and documentation are never secret stores: a rule such as `secrets.*`
 # or `id_rsa*` names a key or a config file, not `secrets.py` or `id_rsa_test.go`.
@@ -134,13 +135,14 @@ class _Globs:
         self._regex = re.compile("|".join(map(fnmatch.translate, other))) if other else None
         # The same globs over a whole directory at once: its names joined by NUL (which
         # no name holds), so one search answers "may any name match?".
-        alternatives = [f"\0{_joined_glob(p)}(?=\0)" for p in other]
+        at_start = [f"{_joined_glob(p)}(?=\0)" for p in other]
         if exact:
-            alternatives.append(f"\0(?:{_any_of(exact)})(?=\0)")
+            at_start.append(f"{_trie(exact)}(?=\0)")
         if prefixes:
-            alternatives.append(f"\0(?:{_any_of(prefixes)})")
+            at_start.append(_trie(prefixes))
+        alternatives = [f"\0(?:{'|'.join(at_start)})"] if at_start else []
         if suffixes:  # `*.pem`: wherever a name ends so, whatever precedes it
-            alternatives.append(f"(?:{_any_of(suffixes)})(?=\0)")
+            alternatives.append(f"{_trie(suffixes)}(?=\0)")
         self._joined = re.compile("|".join(alternatives)) if alternatives else None
 
     def match(self, name: str) -> bool:
@@ -273,8 +275,24 @@ class DenyList:
         return self._decide(folded, is_dir)
 
 
-def _any_of(literals: Iterable[str]) -> str:
-    return "|".join(map(re.escape, sorted(literals, key=len, reverse=True)))
+def _trie(words: Iterable[str]) -> str:
+    """A regex matching exactly `words`, factored by common prefixes, so a search tries
+    one branch per character instead of every word at every position."""
+    root: dict[str, Any] = {}
+    for word in words:
+        node = root
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict[str, Any]) -> str:
+        alts = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
+        if not alts:
+            return ""
+        body = alts[0] if len(alts) == 1 else f"(?:{'|'.join(alts)})"
+        return f"(?:{body})?" if "" in node else body
+
+    return emit(root)
 
 
 def _joined_glob(pattern: str) -> str:

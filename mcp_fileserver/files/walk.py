@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import compress
 from typing import Literal
 
 from mcp_fileserver.files import ignore
@@ -228,7 +229,7 @@ class _Frame:
     """One open directory of a walk in progress: its visible entries, sorted, and how far
     the walk has got (`pos`)."""
 
-    __slots__ = ("context", "entries", "fd", "isdir", "layers", "pos", "rel", "resume")
+    __slots__ = ("context", "dirs", "entries", "fd", "isdir", "layers", "pos", "rel", "resume")
 
     def __init__(
         self,
@@ -241,6 +242,7 @@ class _Frame:
         self.fd = fd
         self.rel = rel
         self.entries, self.isdir, self.layers = listed
+        self.dirs = list(compress(range(len(self.isdir)), self.isdir))  # their indexes
         self.pos = 0
         self.context = -1  # index of the resume position's ancestor in this directory
         self.resume: tuple[str, ...] | None = None  # below that ancestor
@@ -355,8 +357,10 @@ def segments(
                         os.close(frame.fd)
                     continue
                 end = min(pos + SEGMENT_MAX, len(entries))
-                with contextlib.suppress(ValueError):  # ends at its first subdirectory
-                    end = frame.isdir.index(True, pos, end) + 1
+                dirs = frame.dirs  # a segment ends at the directory's next subdirectory
+                nxt = bisect.bisect_left(dirs, pos)
+                if nxt < len(dirs) and dirs[nxt] < end:
+                    end = dirs[nxt] + 1
                 allowed = take(end - pos)
                 if allowed <= 0:
                     return
