@@ -284,6 +284,11 @@ class _ContentRun:
         return False
 
     def _dispatch(self, batch: _Batch) -> bool:
+        # Merge what is ready first, so the worker's count of batches is current.
+        while self.queue and (self.queue[0].results is not None or self._reply_ready()):
+            if self._merge_head(block=True):
+                self._close_batch(batch)
+                return True
         worker = self.worker
         if worker is not None and self.remote < IN_FLIGHT:
             try:
@@ -437,6 +442,12 @@ class _ContentRun:
         if self.stats.stopped is not None and self.stats.resume is None:
             self.stats.resume = after if after is not None else Position(())
         return self.found, self.stats
+
+    @staticmethod
+    def _close_batch(batch: _Batch) -> None:
+        for fd, _, _ in batch.groups:
+            os.close(fd)
+        batch.groups.clear()
 
     def close(self, held: ScanWorker | None) -> None:
         """Close what was never merged; the replies of batches the worker still holds are
