@@ -67,6 +67,8 @@ def scan_small(
     bytes decide binary, then the rest is read at once. At most `cap` matches."""
     from mcp_fileserver.files.search import line_matches
 
+    if "/" in name or name in (".", ".."):
+        return SKIPPED, 0, []  # a directory entry's own name, never a path
     opened = open_file_in(dir_fd, name)
     if opened is None:
         return SKIPPED, 0, []

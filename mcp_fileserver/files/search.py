@@ -35,6 +35,7 @@ from mcp_fileserver.files.walk import (
     NAME,
     Budget,
     Filters,
+    Kind,
     compile_globs,
     kind_of_entry,
     open_file_in,
@@ -53,7 +54,7 @@ RE2_MAX_MEM = 8 << 20  # compiled-pattern memory; larger patterns are refused
 @dataclass(frozen=True)
 class NameMatch:
     rel: tuple[str, ...]
-    kind: str
+    kind: Kind
 
 
 @dataclass(frozen=True)

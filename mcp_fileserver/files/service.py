@@ -292,8 +292,11 @@ class FileService:
             return models.FileSearch(
                 path=d.path,
                 pattern=pattern,
+                # Built without validation: every field comes from the walk, typed.
                 matches=[
-                    models.NameMatch(path=d.root.display((*d.rel, *m.rel)), type=m.kind)  # type: ignore[arg-type]
+                    models.NameMatch.model_construct(
+                        path=d.root.display((*d.rel, *m.rel)), type=m.kind
+                    )
                     for m in found
                 ],
                 truncated=stopped is not None,
@@ -360,7 +363,7 @@ class FileService:
                 path=d.path,
                 pattern=pattern,
                 matches=[
-                    models.LineMatch(
+                    models.LineMatch.model_construct(
                         path=d.root.display((*d.rel, *m.rel)), line=m.line, text=m.text
                     )
                     for m in found
