@@ -266,8 +266,10 @@ def test_cursor_is_tamper_evident_and_bound_to_its_query(tree: Path) -> None:
         service(tree).search_files(".", "*.py", max_results=5, cursor=page.next_cursor)
 
 
-def test_cancelled_search_stops_within_100_ms(tree: Path) -> None:
-    s = service(tree)
+def test_cancelled_search_stops_within_100_ms(
+    tree: Path, searcher: Callable[..., FileService]
+) -> None:
+    s = searcher(tree)
     cancel = threading.Event()
     done: list[float] = []
 
@@ -283,6 +285,8 @@ def test_cancelled_search_stops_within_100_ms(tree: Path) -> None:
     set_at = time.monotonic()
     worker.join(5)
     assert done and done[0] - set_at < 0.1
+    again = s.search_file_contents(".", NEEDLE)  # a worker's abandoned replies are dropped
+    assert [(m.path, m.line) for m in again.matches] == oracle_lines(tree)
 
 
 async def test_cancelling_the_call_reaches_the_worker_thread() -> None:
