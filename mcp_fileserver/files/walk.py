@@ -12,7 +12,12 @@ Order is stable: pre-order, names sorted per directory, i.e. the lexicographic o
 the entries' path components. A walk may start *after* a position (cursor.py), so one
 stopped by its time budget, a cancellation or the caller's result limit continues
 exactly where it stopped. Every walk is bounded by depth and a deadline (and optionally
-entries), checks a cancellation flag per entry, and reports why it stopped.
+entries), checks a cancellation flag per segment (at most SEGMENT_MAX entries of one
+directory), and reports why it stopped.
+
+A directory is listed and filtered at once (`_list_dir`): the deny-list and `.gitignore`
+prefilters are one regex search over its joined names each, so per-entry Python runs
+only for the rare names a rule may match (see denylist.py, ignore.py).
 """
 
 from __future__ import annotations
