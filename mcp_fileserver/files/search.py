@@ -7,6 +7,11 @@ re-resolved by name); a file with a NUL byte in its first 8 KiB is binary and sk
 after that one small read. Lines are counted only where a match is, or where a large
 file is read in several blocks. A search stopped by a budget or by `max_results`
 returns the position to resume from (cursor.py), down to the line inside a file.
+
+Content search runs on two cores when the search worker is up (scan_worker.py): files
+go in batches to the worker or are scanned here, and `_ContentRun` merges the results
+in walk order, scanning a file again here whenever a budget could stop inside it, so
+the answer is the one a single process gives.
 """
 
 from __future__ import annotations
@@ -280,14 +285,14 @@ class _ContentRun:
             if self._dispatch(batch):
                 return True
         while self.queue:
-            if self._merge_head(block=True):
+            if self._merge_head():
                 return True
         return False
 
     def _dispatch(self, batch: _Batch) -> bool:
         # Merge what is ready first, so the worker's count of batches is current.
         while self.queue and (self.queue[0].results is not None or self._reply_ready()):
-            if self._merge_head(block=True):
+            if self._merge_head():
                 self._close_batch(batch)
                 return True
         worker = self.worker
@@ -308,7 +313,7 @@ class _ContentRun:
             ready = head.results is not None or self._reply_ready()
             if not ready and len(self.queue) < MAX_QUEUED:
                 return False
-            if self._merge_head(block=True):
+            if self._merge_head():
                 return True
         return False
 
@@ -347,7 +352,8 @@ class _ContentRun:
 
     # -- merging in order -------------------------------------------------------------
 
-    def _merge_head(self, *, block: bool) -> bool:
+    def _merge_head(self) -> bool:
+        """Merge the oldest batch, waiting for its reply if the worker holds it."""
         batch = self.queue[0]
         if batch.results is None:
             assert self.worker is not None
