@@ -155,13 +155,30 @@ def children_cpu() -> float:
 
 
 def server_cpu(server: Server) -> Callable[[], float]:
-    """User + system time of the whole server process, exited worker threads included
-    (/proc/<pid>/stat, clock ticks: coarse, but these calls take seconds)."""
+    """User + system time of the whole server process, exited worker threads included,
+    plus its live child processes (the content-search worker) (/proc/<pid>/stat, clock
+    ticks: coarse, but these calls take seconds)."""
     tick = os.sysconf("SC_CLK_TCK")
 
-    def read() -> float:
-        fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    def one(pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
         return (int(fields[11]) + int(fields[12])) / tick
+
+    def children(pid: int) -> list[int]:
+        found: list[int] = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                found.extend(int(p) for p in (task / "children").read_text().split())
+            except OSError:
+                continue
+        return found
+
+    def read() -> float:
+        pid = server.proc.pid
+        return one(pid) + sum(one(child) for child in children(pid))
 
     return read
 

@@ -9,6 +9,7 @@ from loguru import logger
 from mcp_fileserver import __version__
 from mcp_fileserver.audit.lifecycle import install_signal_handlers, record_start, record_stop
 from mcp_fileserver.config import Settings
+from mcp_fileserver.files.scan_worker import start_workers
 from mcp_fileserver.logging_setup import setup_logging
 from mcp_fileserver.sandbox import ROOT_WARNING, apply_sandbox, refuse_root
 from mcp_fileserver.server import build_server
@@ -41,6 +42,8 @@ def _prepare(settings: Settings) -> FastMCP:
     # After every import and before the first request; raises ConfigError when `require`
     # cannot be met. The start record carries what it enforced.
     sandbox = apply_sandbox(settings)
+    # Still single-threaded: the content-search worker is forked here, inside the sandbox.
+    start_workers()
     (logger.info if sandbox.status == "enforced" else logger.warning)(sandbox.summary())
     logger.info(
         "mcp-fileserver {} serving {} director{} and {} database{} over stdio",

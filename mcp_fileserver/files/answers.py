@@ -14,6 +14,7 @@ or `@`) is written as a JSON string: one entry is always one line.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,14 +23,12 @@ from mcp_fileserver.files import models
 _MARKERS = {"directory": "/", "symlink": "@", "file": "", "other": ""}
 
 
+_BREAKS = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")  # control characters, line breaks
+
+
 def name(text: str) -> str:
     """`text` as is, or JSON-quoted when it could be misread as structure."""
-    if (
-        not text
-        or text[0] in '" '
-        or text[-1] in " /@"
-        or any(ord(c) < 0x20 or c in "\x7f\x85\u2028\u2029" for c in text)
-    ):
+    if not text or text[0] in '" ' or text[-1] in " /@" or _BREAKS.search(text):
         return json.dumps(text, ensure_ascii=False)
     return text
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterable, Sequence
+from itertools import compress, repeat
+from typing import Any
 
 # Source code and documentation are never secret stores: a rule such as `secrets.*`
 # or `id_rsa*` names a key or a config file, not `secrets.py` or `id_rsa_test.go`.
@@ -111,13 +113,13 @@ class _Globs:
     result equal to `fnmatch`."""
 
     def __init__(self, patterns: Iterable[str]) -> None:
-        exact: set[str] = set()
+        exact: list[str] = []
         prefixes: list[str] = []
         suffixes: list[str] = []
         other: list[str] = []
         for pattern in patterns:
             if _GLOB_CHARS.isdisjoint(pattern):
-                exact.add(pattern)
+                exact.append(pattern)
             elif pattern[:1] == "*" and _GLOB_CHARS.isdisjoint(pattern[1:]):
                 suffixes.append(pattern[1:])
             elif pattern[-1:] == "*" and _GLOB_CHARS.isdisjoint(pattern[:-1]):
@@ -131,6 +133,17 @@ class _Globs:
         self._prefixes = tuple(prefixes)
         self._suffixes = tuple(suffixes)
         self._regex = re.compile("|".join(map(fnmatch.translate, other))) if other else None
+        # The same globs over a whole directory at once: its names joined by NUL (which
+        # no name holds), so one search answers "may any name match?".
+        at_start = [f"{_joined_glob(p)}(?=\0)" for p in other]
+        if exact:
+            at_start.append(f"{_trie(exact)}(?=\0)")
+        if prefixes:
+            at_start.append(_trie(prefixes))
+        alternatives = [f"\0(?:{'|'.join(at_start)})"] if at_start else []
+        if suffixes:  # `*.pem`: wherever a name ends so, whatever precedes it
+            alternatives.append(f"{_trie(suffixes)}(?=\0)")
+        self._joined = re.compile("|".join(alternatives)) if alternatives else None
 
     def match(self, name: str) -> bool:
         return (
@@ -139,6 +152,26 @@ class _Globs:
             or name.startswith(self._prefixes)
             or (self._regex is not None and self._regex.match(name) is not None)
         )
+
+    def may_match_any(self, joined: str) -> bool:
+        """Whether some name of `joined` (NUL-separated, with a NUL at each end) may
+        match: False means none does (one C-level search per directory)."""
+        return self._joined is not None and self._joined.search(joined) is not None
+
+    def hits(self, folded: list[str]) -> set[int]:
+        """Indexes of the names `match` accepts, found by C-level passes over the whole
+        list (no Python call per name): a walk asks this once per directory."""
+        index = range(len(folded))
+        found: set[int] = set()
+        if self._exact:
+            found.update(compress(index, map(self._exact.__contains__, folded)))
+        if self._suffixes:
+            found.update(compress(index, map(str.endswith, folded, repeat(self._suffixes))))
+        if self._prefixes:
+            found.update(compress(index, map(str.startswith, folded, repeat(self._prefixes))))
+        if self._regex is not None:
+            found.update(compress(index, map(self._regex.match, folded)))
+        return found
 
     def any(self, names: list[str]) -> bool:
         """`match` over several names in one loop (empty ones never match): the
@@ -199,6 +232,17 @@ class DenyList:
             return False
         return self._decide(folded, is_dir)
 
+    def candidates(self, names: list[str]) -> list[int]:
+        """Indexes of the names of one directory that some refusing rule matches (as a
+        file or a directory), in order: only these need `denies_name`, so a walk checks a
+        whole directory in a few C-level passes."""
+        if self._dirs.empty:
+            return []
+        joined = "\0" + "\0".join(names).casefold() + "\0"  # a name holds no NUL
+        if not self._dirs.may_match_any(joined):
+            return []
+        return sorted(self._dirs.hits(joined[1:-1].split("\0")))
+
     def denies_parts(self, parts: Sequence[str], *, last_is_dir: bool) -> bool:
         """Whether any component of a root-relative path is sensitive: every component
         but the last is a directory; `last_is_dir` says what the last one is."""
@@ -229,6 +273,57 @@ class DenyList:
         if not (self._dirs if is_dir else self._files).match(folded):
             return False
         return self._decide(folded, is_dir)
+
+
+def _trie(words: Iterable[str]) -> str:
+    """A regex matching exactly `words`, factored by common prefixes, so a search tries
+    one branch per character instead of every word at every position."""
+    root: dict[str, Any] = {}
+    for word in words:
+        node = root
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict[str, Any]) -> str:
+        alts = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
+        if not alts:
+            return ""
+        body = alts[0] if len(alts) == 1 else f"(?:{'|'.join(alts)})"
+        return f"(?:{body})?" if "" in node else body
+
+    return emit(root)
+
+
+def _joined_glob(pattern: str) -> str:
+    """A glob as a regex that never crosses a NUL (names joined by NUL): matches at least
+    what `fnmatch` does on each name alone (exact hits are decided name by name)."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        i += 1
+        if c == "*":
+            out.append("[^\0]*")
+        elif c == "?":
+            out.append("[^\0]")
+        elif c == "[":
+            j = i
+            if j < n and pattern[j] == "!":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:
+                out.append("\\[")
+                continue
+            # Any character class, stated loosely: a superset is enough here.
+            out.append("[^\0]")
+            i = j + 1
+        else:
+            out.append(re.escape(c))
+    return "".join(out)
 
 
 def effective_patterns(replace: Sequence[str] | None, extend: Sequence[str]) -> tuple[str, ...]:

@@ -10,11 +10,13 @@ Only `.gitignore` files are read: not `.git/info/exclude` nor a global excludes 
 
 from __future__ import annotations
 
+import operator
 import os
 import re
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import compress, repeat
 
 from pathspec.patterns.gitignore import GitIgnorePatternError
 from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
@@ -36,6 +38,11 @@ class IgnoreFile:
     lead: str
     strip: int
     any_match: re.Pattern[str]
+    # The prefilter of `candidates` (one search per directory): patterns that only look
+    # at an entry's own name (`build/`, `*.log`), over names joined by newlines; the
+    # others over whole paths joined by newlines.
+    name_lines: re.Pattern[str] | None
+    path_lines: re.Pattern[str] | None
     rules: tuple[tuple[re.Pattern[str], bool], ...]  # (regex, ignores) in file order
 
     def base_of(self, dir_rel: Sequence[str]) -> str:
@@ -71,8 +78,59 @@ def parse(data: bytes, *, lead: str = "", strip: int = 0) -> IgnoreFile | None:
         rules.append((re.compile(source), bool(pattern.include)))
     if not rules:
         return None
-    joined = re.compile("|".join(f"(?:{r.pattern})" for r, _ in rules))
-    return IgnoreFile(lead=lead, strip=strip, any_match=joined, rules=tuple(rules))
+    joined = "|".join(f"(?:{r.pattern})" for r, _ in rules)
+    by_name: list[str] = []
+    by_path: list[str] = []
+    for regex, _ in rules:
+        rest = _name_only(regex.pattern)
+        if rest is None:
+            by_path.append(regex.pattern)
+        else:
+            by_name.append(rest)
+    return IgnoreFile(
+        lead=lead,
+        strip=strip,
+        any_match=re.compile(joined),
+        name_lines=_name_lines(by_name) if by_name else None,
+        path_lines=_lines("|".join(f"(?:{p})" for p in by_path)) if by_path else None,
+        rules=tuple(rules),
+    )
+
+
+_ANY_DEPTH = "^(?:.+/)?"
+_DIR_MARKS = ("(?:(?:/)|$)", "(?:/)")
+
+
+def _name_only(source: str) -> str | None:
+    """For a pattern that matches an entry by its last component alone (pathspec's
+    `^(?:.+/)?NAME` with NAME free of `/`, `.` wildcards and classes), NAME with its end
+    mark; else None."""
+    if not source.startswith(_ANY_DEPTH):
+        return None
+    rest = source[len(_ANY_DEPTH) :]
+    core = rest
+    for mark in _DIR_MARKS:
+        if core.endswith(mark):
+            core = core[: -len(mark)]
+            break
+    core = core.replace("\\\\", "").replace("[^/]", "")  # escaped backslashes, `?`, `*`
+    # A `.` wildcard or a character class (`[!a]` matches `/` too) may reach past the name.
+    if "/" in core or re.search(r"(?<!\\)[.[]", core):
+        return None
+    return rest
+
+
+def _name_lines(rests: list[str]) -> re.Pattern[str]:
+    """Name-only patterns over names joined by newlines: a wildcard stops at a newline
+    (linear time), and each may match as a directory (`/` or the line's end), so one
+    search covers files and directories."""
+    source = "|".join(rests).replace("[^/]", "[^/\n]")
+    source = source.replace("(?:(?:/)|$)", "(?:/|$)").replace("(?:/)", "(?:/|$)")
+    return _lines("^(?:" + source + ")")
+
+
+def _lines(source: str) -> re.Pattern[str]:
+    return re.compile(source, re.MULTILINE)
 
 
 def is_ignored(layers: Sequence[IgnoreFile], bases: Sequence[str], name: str, is_dir: bool) -> bool:
@@ -83,6 +141,47 @@ def is_ignored(layers: Sequence[IgnoreFile], bases: Sequence[str], name: str, is
         verdict = layers[i].decide(bases[i] + tail)
         if verdict is not None:
             return verdict
+    return False
+
+
+def candidates(
+    layers: Sequence[IgnoreFile], bases: Sequence[str], names: list[str], isdir: list[bool]
+) -> list[int]:
+    """Indexes of the entries of one directory that some pattern of some layer matches,
+    in order: only these need `is_ignored`.
+
+    First one search per layer over the directory's paths joined by newlines, each name
+    tried with and without a trailing slash: pathspec's patterns match within a line
+    (`.` stops at a newline, `^`/`$` are line ends), so no hit there means no pattern
+    matches any entry, the common case. A name holding a newline skips that test."""
+    plain = "\n".join(names)
+    if plain.count("\n") == len(names) - 1 and not any(
+        _may_match(layer, base, plain, names) for layer, base in zip(layers, bases, strict=True)
+    ):
+        return []
+    tails = list(names)
+    for i in compress(range(len(names)), isdir):
+        tails[i] += "/"
+    index = range(len(names))
+    found: set[int] = set()
+    for layer, base in zip(layers, bases, strict=True):
+        paths = map(operator.add, repeat(base), tails) if base else tails
+        found.update(compress(index, map(layer.any_match.match, paths)))
+    return sorted(found)
+
+
+def _may_match(layer: IgnoreFile, base: str, plain: str, names: list[str]) -> bool:
+    """Whether some pattern of `layer` may match some entry of the directory `base`
+    (names joined by newlines in `plain`, each tried with and without a trailing slash).
+    A match that ends within `base` is a match of `base` alone."""
+    if base and layer.any_match.match(base):
+        return True
+    if layer.name_lines is not None and layer.name_lines.search(plain):
+        return True
+    if layer.path_lines is not None:
+        sep = "\n" + base
+        search = layer.path_lines.search
+        return bool(search(base + sep.join(names)) or search(base + ("/" + sep).join(names) + "/"))
     return False
 
 

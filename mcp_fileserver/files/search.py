@@ -7,23 +7,51 @@ re-resolved by name); a file with a NUL byte in its first 8 KiB is binary and sk
 after that one small read. Lines are counted only where a match is, or where a large
 file is read in several blocks. A search stopped by a budget or by `max_results`
 returns the position to resume from (cursor.py), down to the line inside a file.
+
+Content search runs on two cores when the search worker is up (scan_worker.py): files
+go in batches to the worker or are scanned here, and `_ContentRun` merges the results
+in walk order, scanning a file again here whenever a budget could stop inside it, so
+the answer is the one a single process gives.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections import deque
 from dataclasses import dataclass
+from itertools import compress
 
 import re2
 
 from mcp_fileserver.errors import InvalidRequest
 from mcp_fileserver.files.cursor import Position
 from mcp_fileserver.files.denylist import DenyList
-from mcp_fileserver.files.walk import Budget, Entry, Filters, compile_globs, open_file_in, walk
+from mcp_fileserver.files.scan_worker import (
+    BIG,
+    BINARY,
+    BINARY_PROBE,
+    TEXT,
+    FileResult,
+    ScanWorker,
+    scan_small,
+)
+from mcp_fileserver.files.secret_content import SecretContent
+from mcp_fileserver.files.walk import (
+    NAME,
+    Budget,
+    Filters,
+    Kind,
+    compile_globs,
+    kind_of_entry,
+    open_file_in,
+    segments,
+)
 
 SCAN_BLOCK = 1 << 20  # bytes read at once from a large file
-BINARY_PROBE = 8192  # a NUL byte in this many first bytes marks a file binary
+BATCH_FILES = 64  # files per batch (the worker's unit of work)
+BATCH_DIRS = 32  # directories per batch (descriptors per message)
+IN_FLIGHT = 3  # batches the worker holds at once; more are scanned in this process
+MAX_QUEUED = 16  # batches scanned ahead of the merge at most
 MAX_LINE_CHARS = 500  # a matching line is shown at most this long
 RE2_MAX_MEM = 8 << 20  # compiled-pattern memory; larger patterns are refused
 
@@ -31,7 +59,7 @@ RE2_MAX_MEM = 8 << 20  # compiled-pattern memory; larger patterns are refused
 @dataclass(frozen=True)
 class NameMatch:
     rel: tuple[str, ...]
-    kind: str
+    kind: Kind
 
 
 @dataclass(frozen=True)
@@ -61,30 +89,34 @@ def search_names(
 ) -> tuple[list[NameMatch], str | None, Position | None]:
     """Entries whose name matches the glob `pattern`, at any depth, like `find -name`.
 
-    Returns the matches, why the search stopped early (or None) and where to resume."""
+    Returns the matches, why the search stopped early (or None) and where to resume.
+    Names are matched a segment (a directory's run of entries) at a time, in one C-level
+    pass: only matches cost any Python."""
     name_re = compile_globs([pattern])
     assert name_re is not None
     match = name_re.match
     found: list[NameMatch] = []
-    last: Entry | None = None
-    entries = walk(
-        start_fd,
-        deny=deny,
-        budget=budget,
-        filters=filters,
-        after=after.rel if after else None,
-        select=match,  # only matches come back: no entry object for the rest
-    )
-    for entry in entries:
-        if len(found) >= max_results:
-            return found, "max_results", _resume_after(last, after)
-        found.append(NameMatch(entry.rel, entry.kind))
-        last = entry
+    last: tuple[str, ...] | None = None  # the last match
+    for seg in segments(
+        start_fd, deny=deny, budget=budget, filters=filters, after=after.rel if after else None
+    ):
+        if seg.context:
+            continue
+        hits = list(compress(seg.entries, map(match, map(NAME, seg.entries))))
+        if not hits:
+            continue
+        rel = seg.rel
+        for entry in hits:
+            if len(found) >= max_results:
+                assert last is not None
+                return found, "max_results", Position(last)
+            last = (*rel, entry.name)
+            found.append(NameMatch(last, kind_of_entry(entry)))
     if budget.stopped is not None:
         if budget.last is not None:  # past the last match: the last entry counted
             parent, name = budget.last
             return found, budget.stopped, Position((*parent, name))
-        return found, budget.stopped, _resume_after(last, after)
+        return found, budget.stopped, after or Position(())
     return found, None, None
 
 
@@ -138,63 +170,308 @@ def search_contents(
     max_results: int,
     max_bytes: int,
     after: Position | None = None,
-    skip: Callable[[int], bool] | None = None,
+    secret: SecretContent | None = None,
+    worker: ScanWorker | None = None,
+    spec: tuple[str, bool, bool] | None = None,
 ) -> tuple[list[LineMatch], ContentStats]:
     """Matching lines (1-based numbers) in the regular, non-binary files beneath start;
-    a file for which `skip(fd)` is true is left out (one holding a secret)."""
-    name_re = compile_globs([glob]) if glob else None
-    stats = ContentStats()
-    found: list[LineMatch] = []
-    last: Entry | None = None  # the last entry done with
+    a file holding a configured secret (`secret`) is left out.
+
+    With a `worker` (scan_worker.py; `spec` is the pattern it compiles), batches of files
+    are read and matched in the worker process while this one walks and matches others;
+    results are merged in walk order, so the answer and its cursor are the same."""
+    run = _ContentRun(program, budget, max_results, max_bytes, secret)
     inside = after is not None and after.offset is not None
-    entries = walk(
-        start_fd,
-        deny=deny,
-        budget=budget,
-        filters=filters,
-        after=after.rel if after else None,
-        inclusive=inside,
-    )
-    for entry in entries:
-        if entry.context:
-            continue
-        start, line = 0, 1
-        if inside and after is not None and entry.rel == after.rel:
-            start, line = after.offset or 0, after.line
-        inside = False
-        if entry.kind == "file" and (name_re is None or name_re.match(entry.name)):
-            rel = entry.rel
-            if stats.bytes_scanned >= max_bytes:
-                stats.stopped = "max_bytes"
-                stats.resume = _resume_after(last, after)
-                return found, stats
-            opened = open_file_in(entry.dir_fd, entry.name)
-            if opened is not None:
-                fd, size = opened
-                try:
-                    if skip is not None and skip(fd):
-                        last = entry
+    name_re = compile_globs([glob]) if glob else None
+    held = worker if worker is not None and spec is not None and worker.acquire() else None
+    if held is not None:
+        run.worker, run.spec = held, spec
+    try:
+        for seg in segments(
+            start_fd, deny=deny, budget=budget, filters=filters,
+            after=after.rel if after else None, inclusive=inside,
+        ):  # fmt: skip
+            if seg.context:
+                continue
+            files = [e.name for e in seg.entries if e.is_file(follow_symlinks=False)]
+            if name_re is not None:
+                files = list(compress(files, map(name_re.match, files)))
+            if not files:
+                continue
+            if inside:  # the file a cursor stopped inside: continue it where it stopped
+                inside = False
+                assert after is not None
+                if (*seg.rel, files[0]) == after.rel:
+                    run.flush()
+                    if run.stopped or run.exact(
+                        seg.dir_fd, after.rel, after.offset or 0, after.line
+                    ):
+                        return run.finish(after)
+                    files = files[1:]
+            if files and run.add(seg.dir_fd, seg.rel, files):
+                return run.finish(after)
+        if not run.flush() and budget.stopped is not None:
+            run.stats.stopped = budget.stopped
+            if budget.last is not None:  # every entry up to the last counted is done
+                parent, name = budget.last
+                run.stats.resume = Position((*parent, name))
+            else:
+                run.stats.resume = _resume_after(run.last, after)
+        return run.finish(after)
+    finally:
+        run.close(held)
+
+
+class _Batch:
+    """Files of one or more directories, scanned together; `fds` are duplicates held
+    until the batch is merged (the walk closes its own as it leaves a directory)."""
+
+    __slots__ = ("groups", "remote", "results")
+
+    def __init__(self) -> None:
+        self.groups: list[tuple[int, tuple[str, ...], list[str]]] = []
+        self.results: list[list[FileResult]] | None = None
+        self.remote = False
+
+    def files(self) -> int:
+        return sum(len(names) for _, _, names in self.groups)
+
+
+class _ContentRun:
+    """One content search: batches in walk order, scanned here or in the worker, merged
+    in order under the budgets."""
+
+    def __init__(
+        self,
+        program: Matcher,
+        budget: Budget,
+        max_results: int,
+        max_bytes: int,
+        secret: SecretContent | None,
+    ) -> None:
+        self.program = program
+        self.budget = budget
+        self.max_results = max_results
+        self.max_bytes = max_bytes
+        self.secret = secret
+        self.stats = ContentStats()
+        self.found: list[LineMatch] = []
+        self.last: tuple[str, ...] | None = None  # the last file done with
+        self.stopped = False
+        self.worker: ScanWorker | None = None
+        self.spec: tuple[str, bool, bool] | None = None
+        self.queue: deque[_Batch] = deque()
+        self.remote = 0  # batches the worker holds
+        self.batch = _Batch()
+        self.scanned = False  # a file was scanned: budgets may stop the next
+
+    # -- building batches -------------------------------------------------------------
+
+    def add(self, dir_fd: int, rel: tuple[str, ...], names: list[str]) -> bool:
+        """Queue the files `names` of the directory `dir_fd`; True once the search stopped."""
+        batch = self.batch
+        batch.groups.append((os.dup(dir_fd), rel, names))
+        if batch.files() < BATCH_FILES and len(batch.groups) < BATCH_DIRS:
+            return False
+        self.batch = _Batch()
+        return self._dispatch(batch)
+
+    def flush(self) -> bool:
+        """Dispatch the partial batch and merge everything queued; True if stopped."""
+        if self.stopped:
+            return True
+        if self.batch.groups:
+            batch, self.batch = self.batch, _Batch()
+            if self._dispatch(batch):
+                return True
+        while self.queue:
+            if self._merge_head():
+                return True
+        return False
+
+    def _dispatch(self, batch: _Batch) -> bool:
+        # Merge what is ready first, so the worker's count of batches is current.
+        while self.queue and (self.queue[0].results is not None or self._reply_ready()):
+            if self._merge_head():
+                self._close_batch(batch)
+                return True
+        worker = self.worker
+        if worker is not None and self.remote < IN_FLIGHT:
+            try:
+                assert self.spec is not None
+                cap = self.max_results + 1
+                worker.send(self.spec, cap, [(fd, names) for fd, _, names in batch.groups])
+                batch.remote = True
+                self.remote += 1
+            except OSError:
+                self._worker_lost()
+        if not batch.remote:
+            self._scan_here(batch)
+        self.queue.append(batch)
+        while self.queue:
+            head = self.queue[0]
+            ready = head.results is not None or self._reply_ready()
+            if not ready and len(self.queue) < MAX_QUEUED:
+                return False
+            if self._merge_head():
+                return True
+        return False
+
+    def _reply_ready(self) -> bool:
+        if self.worker is None:
+            return False
+        try:
+            return self.worker.poll()
+        except (OSError, EOFError):
+            self._worker_lost()
+            return True  # the head was scanned here instead
+
+    def _scan_here(self, batch: _Batch) -> None:
+        """Scan a batch in this process; stops early (fewer results) when the budget ends."""
+        results: list[list[FileResult]] = []
+        program, cap, secret, budget = self.program, self.max_results + 1, self.secret, self.budget
+        for fd, _, names in batch.groups:
+            group: list[FileResult] = []
+            results.append(group)
+            for name in names:
+                if self.scanned and budget.expired():
+                    batch.results = results
+                    return
+                group.append(scan_small(fd, name, program, cap, secret))
+                self.scanned = True
+        batch.results = results
+
+    def _worker_lost(self) -> None:
+        """The worker died: what it owed is scanned here (the descriptors are held)."""
+        self.worker = None
+        self.remote = 0
+        for batch in self.queue:
+            if batch.remote and batch.results is None:
+                batch.remote = False
+                self._scan_here(batch)
+
+    # -- merging in order -------------------------------------------------------------
+
+    def _merge_head(self) -> bool:
+        """Merge the oldest batch, waiting for its reply if the worker holds it."""
+        batch = self.queue[0]
+        if batch.results is None:
+            assert self.worker is not None
+            try:
+                batch.results = self.worker.receive()
+                self.remote -= 1
+            except (OSError, EOFError):
+                self._worker_lost()
+        self.queue.popleft()
+        try:
+            return self._merge(batch)
+        finally:
+            for fd, _, _ in batch.groups:
+                os.close(fd)
+
+    def _merge(self, batch: _Batch) -> bool:
+        """Apply a batch's results in order; a file whose result would cross a limit (or
+        that is large) is scanned again here by `exact`, which stops where one process
+        would. True once the search stopped."""
+        assert batch.results is not None
+        stats, found, budget = self.stats, self.found, self.budget
+        max_results, max_bytes = self.max_results, self.max_bytes
+        for (fd, rel_dir, names), results in zip(batch.groups, batch.results, strict=False):
+            if stats.bytes_scanned > 0 and budget.expired():
+                return self._stop(budget.stopped or "timeout")
+            for i, (status, size, matches) in enumerate(results):
+                if status == TEXT:
+                    if not matches and stats.bytes_scanned + size <= max_bytes:
+                        stats.bytes_scanned += size
+                        stats.files_scanned += 1
                         continue
-                    stop = _scan_file(
-                        fd, size, rel, program, found, max_results, stats, budget,
-                        max_bytes, start, line,
-                    )  # fmt: skip
-                finally:
-                    os.close(fd)
-                if stop is not None:
-                    stats.resume = stop
-                    return found, stats
-        last = entry
-    if budget.stopped is not None:
-        stats.stopped = budget.stopped
-        stats.resume = _resume_after(last, after)
-    return found, stats
+                elif status == BINARY:
+                    if stats.bytes_scanned + size <= max_bytes:
+                        stats.bytes_scanned += size
+                        continue
+                elif status != BIG:
+                    continue  # empty, not a regular file, or holding a secret: nothing read
+                if i:
+                    self.last = (*rel_dir, names[i - 1])
+                if stats.bytes_scanned >= max_bytes:
+                    return self._stop("max_bytes")
+                rel = (*rel_dir, names[i])
+                if (
+                    status == BIG
+                    or stats.bytes_scanned + size > max_bytes
+                    or len(found) + len(matches) > max_results
+                ):
+                    if self.exact(fd, rel):
+                        return True
+                    continue
+                stats.bytes_scanned += size
+                stats.files_scanned += 1
+                found.extend(LineMatch(rel, line, text) for line, _, text in matches)
+            if results:
+                self.last = (*rel_dir, names[len(results) - 1])
+            if len(results) < len(names):  # scanned here and stopped by the budget
+                return self._stop(budget.stopped or "timeout")
+        if len(batch.results) < len(batch.groups):
+            return self._stop(budget.stopped or "timeout")
+        return False
+
+    def exact(self, dir_fd: int, rel: tuple[str, ...], start: int = 0, line: int = 1) -> bool:
+        """Scan one file here, block by block under every budget, exactly as a search in
+        one process does; True if a limit stopped the search inside it."""
+        opened = open_file_in(dir_fd, rel[-1])
+        if opened is not None:
+            fd, size = opened
+            try:
+                if self.secret and self.secret.in_file(fd):
+                    self.last = rel
+                    return False
+                stop = _scan_file(
+                    fd, size, rel, self.program, self.found, self.max_results, self.stats,
+                    self.budget, self.max_bytes, start, line,
+                )  # fmt: skip
+            finally:
+                os.close(fd)
+            self.scanned = True
+            if stop is not None:
+                self.stats.resume = stop
+                self.stopped = True
+                return True
+        self.last = rel
+        return False
+
+    def _stop(self, reason: str) -> bool:
+        self.stats.stopped = reason
+        self.stats.resume = Position(self.last) if self.last is not None else None
+        self.stopped = True
+        return True
+
+    def finish(self, after: Position | None) -> tuple[list[LineMatch], ContentStats]:
+        if self.stats.stopped is not None and self.stats.resume is None:
+            self.stats.resume = after if after is not None else Position(())
+        return self.found, self.stats
+
+    @staticmethod
+    def _close_batch(batch: _Batch) -> None:
+        for fd, _, _ in batch.groups:
+            os.close(fd)
+        batch.groups.clear()
+
+    def close(self, held: ScanWorker | None) -> None:
+        """Close what was never merged; the replies of batches the worker still holds are
+        read and dropped by the next search that takes it."""
+        for batch in (*self.queue, self.batch):
+            for fd, _, _ in batch.groups:
+                os.close(fd)
+        self.queue.clear()
+        self.batch = _Batch()
+        if held is not None:
+            held.release(self.remote if self.worker is not None else 0)
 
 
-def _resume_after(last: Entry | None, after: Position | None) -> Position:
+def _resume_after(last: tuple[str, ...] | None, after: Position | None) -> Position:
     """Where a stopped call continues: after its last entry, or where it began."""
     if last is not None:
-        return Position(last.rel)
+        return Position(last)
     return after if after is not None else Position(())
 
 
@@ -269,6 +546,27 @@ def _scan_file(
         progressed = True
         line += data.count(b"\n", 0, end)
         carry = data[end:]
+
+
+def line_matches(data: bytes, program: Matcher, cap: int) -> list[tuple[int, int, str]]:
+    """(line number, offset of the line, line text) of at most `cap` matching lines of a
+    whole file's bytes, as `_match_chunk` finds them."""
+    find = program.find
+    mstart = find(data, 0)
+    out: list[tuple[int, int, str]] = []
+    line_no, counted_to, size = 1, 0, len(data)
+    while mstart >= 0 and len(out) < cap:
+        start = data.rfind(b"\n", 0, mstart) + 1
+        end = data.find(b"\n", mstart)
+        end = size if end < 0 else end
+        line_no += data.count(b"\n", counted_to, start)
+        counted_to = start
+        text = data[start:end].rstrip(b"\r").decode("utf-8", errors="replace")
+        out.append((line_no, start, text[:MAX_LINE_CHARS]))
+        if end + 1 >= size:
+            break
+        mstart = find(data, end + 1)
+    return out
 
 
 def _match_chunk(

@@ -28,9 +28,11 @@ from mcp_fileserver.files.confine import (
 )
 from mcp_fileserver.files.cursor import CursorCodec, Position, query_key
 from mcp_fileserver.files.denylist import DenyList
+from mcp_fileserver.files.scan_worker import ScanWorker
 from mcp_fileserver.files.secret_content import SecretContent
 
 Progress = Callable[[int], None]
+_KINDS = {stat.S_IFREG: "file", stat.S_IFDIR: "directory", stat.S_IFLNK: "symlink"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ class FileService:
         # Files holding a configured secret are refused and skipped (secret_content.py).
         self.secret_content = secret_content or SecretContent(())
         self.cursors = CursorCodec()
+        # A second process for content searches, forked when the server starts serving
+        # (scan_worker.start_workers, after the sandbox); until then searches run here.
+        self.scan_worker = ScanWorker(self.secret_content) if limits.search_worker else None
 
     @classmethod
     def from_settings(cls, settings: Settings, method: Method | None = None) -> FileService:
@@ -220,25 +225,31 @@ class FileService:
             )
             after = self._resume(query, cursor)
             filters = self._filters(d, exclude_patterns, include_ignored)
-            last: walk.Entry | None = None
-            for e in walk.walk(
+            last: tuple[str, ...] | None = None
+            append = tree.append
+            kinds = _KINDS
+            for seg in walk.segments(
                 d.fd, deny=self.deny, budget=budget, filters=filters,
                 after=after.rel if after else None,
             ):  # fmt: skip
-                st = e.lstat()
-                if st is None:
-                    continue
-                expanded = e.depth < max_depth if e.kind == "directory" else None
-                tree.append(
-                    {"path": "/".join(e.rel), "type": e.kind, "size": st.st_size,
-                     "expanded": expanded}
-                )  # fmt: skip
-                if not e.context:
-                    last = e
+                prefix = "/".join(seg.rel) + "/" if seg.rel else ""
+                expand = seg.depth < max_depth
+                for e in seg.entries:
+                    try:
+                        st = e.stat(follow_symlinks=False)
+                    except OSError:
+                        continue  # vanished since the scan
+                    kind = kinds.get(stat.S_IFMT(st.st_mode), "other")
+                    append(
+                        {"path": prefix + e.name, "type": kind, "size": st.st_size,
+                         "expanded": expand if kind == "directory" else None}
+                    )  # fmt: skip
+                if not seg.context:
+                    last = (*seg.rel, seg.entries[-1].name)
             stopped = budget.stopped
             next_cursor = None
             if stopped is not None:
-                resume = Position(last.rel) if last is not None else (after or Position(()))
+                resume = Position(last) if last is not None else (after or Position(()))
                 next_cursor = self.cursors.encode(query, resume)
             return {
                 "path": d.path,
@@ -281,8 +292,11 @@ class FileService:
             return models.FileSearch(
                 path=d.path,
                 pattern=pattern,
+                # Built without validation: every field comes from the walk, typed.
                 matches=[
-                    models.NameMatch(path=d.root.display((*d.rel, *m.rel)), type=m.kind)  # type: ignore[arg-type]
+                    models.NameMatch.model_construct(
+                        path=d.root.display((*d.rel, *m.rel)), type=m.kind
+                    )
                     for m in found
                 ],
                 truncated=stopped is not None,
@@ -341,13 +355,15 @@ class FileService:
                     max_results=limit,
                     max_bytes=max_bytes,
                     after=after,
-                    skip=self.secret_content.in_file if self.secret_content else None,
+                    secret=self.secret_content if self.secret_content else None,
+                    worker=self.scan_worker,
+                    spec=(pattern, regex, case_sensitive),
                 )
             return models.ContentSearch(
                 path=d.path,
                 pattern=pattern,
                 matches=[
-                    models.LineMatch(
+                    models.LineMatch.model_construct(
                         path=d.root.display((*d.rel, *m.rel)), line=m.line, text=m.text
                     )
                     for m in found

@@ -21,7 +21,7 @@ from fastmcp import Context, FastMCP
 from fastmcp.tools import ToolResult
 from mcp.types import AudioContent, ImageContent, TextContent, ToolAnnotations
 from mcp_types import InputRequiredResult
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from mcp_fileserver.config import Settings
 from mcp_fileserver.files import answers, media
@@ -41,6 +41,7 @@ from mcp_fileserver.files.models import (
 )
 from mcp_fileserver.files.service import FileService, Progress
 from mcp_fileserver.files.walk import MAX_WALK_DEPTH
+from mcp_fileserver.framework import json_tool_result
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False, idempotent_hint=True)
 PROGRESS_INTERVAL_S = 0.25
@@ -294,9 +295,12 @@ def answer(found: M | InputRequiredResult, render: Callable[[M], str]) -> Answer
     A request for the client's roots passes through untouched."""
     if isinstance(found, InputRequiredResult):
         return found
-    return ToolResult(
-        content=[TextContent(type="text", text=render(found))], structured_content=found
-    )
+    text = render(found)
+    if isinstance(found, dict):  # plain JSON data already (directory_tree)
+        return json_tool_result(text, found)
+    if isinstance(found, BaseModel):  # our output models hold only JSON types
+        return json_tool_result(text, found.model_dump(mode="json"))
+    return ToolResult(content=[TextContent(type="text", text=text)], structured_content=found)
 
 
 async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

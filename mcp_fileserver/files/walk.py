@@ -12,7 +12,12 @@ Order is stable: pre-order, names sorted per directory, i.e. the lexicographic o
 the entries' path components. A walk may start *after* a position (cursor.py), so one
 stopped by its time budget, a cancellation or the caller's result limit continues
 exactly where it stopped. Every walk is bounded by depth and a deadline (and optionally
-entries), checks a cancellation flag per entry, and reports why it stopped.
+entries), checks a cancellation flag per segment (at most SEGMENT_MAX entries of one
+directory), and reports why it stopped.
+
+A directory is listed and filtered at once (`_list_dir`): the deny-list and `.gitignore`
+prefilters are one regex search over its joined names each, so per-entry Python runs
+only for the rare names a rule may match (see denylist.py, ignore.py).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import bisect
 import contextlib
 import fnmatch
 import heapq
+import operator
 import os
 import re
 import stat
@@ -29,6 +35,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import compress
 from typing import Literal
 
 from mcp_fileserver.files import ignore
@@ -39,8 +46,7 @@ Kind = Literal["file", "directory", "symlink", "other"]
 StopReason = Literal["max_entries", "max_results", "max_bytes", "timeout", "cancelled"]
 
 MAX_WALK_DEPTH = 256  # directory descriptors held at once by one walk
-PROGRESS_EVERY = 256  # entries between progress callbacks (a multiple of CHECK_EVERY)
-CHECK_EVERY = 32  # entries between reads of the clock and the cancellation flag
+PROGRESS_EVERY = 256  # entries between progress callbacks
 
 
 def kind_of(mode: int) -> Kind:
@@ -122,6 +128,7 @@ class Budget:
     stopped: StopReason | None = None
     last: tuple[tuple[str, ...], str] | None = None  # (directory, name) last counted
     deadline: float = field(init=False)
+    _next_progress: int = field(init=False, default=PROGRESS_EVERY)
 
     def __post_init__(self) -> None:
         self.deadline = time.monotonic() + self.timeout_s
@@ -134,21 +141,26 @@ class Budget:
                 self.stopped = "timeout"
         return self.stopped is not None
 
-    def count(self) -> bool:
-        """Count one entry; False once the walk must stop. The clock and the cancellation
-        flag are read every CHECK_EVERY entries (microseconds apart), and never before the
-        first entry of a call, so a continued walk makes progress however small its budget."""
+    def take(self, wanted: int) -> int:
+        """Count up to `wanted` entries at once; how many the walk may hand over (0: stop).
+
+        The clock and the cancellation flag are read on every call (a segment of entries
+        apart), never before the first entry of a call, so a continued walk makes
+        progress however small its budget."""
         visited = self.visited
-        if visited % CHECK_EVERY == 0 and visited > 0:
-            if self.expired():
-                return False
-            if self.progress is not None and visited % PROGRESS_EVERY == 0:
-                self.progress(visited)
-        if self.max_entries is not None and visited >= self.max_entries:
-            self.stopped = "max_entries"
-            return False
-        self.visited = visited + 1
-        return True
+        if visited > 0 and self.expired():
+            return 0
+        if self.max_entries is not None:
+            room = self.max_entries - visited
+            if room <= 0:
+                self.stopped = "max_entries"
+                return 0
+            wanted = min(wanted, room)
+        self.visited = visited = visited + wanted
+        if self.progress is not None and visited >= self._next_progress:
+            self._next_progress = visited + PROGRESS_EVERY
+            self.progress(visited)
+        return wanted
 
 
 @dataclass(frozen=True)
@@ -192,47 +204,192 @@ def scan_page(
     return page, total
 
 
-class _Frame:
-    """One open directory of a walk in progress."""
+NAME = operator.attrgetter("name")
+_IS_DIR = operator.methodcaller("is_dir", follow_symlinks=False)
+SEGMENT_MAX = 1024  # entries of one directory handed over at once (then the budget is read)
 
-    __slots__ = ("entries", "fd", "ignore_bases", "layers", "rel", "resume")
+
+class Segment:
+    """A run of consecutive visible entries of one directory, in walk order.
+
+    A segment ends at a subdirectory (descended right after the segment is consumed), at
+    the end of its directory, or after SEGMENT_MAX entries, so consumers handle a whole
+    directory's files in bulk rather than one generator step per entry. `dir_fd` stays
+    open while the segment is current. A `context` segment holds one ancestor of a
+    resume position, shown again (uncounted) only so that a tree can be nested."""
+
+    __slots__ = ("context", "depth", "dir_fd", "entries", "rel")
+
+    def __init__(
+        self, dir_fd: int, rel: tuple[str, ...], entries: list[os.DirEntry[str]], context: bool
+    ) -> None:
+        self.dir_fd = dir_fd
+        self.rel = rel
+        self.entries = entries
+        self.context = context
+        self.depth = len(rel) + 1  # of the entries
+
+
+class _Frame:
+    """One open directory of a walk in progress: its visible entries, sorted, and how far
+    the walk has got (`pos`)."""
+
+    __slots__ = ("context", "dirs", "entries", "fd", "isdir", "layers", "pos", "rel", "resume")
 
     def __init__(
         self,
         fd: int,
         rel: tuple[str, ...],
-        entries: list[os.DirEntry[str]],
-        layers: tuple[ignore.IgnoreFile, ...],
+        listed: tuple[list[os.DirEntry[str]], list[bool], tuple[ignore.IgnoreFile, ...]],
         resume: tuple[str, ...] | None,
+        inclusive: bool,
     ) -> None:
         self.fd = fd
         self.rel = rel
-        self.layers = layers
-        self.resume = resume  # the rest of the resume position while on its path
-        self.ignore_bases = tuple(layer.base_of(rel) for layer in layers)
-        start = 0
+        self.entries, self.isdir, self.layers = listed
+        self.dirs = list(compress(range(len(self.isdir)), self.isdir))  # their indexes
+        self.pos = 0
+        self.context = -1  # index of the resume position's ancestor in this directory
+        self.resume: tuple[str, ...] | None = None  # below that ancestor
         if resume:
-            start = bisect.bisect_left([e.name for e in entries], resume[0])
-        # One iterator per directory: the walk leaves it to descend and picks it up again.
-        self.entries: Iterator[os.DirEntry[str]] = iter(entries[start:] if start else entries)
+            names = list(map(NAME, self.entries))
+            i = bisect.bisect_left(names, resume[0])
+            self.pos = i
+            if i < len(names) and names[i] == resume[0]:
+                if len(resume) > 1:
+                    self.pos = i + 1
+                    if self.isdir[i]:
+                        self.context, self.resume = i, resume[1:]
+                elif not inclusive:
+                    self.pos = i + 1
 
 
-def _list_dir(fd: int, deny: DenyList) -> list[os.DirEntry[str]]:
+def _list_dir(
+    fd: int,
+    rel: tuple[str, ...],
+    deny: DenyList,
+    filters: Filters,
+    layers: tuple[ignore.IgnoreFile, ...],
+) -> tuple[list[os.DirEntry[str]], list[bool], tuple[ignore.IgnoreFile, ...]]:
+    """The visible entries of one directory sorted by name, which are directories, and
+    the `.gitignore` layers that apply beneath it (its own file added).
+
+    Each filter runs over the whole directory at once (C-level passes over the names);
+    only the few names some rule may match are then decided one by one."""
     try:
         with os.scandir(fd) as it:
-            entries = [
-                e
-                for e in it
-                if not deny.denies_name(e.name, is_dir=e.is_dir(follow_symlinks=False))
-            ]
+            entries = list(it)
     except OSError:
-        return []  # unreadable directory: nothing to show
-    entries.sort(key=_name)
-    return entries
+        return [], [], layers  # unreadable directory: nothing to show
+    if not entries:
+        return entries, [], layers
+    entries.sort(key=NAME)
+    names = list(map(NAME, entries))
+    isdir = list(map(_IS_DIR, entries))
+    drop = [i for i in deny.candidates(names) if deny.denies_name(names[i], is_dir=isdir[i])]
+    if not filters.include_ignored:
+        if ignore.GIT_DIR in names:
+            drop.append(names.index(ignore.GIT_DIR))
+        if ignore.IGNORE_FILE in names:
+            own = ignore.read_ignore_file(fd, FILE_FLAGS, strip=len(rel))
+            if own is not None:
+                layers = (*layers, own)
+        if layers:
+            bases = [layer.base_of(rel) for layer in layers]
+            drop.extend(
+                i
+                for i in ignore.candidates(layers, bases, names, isdir)
+                if ignore.is_ignored(layers, bases, names[i], isdir[i])
+            )
+    exclude = filters.exclude
+    if exclude is not None:
+        lead = "/".join(rel) + "/" if rel else ""
+        drop.extend(
+            i
+            for i, name in enumerate(names)
+            if exclude.match(name) or (lead and exclude.match(lead + name))
+        )
+    if drop:
+        gone = set(drop)
+        keep = [i for i in range(len(entries)) if i not in gone]
+        entries = [entries[i] for i in keep]
+        isdir = [isdir[i] for i in keep]
+    return entries, isdir, layers
 
 
-def _name(entry: os.DirEntry[str]) -> str:
-    return entry.name
+def segments(
+    start_fd: int,
+    *,
+    deny: DenyList,
+    budget: Budget,
+    filters: Filters | None = None,
+    after: tuple[str, ...] | None = None,
+    inclusive: bool = False,
+) -> Iterator[Segment]:
+    """Pre-order walk beneath `start_fd` (not closed here), sorted by name per directory,
+    as segments (see `Segment`).
+
+    Yields the visible entries whose path comes after `after` in walk order (or at it,
+    when `inclusive`), plus the ancestors of `after` as context segments. A directory is
+    descended right after the segment it ends is consumed; descriptors are closed as the
+    walk leaves. Entries are counted by the budget a segment at a time (a segment is cut
+    to what `max_entries` leaves); `budget.last` is the last entry counted.
+    """
+    filters = filters or Filters()
+    seen: set[tuple[int, int]] = set()
+    st = os.fstat(start_fd)
+    seen.add((st.st_dev, st.st_ino))
+    listed = _list_dir(start_fd, (), deny, filters, filters.ignore_layers)
+    stack = [_Frame(start_fd, (), listed, after or None, inclusive)]
+    max_depth = budget.max_depth
+    take = budget.take
+    try:
+        while stack:
+            frame = stack[-1]
+            depth = len(frame.rel) + 1
+            child: tuple[str, tuple[str, ...] | None] | None = None
+            if frame.context >= 0:  # the ancestor of the resume position: show, then enter
+                entry = frame.entries[frame.context]
+                frame.context = -1
+                yield Segment(frame.fd, frame.rel, [entry], True)
+                if depth < max_depth:
+                    child = (entry.name, frame.resume)
+            else:
+                pos, entries = frame.pos, frame.entries
+                if pos >= len(entries):
+                    stack.pop()
+                    if frame.fd != start_fd:
+                        os.close(frame.fd)
+                    continue
+                end = min(pos + SEGMENT_MAX, len(entries))
+                dirs = frame.dirs  # a segment ends at the directory's next subdirectory
+                nxt = bisect.bisect_left(dirs, pos)
+                if nxt < len(dirs) and dirs[nxt] < end:
+                    end = dirs[nxt] + 1
+                allowed = take(end - pos)
+                if allowed <= 0:
+                    return
+                last = pos + allowed
+                budget.last = (frame.rel, entries[last - 1].name)
+                frame.pos = last
+                yield Segment(frame.fd, frame.rel, entries[pos:last], False)
+                if budget.stopped is not None:
+                    return
+                if frame.isdir[last - 1] and depth < max_depth:
+                    child = (entries[last - 1].name, None)
+            if child is None:
+                continue
+            name, resume = child
+            fd = _open_child(frame.fd, name, seen)
+            if fd is None:
+                continue
+            rel = (*frame.rel, name)
+            listed = _list_dir(fd, rel, deny, filters, frame.layers)
+            stack.append(_Frame(fd, rel, listed, resume, inclusive))
+    finally:
+        for frame in stack:
+            if frame.fd != start_fd:
+                os.close(frame.fd)
 
 
 def walk(
@@ -243,99 +400,15 @@ def walk(
     filters: Filters | None = None,
     after: tuple[str, ...] | None = None,
     inclusive: bool = False,
-    select: Callable[[str], object] | None = None,
 ) -> Iterator[Entry]:
-    """Pre-order walk beneath `start_fd` (not closed here), sorted by name per directory.
-
-    Yields each visible entry whose path comes after `after` in walk order (or at it,
-    when `inclusive`), plus the ancestors of `after` marked `context`. Directories are
-    descended right after they are yielded; descriptors are closed as the walk leaves.
-    With `select`, only entries whose name it accepts are yielded (and no context):
-    the others are still counted, descended, and recorded in `budget.last`.
-    """
-    filters = filters or Filters()
-    exclude = filters.exclude
-    honour_ignores = not filters.include_ignored
-    seen: set[tuple[int, int]] = set()
-    st = os.fstat(start_fd)
-    seen.add((st.st_dev, st.st_ino))
-    layers = filters.ignore_layers
-    if honour_ignores:
-        own = ignore.read_ignore_file(start_fd, FILE_FLAGS)
-        if own is not None:
-            layers = (*layers, own)
-    stack = [_Frame(start_fd, (), _list_dir(start_fd, deny), layers, after or None)]
-    max_depth = budget.max_depth
-    count = budget.count
-    git_dir = ignore.GIT_DIR
-    is_ignored = ignore.is_ignored
-    try:
-        while stack:
-            frame = stack[-1]
-            dir_fd, dir_rel, dir_layers = frame.fd, frame.rel, frame.layers
-            bases = frame.ignore_bases
-            check_layers = honour_ignores and bool(dir_layers)
-            depth = len(dir_rel) + 1
-            resume, frame.resume = frame.resume, None
-            descend: tuple[str, tuple[str, ...] | None] | None = None
-            for dirent in frame.entries:
-                name = dirent.name
-                context = skip_self = False
-                child_resume: tuple[str, ...] | None = None
-                if resume is not None:
-                    if name == resume[0]:
-                        if len(resume) > 1:
-                            context, child_resume = True, resume[1:]
-                        else:
-                            skip_self = not inclusive
-                    resume = None  # every later sibling comes after the position
-                if dirent.is_file(follow_symlinks=False):
-                    kind: Kind = "file"
-                    is_dir = False
-                else:
-                    kind = kind_of_entry(dirent)
-                    is_dir = kind == "directory"
-                if honour_ignores and (
-                    name == git_dir
-                    or (check_layers and is_ignored(dir_layers, bases, name, is_dir))
-                ):
-                    continue
-                if exclude is not None and (
-                    exclude.match(name) or exclude.match("/".join((*dir_rel, name)))
-                ):
-                    continue
-                if not skip_self:
-                    if not context:
-                        if not count():
-                            return
-                        budget.last = (dir_rel, name)
-                    if select is None or (not context and select(name)):
-                        yield Entry(name, dir_rel, kind, dir_fd, dirent, context)
-                        if budget.stopped is not None:
-                            return
-                if is_dir and depth < max_depth:
-                    descend = (name, child_resume)
-                    break
-            if descend is None:
-                stack.pop()
-                if dir_fd != start_fd:
-                    os.close(dir_fd)
-                continue
-            name, child_resume = descend
-            child = _open_child(dir_fd, name, seen)
-            if child is None:
-                continue
-            child_layers = dir_layers
-            entries = _list_dir(child, deny)
-            if honour_ignores and any(e.name == ignore.IGNORE_FILE for e in entries):
-                own = ignore.read_ignore_file(child, FILE_FLAGS, strip=depth)
-                if own is not None:
-                    child_layers = (*child_layers, own)
-            stack.append(_Frame(child, (*dir_rel, name), entries, child_layers, child_resume))
-    finally:
-        for frame in stack:
-            if frame.fd != start_fd:
-                os.close(frame.fd)
+    """`segments`, one entry at a time (for callers that need no speed)."""
+    for seg in segments(
+        start_fd, deny=deny, budget=budget, filters=filters, after=after, inclusive=inclusive
+    ):
+        for dirent in seg.entries:
+            yield Entry(
+                dirent.name, seg.rel, kind_of_entry(dirent), seg.dir_fd, dirent, seg.context
+            )
 
 
 def _open_child(dir_fd: int, name: str, seen: set[tuple[int, int]]) -> int | None:

@@ -210,3 +210,42 @@ def test_a_schema_left_with_refs_is_still_inlined_by_fastmcp_on_tools_list() -> 
     assert tool.parameters is pointer
     listed = asyncio.run(mcp.list_tools())
     assert listed[0].parameters["properties"]["depth"] == {"type": "integer"}
+
+
+def test_a_json_tool_result_goes_out_as_a_built_one() -> None:
+    """`json_tool_result` skips ToolResult's JSON round trip: what reaches the wire must
+    be what `ToolResult(...)` gives for the same plain data."""
+    from fastmcp.tools import ToolResult
+    from mcp.types import TextContent
+
+    data = {"path": "/x", "tree": [{"path": "a", "size": 1, "expanded": None}], "ok": True}
+    built = ToolResult(content=[TextContent(type="text", text="a")], structured_content=data)
+    fast = framework.json_tool_result("a", data)
+    assert fast.to_mcp_result() == built.to_mcp_result()
+    assert fast.model_dump() == built.model_dump()
+
+
+def test_every_file_answer_model_goes_out_as_a_built_one() -> None:
+    """The file tools hand `json_tool_result` their output models dumped in JSON mode;
+    that must equal what ToolResult's own serialization of the model gives."""
+    from fastmcp.tools import ToolResult
+    from mcp.types import TextContent
+
+    from mcp_fileserver.files import models
+
+    samples = [
+        models.TextFile(path="/r/a", text='x "y"\n\u2028é', truncated=False, size=9),
+        models.FileSearch(
+            path="/r", pattern="*.py", matches=[models.NameMatch(path="/r/a.py", type="file")],
+            truncated=True, stopped_by="max_results", next_cursor="c", entries_visited=3,
+        ),
+        models.ContentSearch(
+            path="/r", pattern="x", matches=[models.LineMatch(path="/r/a", line=2, text="x")],
+            files_scanned=1, bytes_scanned=10, truncated=False, stopped_by=None,
+            next_cursor=None,
+        ),
+    ]  # fmt: skip
+    for model in samples:
+        built = ToolResult(content=[TextContent(type="text", text="t")], structured_content=model)
+        fast = framework.json_tool_result("t", model.model_dump(mode="json"))
+        assert fast.to_mcp_result() == built.to_mcp_result(), type(model).__name__

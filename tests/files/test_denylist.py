@@ -235,3 +235,31 @@ def test_one_pass_check_examples() -> None:
     assert DENY.denies_components("/etc/shadow")
     assert DENY.denies_components("deploy/.env")
     assert not DenyList(()).denies_components("a/.env")
+
+
+@given(
+    patterns=_PATTERNS,
+    names=st.lists(st.lists(_NAME_ALPHABET, min_size=1, max_size=6).map("".join), max_size=6),
+    dirs=st.lists(st.booleans(), min_size=6, max_size=6),
+)
+@settings(max_examples=1000, deadline=None)
+def test_a_directory_is_prefiltered_without_missing_a_denied_name(
+    patterns: list[str], names: list[str], dirs: list[bool]
+) -> None:
+    """A walk asks `candidates` once per directory (one search over the joined names)
+    and decides only those names: every denied name must be among them."""
+    deny = DenyList(patterns)
+    names = [n.replace("\n", "x") for n in dict.fromkeys(names)]  # directory names
+    candidates = set(deny.candidates(names))
+    for i, name in enumerate(names):
+        if deny.denies_name(name, is_dir=dirs[i]):
+            assert i in candidates, (patterns, name)
+
+
+def test_the_default_patterns_prefilter_every_denied_name() -> None:
+    names = [t for t in TOKENS if t and "/" not in t and "\0" not in t]
+    candidates = set(DENY.candidates(names))
+    for i, name in enumerate(names):
+        for d in (False, True):
+            if DENY.denies_name(name, is_dir=d):
+                assert i in candidates, name

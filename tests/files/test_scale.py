@@ -104,11 +104,34 @@ def oracle_lines(root: Path, **kw: bool) -> list[tuple[str, int]]:
 
 
 def service(root: Path, **limits: Any) -> FileService:
+    """A service searching in this process (its worker is never started)."""
     settings = make_settings(allow=[root], log_dir=root.parent / "logs")
     s = FileService.from_settings(settings, Method.OPENAT2)
     if limits:
         s.limits = s.limits.model_copy(update=limits)
     return s
+
+
+@pytest.fixture(params=["in-process", "worker"])
+def searcher(request: pytest.FixtureRequest) -> Iterator[Callable[..., FileService]]:
+    """`service`, and the same with its content-search worker process started: every
+    answer and cursor must be the same either way."""
+    started: list[FileService] = []
+
+    def make(root: Path, **limits: Any) -> FileService:
+        s = service(root, **limits)
+        if request.param == "worker":
+            assert s.scan_worker is not None
+            s.scan_worker.start()
+            started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        assert s.scan_worker is not None
+        assert not s.scan_worker.dead, "the worker died during the test"
+        assert s.scan_worker.batches_sent > 0, "the worker was never used"
+        s.scan_worker.stop()
 
 
 def drain(first: Callable[[str | None], Any]) -> tuple[list[Any], int]:
@@ -127,9 +150,11 @@ def drain(first: Callable[[str | None], Any]) -> tuple[list[Any], int]:
         assert calls < 10_000
 
 
-def test_content_search_is_complete_by_default(tree: Path) -> None:
+def test_content_search_is_complete_by_default(
+    tree: Path, searcher: Callable[..., FileService]
+) -> None:
     expected = oracle_lines(tree)
-    found = service(tree).search_file_contents(".", NEEDLE)
+    found = searcher(tree).search_file_contents(".", NEEDLE)
     assert found.stopped_by is None and found.next_cursor is None
     assert [(m.path, m.line) for m in found.matches] == expected
     assert len(expected) > 200 and found.files_scanned > 24_000
@@ -145,8 +170,10 @@ def test_name_search_is_complete_by_default(tree: Path) -> None:
     assert found.stopped_by == "max_results" and found.next_cursor
 
 
-def test_results_beyond_max_results_continue_exactly(tree: Path) -> None:
-    s = service(tree)
+def test_results_beyond_max_results_continue_exactly(
+    tree: Path, searcher: Callable[..., FileService]
+) -> None:
+    s = searcher(tree)
     expected = oracle_lines(tree)
     got, calls = drain(lambda c: s.search_file_contents(".", NEEDLE, max_results=7, cursor=c))
     assert [(m.path, m.line) for m in got] == expected  # no duplicate, no gap, same order
@@ -156,8 +183,10 @@ def test_results_beyond_max_results_continue_exactly(tree: Path) -> None:
     assert [m.path for m in names] == want and len(want) == 2400
 
 
-def test_time_budget_stops_and_continues_exactly(tree: Path) -> None:
-    s = service(tree, walk_timeout_s=0.2)
+def test_time_budget_stops_and_continues_exactly(
+    tree: Path, searcher: Callable[..., FileService]
+) -> None:
+    s = searcher(tree, walk_timeout_s=0.2)
     got, calls = drain(lambda c: s.search_file_contents(".", NEEDLE, cursor=c))
     assert [(m.path, m.line) for m in got] == oracle_lines(tree)
     assert calls > 1
@@ -166,8 +195,10 @@ def test_time_budget_stops_and_continues_exactly(tree: Path) -> None:
     assert [m.path for m in names] == expected and calls > 1
 
 
-def test_bytes_budget_stops_inside_files_and_continues(tree: Path) -> None:
-    s = service(tree, max_search_bytes=50)  # smaller than one file: stops inside each
+def test_bytes_budget_stops_inside_files_and_continues(
+    tree: Path, searcher: Callable[..., FileService]
+) -> None:
+    s = searcher(tree, max_search_bytes=50)  # smaller than one file: stops inside each
     sub = str(tree / "pkg00" / "mod00")
     expected = [m for m in oracle_lines(tree) if m[0].startswith(sub + "/")]
     got, calls = drain(lambda c: s.search_file_contents(sub, NEEDLE, cursor=c))
@@ -235,8 +266,10 @@ def test_cursor_is_tamper_evident_and_bound_to_its_query(tree: Path) -> None:
         service(tree).search_files(".", "*.py", max_results=5, cursor=page.next_cursor)
 
 
-def test_cancelled_search_stops_within_100_ms(tree: Path) -> None:
-    s = service(tree)
+def test_cancelled_search_stops_within_100_ms(
+    tree: Path, searcher: Callable[..., FileService]
+) -> None:
+    s = searcher(tree)
     cancel = threading.Event()
     done: list[float] = []
 
@@ -252,6 +285,8 @@ def test_cancelled_search_stops_within_100_ms(tree: Path) -> None:
     set_at = time.monotonic()
     worker.join(5)
     assert done and done[0] - set_at < 0.1
+    again = s.search_file_contents(".", NEEDLE)  # a worker's abandoned replies are dropped
+    assert [(m.path, m.line) for m in again.matches] == oracle_lines(tree)
 
 
 async def test_cancelling_the_call_reaches_the_worker_thread() -> None:
