@@ -28,28 +28,25 @@ import pymysql
 from common import (
     BENCH_QUERY,
     CATEGORIES,
-    INSTALLED_COMMAND,
+    DBHUB,
     ITEMS,
     REPO,
     fmt_ms,
     interleave,
     markdown_table,
-    node,
-    npm_package_entry,
     npm_package_version,
-    ours_env,
+    ours_and_dbhub,
     ratio,
+    refused_write,
     report,
     toml_str,
     verdict,
     write_config,
 )
-from rpc import Server, child_env
 
 sys.path.insert(0, str(REPO))
 from tests.sql.mariadb_server import MariaDB, start_server, stop_server
 
-DBHUB = "@bytebase/dbhub"
 BUDGET = 1.2
 ALL_ROWS_QUERY = "SELECT id, category, name, price FROM items"
 OURS_20, DBHUB_20 = "mcp-fileserver run_query 20 rows", "dbhub execute_sql 20 rows"
@@ -167,24 +164,8 @@ def _measure(server: MariaDB, base: Path, rounds, per_round, warm, big_rounds, b
         max_rows = {ITEMS}
         """.replace("        ", ""),
     )
-    stderr_log = base / "stderr.log"
-    ours = Server(
-        [str(INSTALLED_COMMAND), "--config", str(ours_config)],
-        env=ours_env({"BENCH_MARIADB_PASSWORD": password}),
-        stderr_path=stderr_log,
-    )
-    dbhub = Server(
-        [
-            node(),
-            str(npm_package_entry(DBHUB, "dist/index.js")),
-            "--transport",
-            "stdio",
-            "--config",
-            str(dbhub_config),
-        ],
-        env=child_env(),
-        cwd=base,
-        stderr_path=stderr_log,
+    ours, dbhub = ours_and_dbhub(
+        ours_config, dbhub_config, base, {"BENCH_MARIADB_PASSWORD": password}
     )
     with ours, dbhub:
         ours.initialize()
@@ -207,7 +188,7 @@ def _measure(server: MariaDB, base: Path, rounds, per_round, warm, big_rounds, b
             _check(name, call(), ITEMS)
             for _ in range(warm // 30 + 3):
                 call()
-        _refused_write(ours, dbhub)
+        refused_write(ours, dbhub)
         lat = interleave(calls, rounds=rounds, per_round=per_round)
         big = interleave(big_calls, rounds=big_rounds, per_round=big_per_round)
     floor_20 = _floor_ms(server, BENCH_QUERY, samples=rounds * per_round)
@@ -265,17 +246,6 @@ def _floor_ms(server: MariaDB, sql: str, *, samples: int) -> float:
     finally:
         conn.close()
     return statistics.median(times[5:])
-
-
-def _refused_write(ours: Server, dbhub: Server) -> None:
-    """Both sides are in read-only mode: a DELETE must be refused by each."""
-    for server, tool, args in (
-        (ours, "run_query", {"database": "bench", "sql": "DELETE FROM items"}),
-        (dbhub, "execute_sql", {"sql": "DELETE FROM items"}),
-    ):
-        result = server.request("tools/call", {"name": tool, "arguments": args})
-        if not result.get("isError"):
-            raise SystemExit(f"{tool} accepted a DELETE: not a read-only comparison")
 
 
 if __name__ == "__main__":

@@ -31,24 +31,21 @@ from pathlib import Path
 from common import (
     BENCH_QUERY,
     BENCH_QUERY_PARAMS,
-    INSTALLED_COMMAND,
+    DBHUB,
     fmt_ms,
     interleave,
     make_sqlite_db,
     markdown_table,
-    node,
-    npm_package_entry,
     npm_package_version,
-    ours_env,
+    ours_and_dbhub,
     ratio,
+    refused_write,
     report,
     toml_str,
     verdict,
     write_config,
 )
-from rpc import Server, child_env
 
-DBHUB = "@bytebase/dbhub"
 BUDGET = 1.5
 OURS, OURS_PARAMS, BASELINE = "mcp-fileserver run_query", "… with params", "dbhub execute_sql"
 ALL_ROWS_QUERY = "SELECT id, category, name, price FROM items"
@@ -103,25 +100,7 @@ def main() -> None:
             readonly = true
             """.replace("            ", ""),
         )
-        stderr_log = base / "stderr.log"
-        ours = Server(
-            [str(INSTALLED_COMMAND), "--config", str(ours_config)],
-            env=ours_env(secret_env),
-            stderr_path=stderr_log,
-        )
-        dbhub = Server(
-            [
-                node(),
-                str(npm_package_entry(DBHUB, "dist/index.js")),
-                "--transport",
-                "stdio",
-                "--config",
-                str(dbhub_config),
-            ],
-            env=child_env(),
-            cwd=base,
-            stderr_path=stderr_log,
-        )
+        ours, dbhub = ours_and_dbhub(ours_config, dbhub_config, base, secret_env)
         with ours, dbhub:
             ours.initialize()
             dbhub.initialize()
@@ -142,7 +121,7 @@ def main() -> None:
                 for _ in range(warm):
                     call()
             lat = interleave(calls, rounds=rounds, per_round=per_round)
-            _refused_write(ours, dbhub)
+            refused_write(ours, dbhub)
             all_rows = {"database": "bench", "sql": ALL_ROWS_QUERY}
             big_calls = {
                 OURS_10K: lambda: ours.call_tool("run_query", all_rows),
@@ -250,17 +229,6 @@ def _floor_ms(db: Path, *, samples: int) -> float:
         conn.close()
         times.append((time.perf_counter() - started) * 1000)
     return statistics.median(times)
-
-
-def _refused_write(ours: Server, dbhub: Server) -> None:
-    """Both sides are in read-only mode: a DELETE must be refused by each."""
-    for server, tool, args in (
-        (ours, "run_query", {"database": "bench", "sql": "DELETE FROM items"}),
-        (dbhub, "execute_sql", {"sql": "DELETE FROM items"}),
-    ):
-        result = server.request("tools/call", {"name": tool, "arguments": args})
-        if not result.get("isError"):
-            raise SystemExit(f"{tool} accepted a DELETE: not a read-only comparison")
 
 
 if __name__ == "__main__":

@@ -384,3 +384,40 @@ def interleaved_rates(
         for name in names:
             rates[name].append(actions[name]())
     return rates
+
+
+DBHUB = "@bytebase/dbhub"
+
+
+def ours_and_dbhub(
+    ours_config: Path, dbhub_config: Path, base: Path, ours_extra_env: Mapping[str, str]
+) -> tuple[Any, Any]:
+    """Our installed server and DBHub, each on its config, both logging to one stderr file
+    in `base` (bench_sql.py and bench_mysql.py compare the two on the same database)."""
+    from rpc import Server, child_env
+
+    stderr_log = base / "stderr.log"
+    ours = Server(
+        [str(INSTALLED_COMMAND), "--config", str(ours_config)],
+        env=ours_env(ours_extra_env),
+        stderr_path=stderr_log,
+    )
+    entry = npm_package_entry(DBHUB, "dist/index.js")
+    dbhub = Server(
+        [node(), str(entry), "--transport", "stdio", "--config", str(dbhub_config)],
+        env=child_env(),
+        cwd=base,
+        stderr_path=stderr_log,
+    )
+    return ours, dbhub
+
+
+def refused_write(ours: Any, dbhub: Any) -> None:
+    """Both sides are in read-only mode: a DELETE must be refused by each."""
+    for server, tool, args in (
+        (ours, "run_query", {"database": "bench", "sql": "DELETE FROM items"}),
+        (dbhub, "execute_sql", {"sql": "DELETE FROM items"}),
+    ):
+        result = server.request("tools/call", {"name": tool, "arguments": args})
+        if not result.get("isError"):
+            raise SystemExit(f"{tool} accepted a DELETE: not a read-only comparison")
