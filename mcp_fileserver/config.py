@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 import platformdirs
 from dotenv import dotenv_values
@@ -659,15 +659,7 @@ def _parse_database(
         return DatabaseConfig(engine="sqlite", path=path.resolve(), **common)
     if scheme in ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2"):
         parts = urlsplit(url)
-        password = parts.password
-        if password is not None:
-            password = store.resolve(unquote(password), where=where)
-        elif section.password is not None:
-            password = store.resolve(section.password, where=where)
-        try:
-            port = parts.port
-        except ValueError:
-            raise ConfigError(f"{where}: the port in the URL is not a number") from None
+        password, port = _password_and_port(parts, section, store, where)
         dbname = unquote(parts.path.lstrip("/")) or None
         options = tuple(
             (k, store.resolve(v, where=where, secret=is_sensitive_key(k)))
@@ -690,6 +682,22 @@ def _parse_database(
     raise ConfigError(
         f"{where}: unsupported URL scheme {scheme!r} (use sqlite, postgresql, mariadb or mysql)"
     )
+
+
+def _password_and_port(
+    parts: SplitResult, section: DatabaseSection, store: SecretStore, where: str
+) -> tuple[str | None, int | None]:
+    """A server URL's password (its `${VAR}` in the URL, else the section's `password`
+    key, resolved) and port (None when the URL names none)."""
+    password = parts.password
+    if password is not None:
+        password = store.resolve(unquote(password), where=where)
+    elif section.password is not None:
+        password = store.resolve(section.password, where=where)
+    try:
+        return password, parts.port
+    except ValueError:
+        raise ConfigError(f"{where}: the port in the URL is not a number") from None
 
 
 # MariaDB and MySQL (sql/mysql.py, driver PyMySQL): the URL scheme names the engine shown
@@ -728,15 +736,7 @@ def _parse_mysql(
     common: dict[str, Any],
 ) -> DatabaseConfig:
     parts = urlsplit(url)
-    password = parts.password
-    if password is not None:
-        password = store.resolve(unquote(password), where=where)
-    elif section.password is not None:
-        password = store.resolve(section.password, where=where)
-    try:
-        port = parts.port
-    except ValueError:
-        raise ConfigError(f"{where}: the port in the URL is not a number") from None
+    password, port = _password_and_port(parts, section, store, where)
     options: list[tuple[str, str]] = []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key not in MYSQL_OPTIONS:
