@@ -62,6 +62,11 @@ class DatabaseBackend:
                 found,
             )
 
+    def _clean(self, exc_or_text: BaseException | str) -> str:
+        """A driver's message for a person: on one line, every known secret masked."""
+        text = str(exc_or_text) or type(exc_or_text).__name__
+        return self._secrets.mask(" ".join(text.split()))
+
     def _guard(self, sql: str) -> None:
         if self._enforce_guard:
             check_read_only(sql, self.dialect)

@@ -562,10 +562,6 @@ class MySQLDatabase(DatabaseBackend):
             )
         return InvalidRequest(f"{server} error: {message}")
 
-    def _clean(self, exc_or_text: BaseException | str) -> str:
-        text = str(exc_or_text) or type(exc_or_text).__name__
-        return self._secrets.mask(" ".join(text.split()))
-
 
 class _Killer:
     """KILL QUERY over a short-lived side connection: from a thread when pulled by the

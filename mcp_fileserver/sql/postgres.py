@@ -483,9 +483,7 @@ class PostgresDatabase(DatabaseBackend):
         return InvalidRequest(f"PostgreSQL error: {message}")
 
     def _clean(self, exc_or_text: BaseException | str) -> str:
-        text = str(exc_or_text) or type(exc_or_text).__name__
-        text = " ".join(text.split())
-        return _CONNINFO.sub("[connection details hidden]", self._secrets.mask(text))
+        return _CONNINFO.sub("[connection details hidden]", super()._clean(exc_or_text))
 
 
 # Predefined roles that reach past this database's data: other sessions, server files,

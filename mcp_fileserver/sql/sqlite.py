@@ -336,8 +336,10 @@ class SQLiteDatabase(DatabaseBackend):
             self._functions.close()
             self._functions = None
 
-    def _clean(self, exc: BaseException) -> str:
-        return self._secrets.mask(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    def _clean(self, exc_or_text: BaseException | str) -> str:
+        """SQLite's messages: the first line only, every known secret masked."""
+        text = str(exc_or_text)
+        return self._secrets.mask(text.splitlines()[0] if text else type(exc_or_text).__name__)
 
 
 def _authorize(
