@@ -186,7 +186,9 @@ def test_results_beyond_max_results_continue_exactly(
 def test_time_budget_stops_and_continues_exactly(
     tree: Path, searcher: Callable[..., FileService]
 ) -> None:
-    s = searcher(tree, walk_timeout_s=0.2)
+    # 50 ms: shorter than either whole walk of ~25k files, with or without the search
+    # worker (0.2 s was not: a quiet CI run finished the worker's search within it).
+    s = searcher(tree, walk_timeout_s=0.05)
     got, calls = drain(lambda c: s.search_file_contents(".", NEEDLE, cursor=c))
     assert [(m.path, m.line) for m in got] == oracle_lines(tree)
     assert calls > 1
