@@ -11,6 +11,7 @@ import base64
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,7 @@ class FileService:
         # Files holding a configured secret are refused and skipped (secret_content.py).
         self.secret_content = secret_content or SecretContent(())
         self.cursors = CursorCodec()
+        self.clock: Callable[[], float] = time.monotonic  # of every time budget
         # A second process for content searches, forked when the server starts serving
         # (scan_worker.start_workers, after the sandbox); until then searches run here.
         self.scan_worker = ScanWorker(self.secret_content) if limits.search_worker else None
@@ -168,7 +170,9 @@ class FileService:
     ) -> models.DirectoryListing:
         limit = self.limits.max_list_entries if limit is None else limit
         with self.confinement.open(path, want="dir", roots=roots) as d:
-            budget = walk.Budget(timeout_s=self.limits.walk_timeout_s, cancel=cancel)
+            budget = walk.Budget(
+                timeout_s=self.limits.walk_timeout_s, cancel=cancel, clock=self.clock
+            )
             names, total = walk.scan_page(d.fd, self.deny, offset, limit, budget)
             if budget.stopped is not None:
                 raise LimitExceeded(_stopped_message(budget.stopped))
@@ -217,6 +221,7 @@ class FileService:
             max_depth=min(max_depth, walk.MAX_WALK_DEPTH),
             progress=progress,
             cancel=cancel,
+            clock=self.clock,
         )
         tree: list[dict[str, Any]] = []
         with self.confinement.open(path, want="dir", roots=roots) as d:
@@ -380,7 +385,9 @@ class FileService:
     # -- helpers -------------------------------------------------------------------------
 
     def _budget(self, progress: Progress | None, cancel: threading.Event | None) -> walk.Budget:
-        return walk.Budget(timeout_s=self.limits.walk_timeout_s, progress=progress, cancel=cancel)
+        return walk.Budget(
+            timeout_s=self.limits.walk_timeout_s, progress=progress, cancel=cancel, clock=self.clock
+        )
 
     def _resume(self, query: str, cursor: str | None) -> Position | None:
         return None if cursor is None else self.cursors.decode(query, cursor)

@@ -124,6 +124,7 @@ class Budget:
     max_depth: int = MAX_WALK_DEPTH
     progress: Callable[[int], None] | None = None
     cancel: threading.Event | None = None
+    clock: Callable[[], float] = time.monotonic  # tests inject a clock to stop anywhere
     visited: int = 0
     stopped: StopReason | None = None
     last: tuple[tuple[str, ...], str] | None = None  # (directory, name) last counted
@@ -131,13 +132,13 @@ class Budget:
     _next_progress: int = field(init=False, default=PROGRESS_EVERY)
 
     def __post_init__(self) -> None:
-        self.deadline = time.monotonic() + self.timeout_s
+        self.deadline = self.clock() + self.timeout_s
 
     def expired(self) -> bool:
         if self.stopped is None:
             if self.cancel is not None and self.cancel.is_set():
                 self.stopped = "cancelled"
-            elif time.monotonic() > self.deadline:
+            elif self.clock() > self.deadline:
                 self.stopped = "timeout"
         return self.stopped is not None
 
@@ -255,13 +256,11 @@ class _Frame:
             names = list(map(NAME, self.entries))
             i = bisect.bisect_left(names, resume[0])
             self.pos = i
-            if i < len(names) and names[i] == resume[0]:
-                if len(resume) > 1:
-                    self.pos = i + 1
-                    if self.isdir[i]:
-                        self.context, self.resume = i, resume[1:]
-                elif not inclusive:
-                    self.pos = i + 1
+            at = i < len(names) and names[i] == resume[0]
+            if at and (len(resume) > 1 or not inclusive):
+                self.pos = i + 1
+                if self.isdir[i]:  # its subtree comes next in pre-order: enter it
+                    self.context, self.resume = i, resume[1:]
 
 
 def _list_dir(
@@ -330,10 +329,13 @@ def segments(
     as segments (see `Segment`).
 
     Yields the visible entries whose path comes after `after` in walk order (or at it,
-    when `inclusive`), plus the ancestors of `after` as context segments. A directory is
+    when `inclusive`) and, right before the first of them, the ancestors it shares with
+    `after` as context segments. Walk order is pre-order: right after a directory comes
+    its first entry, so a position naming a directory resumes inside it. A directory is
     descended right after the segment it ends is consumed; descriptors are closed as the
     walk leaves. Entries are counted by the budget a segment at a time (a segment is cut
-    to what `max_entries` leaves); `budget.last` is the last entry counted.
+    to what `max_entries` leaves); `budget.last` is the last entry counted, and every
+    entry up to it in walk order has been yielded.
     """
     filters = filters or Filters()
     seen: set[tuple[int, int]] = set()
@@ -343,16 +345,17 @@ def segments(
     stack = [_Frame(start_fd, (), listed, after or None, inclusive)]
     max_depth = budget.max_depth
     take = budget.take
+    pending: list[Segment] = []  # ancestors of `after`, shown if an entry below them follows
     try:
         while stack:
             frame = stack[-1]
             depth = len(frame.rel) + 1
             child: tuple[str, tuple[str, ...] | None] | None = None
-            if frame.context >= 0:  # the ancestor of the resume position: show, then enter
+            if frame.context >= 0:  # an ancestor of the resume position: enter it
                 entry = frame.entries[frame.context]
                 frame.context = -1
-                yield Segment(frame.fd, frame.rel, [entry], True)
                 if depth < max_depth:
+                    pending.append(Segment(frame.fd, frame.rel, [entry], True))
                     child = (entry.name, frame.resume)
             else:
                 pos, entries = frame.pos, frame.entries
@@ -372,6 +375,9 @@ def segments(
                 last = pos + allowed
                 budget.last = (frame.rel, entries[last - 1].name)
                 frame.pos = last
+                if pending:  # those still open (on the stack) are ancestors of this entry
+                    yield from _ancestors(pending, frame.rel)
+                    pending.clear()
                 yield Segment(frame.fd, frame.rel, entries[pos:last], False)
                 if budget.stopped is not None:
                     return
@@ -390,6 +396,14 @@ def segments(
         for frame in stack:
             if frame.fd != start_fd:
                 os.close(frame.fd)
+
+
+def _ancestors(pending: list[Segment], rel: tuple[str, ...]) -> Iterator[Segment]:
+    """The context segments of `pending` whose entry is an ancestor of the directory `rel`."""
+    for seg in pending:
+        depth = len(seg.rel)
+        if rel[:depth] == seg.rel and rel[depth : depth + 1] == (seg.entries[0].name,):
+            yield seg
 
 
 def walk(

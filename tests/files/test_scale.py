@@ -183,12 +183,14 @@ def test_results_beyond_max_results_continue_exactly(
     assert [m.path for m in names] == want and len(want) == 2400
 
 
+@pytest.mark.parametrize("timeout_s", [0.02, 0.05])
 def test_time_budget_stops_and_continues_exactly(
-    tree: Path, searcher: Callable[..., FileService]
+    tree: Path, searcher: Callable[..., FileService], timeout_s: float
 ) -> None:
-    # 50 ms: shorter than either whole walk of ~25k files, with or without the search
-    # worker (0.2 s was not: a quiet CI run finished the worker's search within it).
-    s = searcher(tree, walk_timeout_s=0.05)
+    """A real clock on the large tree (test_continuation.py stops at every point of a
+    small one): shorter budgets than either whole walk of ~25k files, with or without
+    the search worker, so every search takes several calls."""
+    s = searcher(tree, walk_timeout_s=timeout_s)
     got, calls = drain(lambda c: s.search_file_contents(".", NEEDLE, cursor=c))
     assert [(m.path, m.line) for m in got] == oracle_lines(tree)
     assert calls > 1
