@@ -37,7 +37,6 @@ from mcp_fileserver.files.scan_worker import (
 )
 from mcp_fileserver.files.secret_content import SecretContent
 from mcp_fileserver.files.walk import (
-    NAME,
     Budget,
     Filters,
     Kind,
@@ -90,34 +89,45 @@ def search_names(
     """Entries whose name matches the glob `pattern`, at any depth, like `find -name`.
 
     Returns the matches, why the search stopped early (or None) and where to resume.
-    Names are matched a segment (a directory's run of entries) at a time, in one C-level
-    pass: only matches cost any Python."""
+    Names are matched a segment (a directory's run of entries) at a time, in C-level
+    passes: a literal every match must hold (`mod` of `mod*.py`) is looked for in the
+    joined names first, so most directories cost one substring search; only matches
+    cost any Python."""
     name_re = compile_globs([pattern])
     assert name_re is not None
     match = name_re.match
+    literal = _glob_literal(pattern)
     found: list[NameMatch] = []
     last: tuple[str, ...] | None = None  # the last match
     for seg in segments(
         start_fd, deny=deny, budget=budget, filters=filters, after=after.rel if after else None
     ):
-        if seg.context:
+        names = seg.names
+        if seg.context or (literal and literal not in "/".join(names)):
             continue
-        hits = list(compress(seg.entries, map(match, map(NAME, seg.entries))))
+        hits = list(compress(range(len(names)), map(match, names)))
         if not hits:
             continue
-        rel = seg.rel
-        for entry in hits:
+        rel, entries = seg.rel, seg.entries
+        for i in hits:
             if len(found) >= max_results:
                 assert last is not None
                 return found, "max_results", Position(last)
-            last = (*rel, entry.name)
-            found.append(NameMatch(last, kind_of_entry(entry)))
+            last = (*rel, names[i])
+            found.append(NameMatch(last, kind_of_entry(entries[i])))
     if budget.stopped is not None:
         if budget.last is not None:  # past the last match: the last entry counted
             parent, name = budget.last
             return found, budget.stopped, Position((*parent, name))
         return found, budget.stopped, after or Position(())
     return found, None, None
+
+
+def _glob_literal(pattern: str) -> str:
+    """The longest run of plain characters every name matching the glob holds (before
+    any `[`, which may open a class); empty when there is none."""
+    plain = pattern.split("[", 1)[0]
+    return max(plain.replace("?", "*").split("*"), key=len)
 
 
 class Matcher:

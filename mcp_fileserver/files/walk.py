@@ -219,41 +219,54 @@ class Segment:
     open while the segment is current. A `context` segment holds one ancestor of a
     resume position, shown again (uncounted) only so that a tree can be nested."""
 
-    __slots__ = ("context", "depth", "dir_fd", "entries", "rel")
+    __slots__ = ("context", "depth", "dir_fd", "entries", "names", "rel")
 
     def __init__(
-        self, dir_fd: int, rel: tuple[str, ...], entries: list[os.DirEntry[str]], context: bool
+        self,
+        dir_fd: int,
+        rel: tuple[str, ...],
+        entries: list[os.DirEntry[str]],
+        names: list[str],
+        context: bool,
     ) -> None:
         self.dir_fd = dir_fd
         self.rel = rel
         self.entries = entries
+        self.names = names  # of the entries
         self.context = context
         self.depth = len(rel) + 1  # of the entries
+
+
+# A directory's visible entries sorted by name, their names, which are directories, and
+# the `.gitignore` layers that apply beneath it.
+Listed = tuple[list[os.DirEntry[str]], list[str], list[bool], tuple[ignore.IgnoreFile, ...]]
 
 
 class _Frame:
     """One open directory of a walk in progress: its visible entries, sorted, and how far
     the walk has got (`pos`)."""
 
-    __slots__ = ("context", "dirs", "entries", "fd", "isdir", "layers", "pos", "rel", "resume")
+    __slots__ = (
+        "context", "dirs", "entries", "fd", "isdir", "layers", "names", "pos", "rel", "resume",
+    )  # fmt: skip
 
     def __init__(
         self,
         fd: int,
         rel: tuple[str, ...],
-        listed: tuple[list[os.DirEntry[str]], list[bool], tuple[ignore.IgnoreFile, ...]],
+        listed: Listed,
         resume: tuple[str, ...] | None,
         inclusive: bool,
     ) -> None:
         self.fd = fd
         self.rel = rel
-        self.entries, self.isdir, self.layers = listed
+        self.entries, self.names, self.isdir, self.layers = listed
         self.dirs = list(compress(range(len(self.isdir)), self.isdir))  # their indexes
         self.pos = 0
         self.context = -1  # index of the resume position's ancestor in this directory
         self.resume: tuple[str, ...] | None = None  # below that ancestor
         if resume:
-            names = list(map(NAME, self.entries))
+            names = self.names
             i = bisect.bisect_left(names, resume[0])
             self.pos = i
             at = i < len(names) and names[i] == resume[0]
@@ -269,9 +282,9 @@ def _list_dir(
     deny: DenyList,
     filters: Filters,
     layers: tuple[ignore.IgnoreFile, ...],
-) -> tuple[list[os.DirEntry[str]], list[bool], tuple[ignore.IgnoreFile, ...]]:
-    """The visible entries of one directory sorted by name, which are directories, and
-    the `.gitignore` layers that apply beneath it (its own file added).
+) -> Listed:
+    """The visible entries of one directory sorted by name, their names, which are
+    directories, and the `.gitignore` layers that apply beneath it (its own file added).
 
     Each filter runs over the whole directory at once (C-level passes over the names);
     only the few names some rule may match are then decided one by one."""
@@ -279,9 +292,9 @@ def _list_dir(
         with os.scandir(fd) as it:
             entries = list(it)
     except OSError:
-        return [], [], layers  # unreadable directory: nothing to show
+        return [], [], [], layers  # unreadable directory: nothing to show
     if not entries:
-        return entries, [], layers
+        return entries, [], [], layers
     entries.sort(key=NAME)
     names = list(map(NAME, entries))
     isdir = list(map(_IS_DIR, entries))
@@ -312,8 +325,9 @@ def _list_dir(
         gone = set(drop)
         keep = [i for i in range(len(entries)) if i not in gone]
         entries = [entries[i] for i in keep]
+        names = [names[i] for i in keep]
         isdir = [isdir[i] for i in keep]
-    return entries, isdir, layers
+    return entries, names, isdir, layers
 
 
 def segments(
@@ -355,7 +369,7 @@ def segments(
                 entry = frame.entries[frame.context]
                 frame.context = -1
                 if depth < max_depth:
-                    pending.append(Segment(frame.fd, frame.rel, [entry], True))
+                    pending.append(Segment(frame.fd, frame.rel, [entry], [entry.name], True))
                     child = (entry.name, frame.resume)
             else:
                 pos, entries = frame.pos, frame.entries
@@ -373,12 +387,13 @@ def segments(
                 if allowed <= 0:
                     return
                 last = pos + allowed
-                budget.last = (frame.rel, entries[last - 1].name)
+                names = frame.names
+                budget.last = (frame.rel, names[last - 1])
                 frame.pos = last
                 if pending:  # those still open (on the stack) are ancestors of this entry
                     yield from _ancestors(pending, frame.rel)
                     pending.clear()
-                yield Segment(frame.fd, frame.rel, entries[pos:last], False)
+                yield Segment(frame.fd, frame.rel, entries[pos:last], names[pos:last], False)
                 if budget.stopped is not None:
                     return
                 if frame.isdir[last - 1] and depth < max_depth:
@@ -391,7 +406,30 @@ def segments(
                 continue
             rel = (*frame.rel, name)
             listed = _list_dir(fd, rel, deny, filters, frame.layers)
-            stack.append(_Frame(fd, rel, listed, resume, inclusive))
+            if resume or True in listed[2]:
+                stack.append(_Frame(fd, rel, listed, resume, inclusive))
+                continue
+            try:  # no subdirectory (most directories): its entries at once, without a frame
+                entries, names = listed[0], listed[1]
+                pos, count = 0, len(entries)
+                while pos < count:
+                    allowed = take(min(count - pos, SEGMENT_MAX))
+                    if allowed <= 0:
+                        return
+                    last = pos + allowed
+                    budget.last = (rel, names[last - 1])
+                    if pending:
+                        yield from _ancestors(pending, rel)
+                        pending.clear()
+                    if pos == 0 and last == count:
+                        yield Segment(fd, rel, entries, names, False)
+                    else:
+                        yield Segment(fd, rel, entries[pos:last], names[pos:last], False)
+                    if budget.stopped is not None:
+                        return
+                    pos = last
+            finally:
+                os.close(fd)
     finally:
         for frame in stack:
             if frame.fd != start_fd:
