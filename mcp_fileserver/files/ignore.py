@@ -38,9 +38,13 @@ class IgnoreFile:
     lead: str
     strip: int
     any_match: re.Pattern[str]
-    # The prefilter of `candidates` (one search per directory): patterns that only look
-    # at an entry's own name (`build/`, `*.log`), over names joined by newlines; the
-    # others over whole paths joined by newlines.
+    # The prefilter of `candidates` (a few C-level passes per directory): patterns that
+    # only look at an entry's own name, split into plain names (`build/`: a set), names
+    # with a leading `*` (`*.log`: one unanchored search, which a literal start makes
+    # fast) and the rest, over names joined by newlines; the others over whole paths
+    # joined by newlines.
+    name_set: frozenset[str]
+    name_tails: re.Pattern[str] | None
     name_lines: re.Pattern[str] | None
     path_lines: re.Pattern[str] | None
     rules: tuple[tuple[re.Pattern[str], bool], ...]  # (regex, ignores) in file order
@@ -81,16 +85,24 @@ def parse(data: bytes, *, lead: str = "", strip: int = 0) -> IgnoreFile | None:
     joined = "|".join(f"(?:{r.pattern})" for r, _ in rules)
     by_name: list[str] = []
     by_path: list[str] = []
+    plain: set[str] = set()
+    tails: list[str] = []
     for regex, _ in rules:
         rest = _name_only(regex.pattern)
         if rest is None:
             by_path.append(regex.pattern)
+        elif (name := _plain_name(rest)) is not None:
+            plain.add(name)
+        elif rest.startswith(_STAR) and not rest.startswith(_STAR, len(_STAR)):
+            tails.append(rest[len(_STAR) :])
         else:
             by_name.append(rest)
     return IgnoreFile(
         lead=lead,
         strip=strip,
         any_match=re.compile(joined),
+        name_set=frozenset(plain),
+        name_tails=_lines(_name_source(tails)) if tails else None,
         name_lines=_name_lines(by_name) if by_name else None,
         path_lines=_lines("|".join(f"(?:{p})" for p in by_path)) if by_path else None,
         rules=tuple(rules),
@@ -124,9 +136,28 @@ def _name_lines(rests: list[str]) -> re.Pattern[str]:
     """Name-only patterns over names joined by newlines: a wildcard stops at a newline
     (linear time), and each may match as a directory (`/` or the line's end), so one
     search covers files and directories."""
+    return _lines("^(?:" + _name_source(rests) + ")")
+
+
+def _name_source(rests: list[str]) -> str:
     source = "|".join(rests).replace("[^/]", "[^/\n]")
-    source = source.replace("(?:(?:/)|$)", "(?:/|$)").replace("(?:/)", "(?:/|$)")
-    return _lines("^(?:" + source + ")")
+    return source.replace("(?:(?:/)|$)", "(?:/|$)").replace("(?:/)", "(?:/|$)")
+
+
+_STAR = "[^/]*"  # a leading `*`: `^[^/\n]*X` finds a line iff an unanchored X does
+_END_MARKS = ("(?:(?:/)|$)", "(?:/)", "$")
+_PLAIN = re.compile(r"(?:\\.|[^\\.^$*+?{}\[\]|()])+")
+
+
+def _plain_name(rest: str) -> str | None:
+    """The name a name-only pattern matches exactly (`build(?:/)`: `build`), or None."""
+    for mark in _END_MARKS:
+        if rest.endswith(mark):
+            core = rest[: -len(mark)]
+            if _PLAIN.fullmatch(core):
+                return re.sub(r"\\(.)", r"\1", core)
+            return None
+    return None
 
 
 def _lines(source: str) -> re.Pattern[str]:
@@ -155,10 +186,12 @@ def candidates(
     (`.` stops at a newline, `^`/`$` are line ends), so no hit there means no pattern
     matches any entry, the common case. A name holding a newline skips that test."""
     plain = "\n".join(names)
-    if plain.count("\n") == len(names) - 1 and not any(
-        _may_match(layer, base, plain, names) for layer, base in zip(layers, bases, strict=True)
-    ):
-        return []
+    if plain.count("\n") == len(names) - 1:
+        for i, layer in enumerate(layers):
+            if _may_match(layer, bases[i], plain, names):
+                break
+        else:
+            return []
     tails = list(names)
     for i in compress(range(len(names)), isdir):
         tails[i] += "/"
@@ -175,6 +208,10 @@ def _may_match(layer: IgnoreFile, base: str, plain: str, names: list[str]) -> bo
     (names joined by newlines in `plain`, each tried with and without a trailing slash).
     A match that ends within `base` is a match of `base` alone."""
     if base and layer.any_match.match(base):
+        return True
+    if layer.name_set and not layer.name_set.isdisjoint(names):
+        return True
+    if layer.name_tails is not None and layer.name_tails.search(plain):
         return True
     if layer.name_lines is not None and layer.name_lines.search(plain):
         return True

@@ -294,20 +294,23 @@ class FileService:
                 max_results=limit,
                 after=after,
             )
-            return models.FileSearch(
-                path=d.path,
-                pattern=pattern,
-                # Built without validation: every field comes from the walk, typed.
-                matches=[
-                    models.NameMatch.model_construct(
-                        path=d.root.display((*d.rel, *m.rel)), type=m.kind
-                    )
-                    for m in found
-                ],
-                truncated=stopped is not None,
-                stopped_by=stopped,
-                next_cursor=self.cursors.encode(query, resume) if resume is not None else None,
-                entries_visited=budget.visited,
+            # Validated from plain data in one call: a model_construct per match cost
+            # more than the walk of a page of matches.
+            prefix = d.path
+            return models.FileSearch.model_validate(
+                {
+                    "path": prefix,
+                    "pattern": pattern,
+                    "matches": [
+                        {"path": f"{prefix}/{'/'.join(m.rel)}", "type": m.kind} for m in found
+                    ],
+                    "truncated": stopped is not None,
+                    "stopped_by": stopped,
+                    "next_cursor": (
+                        self.cursors.encode(query, resume) if resume is not None else None
+                    ),
+                    "entries_visited": budget.visited,
+                }
             )
 
     def search_file_contents(
