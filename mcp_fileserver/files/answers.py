@@ -108,12 +108,15 @@ def file_info(result: models.FileInfo) -> str:
     return "\n".join(f"{key}: {value}" for key, value in fields.items() if value is not None)
 
 
-def file_search(result: models.FileSearch) -> str:
-    lines = [name(m.path) + _MARKERS[m.type] for m in result.matches]
-    if result.stopped_by is not None:
+def file_search(result: Mapping[str, Any]) -> str:
+    """One path per line (`/` after a directory). Takes the plain data of
+    `models.FileSearch` (service.search_files_data builds no model per match)."""
+    matches = result["matches"]
+    lines = [name(m["path"]) + _MARKERS[m["type"]] for m in matches]
+    if result["stopped_by"] is not None:
         lines.append(
-            f"[stopped by {result.stopped_by}: {len(result.matches)} matches in "
-            f"{result.entries_visited} entries visited" + _continue(result.next_cursor)
+            f"[stopped by {result['stopped_by']}: {len(matches)} matches in "
+            f"{result['entries_visited']} entries visited" + _continue(result["next_cursor"])
         )
     return "\n".join(lines) or "[no matches]"
 

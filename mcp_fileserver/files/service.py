@@ -265,7 +265,11 @@ class FileService:
                 "next_cursor": next_cursor,
             }
 
-    def search_files(
+    def search_files(self, path: str, pattern: str, **kwargs: Any) -> models.FileSearch:
+        """`search_files_data` as its model."""
+        return models.FileSearch.model_validate(self.search_files_data(path, pattern, **kwargs))
+
+    def search_files_data(
         self,
         path: str,
         pattern: str,
@@ -277,7 +281,9 @@ class FileService:
         roots: Sequence[Root] | None = None,
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
-    ) -> models.FileSearch:
+    ) -> dict[str, Any]:
+        """A `models.FileSearch` as plain JSON-ready data: a model object per match cost
+        about as much as walking a page of 1,000 matches."""
         budget = self._budget(progress, cancel)
         limit = self.limits.max_search_results if max_results is None else max_results
         with self.confinement.open(path, want="dir", roots=roots) as d:
@@ -294,24 +300,16 @@ class FileService:
                 max_results=limit,
                 after=after,
             )
-            # Validated from plain data in one call: a model_construct per match cost
-            # more than the walk of a page of matches.
             prefix = d.path
-            return models.FileSearch.model_validate(
-                {
-                    "path": prefix,
-                    "pattern": pattern,
-                    "matches": [
-                        {"path": f"{prefix}/{'/'.join(m.rel)}", "type": m.kind} for m in found
-                    ],
-                    "truncated": stopped is not None,
-                    "stopped_by": stopped,
-                    "next_cursor": (
-                        self.cursors.encode(query, resume) if resume is not None else None
-                    ),
-                    "entries_visited": budget.visited,
-                }
-            )
+            return {
+                "path": prefix,
+                "pattern": pattern,
+                "matches": [{"path": f"{prefix}/{'/'.join(m.rel)}", "type": m.kind} for m in found],
+                "truncated": stopped is not None,
+                "stopped_by": stopped,
+                "next_cursor": self.cursors.encode(query, resume) if resume is not None else None,
+                "entries_visited": budget.visited,
+            }
 
     def search_file_contents(
         self,

@@ -233,7 +233,7 @@ def register_file_tools(
         entries left out unless include_ignored); `next_cursor` continues a cut answer."""
         found = await walked(
             ctx,
-            service.search_files,
+            service.search_files_data,
             path,
             pattern,
             exclude_patterns=exclude_patterns,

@@ -362,7 +362,7 @@ async def test_walks_in_flight_are_bounded_by_max_parallel_walks(
             running -= 1
         raise InvalidRequest("done")
 
-    service.search_files = slow_search  # type: ignore[method-assign]
+    service.search_files_data = slow_search  # type: ignore[method-assign]
     async with Client(mcp) as client:
         calls = [
             call(client, "search_files", {"path": str(tmp_path), "pattern": "*"}) for _ in range(5)
