@@ -234,6 +234,12 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=100_000, help="files in the tree")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="build (or reuse) the tree here")
+    parser.add_argument(
+        "--only",
+        choices=SECTIONS,
+        action="append",
+        help="measure only these sections (repeatable); all by default",
+    )
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=_fast_tmp()))
     root = (args.keep or base / "tree").resolve()
@@ -243,14 +249,15 @@ def main() -> None:
             print(f"generated {stats} in {gen_s:.1f} s", flush=True)
         else:
             stats = {"files": args.files, "reused": True}
-        body, data = measure(base, root, args.reps)
+        body, data = measure(base, root, args.reps, tuple(args.only or SECTIONS))
     finally:
         shutil.rmtree(base, ignore_errors=True)
     data["tree"] = stats
     report(
         "Issue 19: file tools at scale vs rg -j1, find and the Node server",
         f"make bench-files-scale  # .venv/bin/python bench/bench_files_scale.py "
-        f"--files {args.files} --reps {args.reps}",
+        f"--files {args.files} --reps {args.reps}"
+        + "".join(f" --only {o}" for o in args.only or ()),
         f"Tree: {stats}\n\n{body}",
         data,
     )
@@ -261,7 +268,12 @@ def _fast_tmp() -> str | None:
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
-def measure(base: Path, root: Path, reps: int) -> tuple[str, dict[str, Any]]:
+SECTIONS = ("contents", "names", "tree", "in-flight")
+
+
+def measure(
+    base: Path, root: Path, reps: int, only: tuple[str, ...] = SECTIONS
+) -> tuple[str, dict[str, Any]]:
     config = write_files_config(base, root)
     ours_argv = [str(INSTALLED_COMMAND), "--config", str(config)]
     node_argv = [node(), str(npm_package_entry(NODE_FS, "dist/index.js")), str(root)]
@@ -292,19 +304,21 @@ def measure(base: Path, root: Path, reps: int) -> tuple[str, dict[str, Any]]:
             )
             _row(rows, data, f"search_file_contents {label} ({len(got)} lines)", t, "rg", 1.5)
 
-        content_row("literal", RARE, False)
-        floor_c = [sys.executable, "-c", FLOOR_WALK, str(root), "contents", RARE]
-        t = interleaved(
-            {
-                "python floor": (lambda: run(floor_c), children_cpu),
-                "rg": (lambda: run([*rg_base, "-F", "-e", RARE, str(root)]), children_cpu),
-            },
-            reps,
-        )
-        _row(rows, data, "floor: bare Python walk + read + find, literal", t, "rg", 1.5)
-        content_row("regex", REGEX, True)
+        if "contents" in only:
+            content_row("literal", RARE, False)
+            floor_c = [sys.executable, "-c", FLOOR_WALK, str(root), "contents", RARE]
+            t = interleaved(
+                {
+                    "python floor": (lambda: run(floor_c), children_cpu),
+                    "rg": (lambda: run([*rg_base, "-F", "-e", RARE, str(root)]), children_cpu),
+                },
+                reps,
+            )
+            _row(rows, data, "floor: bare Python walk + read + find, literal", t, "rg", 1.5)
+            content_row("regex", REGEX, True)
 
-        for label, glob in (("rare", "mod0001*.py"), ("common", "*.md")):
+        names = (("rare", "mod0001*.py"), ("common", "*.md")) if "names" in only else ()
+        for label, glob in names:
             args = {"path": str(root), "pattern": glob}
             got = ours_all_pages(ours, "search_files", args)
             find_argv = ["find", str(root), *prune, "-o", "-name", glob, "-print"]
@@ -322,61 +336,71 @@ def measure(base: Path, root: Path, reps: int) -> tuple[str, dict[str, Any]]:
             )
             _row(rows, data, f"search_files {label} `{glob}` ({len(got)} paths)", t, "find", 1.5)
 
-        floor_n = [sys.executable, "-c", FLOOR_WALK, str(root), "names", "mod0001*.py"]
-        find_rare = ["find", str(root), *prune, "-o", "-name", "mod0001*.py", "-print"]
-        t = interleaved(
-            {
-                "python floor": (lambda: run(floor_n), children_cpu),
-                "find": (lambda: run(find_rare), children_cpu),
-            },
-            reps,
-        )
-        _row(rows, data, "floor: bare Python scandir walk, names", t, "find", 1.5)
-
-        half = str(root / "part0")
-        tree_args = {"path": half, "max_depth": 256, "max_entries": 100_000}
-        tree = ours.call_tool("directory_tree", tree_args)["structuredContent"]
-        assert tree["stopped_by"] is None, tree["stopped_by"]
-        t = interleaved(
-            {
-                "ours": (lambda: ours.call_tool("directory_tree", tree_args), server_cpu(ours)),
-                "node": (
-                    lambda: nd.call_tool("directory_tree", {"path": half}),
-                    server_cpu(nd),
-                ),
-            },
-            reps,
-        )
-        _row(rows, data, f"directory_tree part0 ({tree['entries']} entries)", t, "node", 0.7)
-
-        def series() -> None:
-            for needle in PARALLEL:
-                ours.call_tool("search_file_contents", {"path": str(root), "pattern": needle})
-
-        def in_flight() -> None:
-            ids = [
-                ours.send_request(
-                    "tools/call",
-                    {
-                        "name": "search_file_contents",
-                        "arguments": {"path": str(root), "pattern": n},
-                    },
-                )
-                for n in PARALLEL
-            ]
-            for i in ids:
-                assert "error" not in ours.wait(i)
-
-        t = interleaved(
-            {"in flight": (in_flight, server_cpu(ours)), "series": (series, server_cpu(ours))},
-            reps,
-        )
-        _row(rows, data, "4 content searches: in flight vs series", t, "series", 1.0)
+        if "names" in only:
+            floor_n = [sys.executable, "-c", FLOOR_WALK, str(root), "names", "mod0001*.py"]
+            find_rare = ["find", str(root), *prune, "-o", "-name", "mod0001*.py", "-print"]
+            t = interleaved(
+                {
+                    "python floor": (lambda: run(floor_n), children_cpu),
+                    "find": (lambda: run(find_rare), children_cpu),
+                },
+                reps,
+            )
+            _row(rows, data, "floor: bare Python scandir walk, names", t, "find", 1.5)
+        if "tree" in only:
+            tree_row(ours, nd, root, reps, rows, data)
+        if "in-flight" in only:
+            in_flight_row(ours, root, reps, rows, data)
         data["node_version"] = npm_package_version(NODE_FS)
     header = ["measurement", "ours s", "baseline", "baseline s", "wall ratio"]
     header += ["CPU s ours / baseline", "CPU ratio", "budget"]
     table = markdown_table(header, rows)
     return table, data
+
+
+def tree_row(
+    ours: Server, nd: Server, root: Path, reps: int, rows: list[list[object]], data: dict[str, Any]
+) -> None:
+    """`directory_tree` of one half of the tree beside the Node server."""
+    half = str(root / "part0")
+    tree_args = {"path": half, "max_depth": 256, "max_entries": 100_000}
+    tree = ours.call_tool("directory_tree", tree_args)["structuredContent"]
+    assert tree["stopped_by"] is None, tree["stopped_by"]
+    t = interleaved(
+        {
+            "ours": (lambda: ours.call_tool("directory_tree", tree_args), server_cpu(ours)),
+            "node": (lambda: nd.call_tool("directory_tree", {"path": half}), server_cpu(nd)),
+        },
+        reps,
+    )
+    _row(rows, data, f"directory_tree part0 ({tree['entries']} entries)", t, "node", 0.7)
+
+
+def in_flight_row(
+    ours: Server, root: Path, reps: int, rows: list[list[object]], data: dict[str, Any]
+) -> None:
+    """Four content searches in flight on one connection beside the same four in series."""
+
+    def series() -> None:
+        for needle in PARALLEL:
+            ours.call_tool("search_file_contents", {"path": str(root), "pattern": needle})
+
+    def in_flight() -> None:
+        ids = [
+            ours.send_request(
+                "tools/call",
+                {"name": "search_file_contents", "arguments": {"path": str(root), "pattern": n}},
+            )
+            for n in PARALLEL
+        ]
+        for i in ids:
+            assert "error" not in ours.wait(i)
+
+    t = interleaved(
+        {"in flight": (in_flight, server_cpu(ours)), "series": (series, server_cpu(ours))},
+        reps,
+    )
+    _row(rows, data, "4 content searches: in flight vs series", t, "series", 1.0)
 
 
 def _row(

@@ -16,10 +16,13 @@ the answer is the one a single process gives.
 
 from __future__ import annotations
 
+import operator
 import os
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import compress
+from itertools import compress, repeat
+from typing import NamedTuple
 
 import re2
 
@@ -55,14 +58,12 @@ MAX_LINE_CHARS = 500  # a matching line is shown at most this long
 RE2_MAX_MEM = 8 << 20  # compiled-pattern memory; larger patterns are refused
 
 
-@dataclass(frozen=True)
-class NameMatch:
+class NameMatch(NamedTuple):  # a tuple: made once per match, a frozen dataclass cost more
     rel: tuple[str, ...]
     kind: Kind
 
 
-@dataclass(frozen=True)
-class LineMatch:
+class LineMatch(NamedTuple):
     rel: tuple[str, ...]
     line: int
     text: str
@@ -93,9 +94,7 @@ def search_names(
     passes: a literal every match must hold (`mod` of `mod*.py`) is looked for in the
     joined names first, so most directories cost one substring search; only matches
     cost any Python."""
-    name_re = compile_globs([pattern])
-    assert name_re is not None
-    match = name_re.match
+    matches = _name_test(pattern)
     literal = _glob_literal(pattern)
     found: list[NameMatch] = []
     last: tuple[str, ...] | None = None  # the last match
@@ -105,7 +104,7 @@ def search_names(
         names = seg.names
         if seg.context or (literal and literal not in "/".join(names)):
             continue
-        hits = list(compress(range(len(names)), map(match, names)))
+        hits = list(compress(range(len(names)), matches(names)))
         if not hits:
             continue
         rel, entries = seg.rel, seg.entries
@@ -121,6 +120,23 @@ def search_names(
             return found, budget.stopped, Position((*parent, name))
         return found, budget.stopped, after or Position(())
     return found, None, None
+
+
+def _name_test(pattern: str) -> Callable[[list[str]], Iterator[object]]:
+    """Which names match the glob, one truth value per name in C-level passes: the
+    common shapes (`*.md`, `test_*`, `Makefile`) as string methods, the rest as the
+    regex `fnmatch` makes (`find -name` semantics either way)."""
+    star = pattern.find("*")
+    if not any(c in pattern for c in "?[") and pattern.count("*") <= 1:
+        if star < 0:
+            return lambda names: map(operator.eq, names, repeat(pattern))
+        if star == 0:
+            return lambda names: map(str.endswith, names, repeat(pattern[1:]))
+        if star == len(pattern) - 1:
+            return lambda names: map(str.startswith, names, repeat(pattern[:-1]))
+    name_re = compile_globs([pattern])
+    assert name_re is not None
+    return lambda names: map(name_re.match, names)
 
 
 def _glob_literal(pattern: str) -> str:
