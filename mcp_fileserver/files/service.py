@@ -265,9 +265,26 @@ class FileService:
                 "next_cursor": next_cursor,
             }
 
-    def search_files(self, path: str, pattern: str, **kwargs: Any) -> models.FileSearch:
+    def search_files(
+        self,
+        path: str,
+        pattern: str,
+        *,
+        exclude_patterns: Sequence[str] = (),
+        max_results: int | None = None,
+        include_ignored: bool = False,
+        cursor: str | None = None,
+        roots: Sequence[Root] | None = None,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> models.FileSearch:
         """`search_files_data` as its model."""
-        return models.FileSearch.model_validate(self.search_files_data(path, pattern, **kwargs))
+        data = self.search_files_data(
+            path, pattern, exclude_patterns=exclude_patterns, max_results=max_results,
+            include_ignored=include_ignored, cursor=cursor, roots=roots, progress=progress,
+            cancel=cancel,
+        )  # fmt: skip
+        return models.FileSearch.model_validate(data)
 
     def search_files_data(
         self,
