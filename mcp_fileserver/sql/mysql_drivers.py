@@ -19,6 +19,7 @@ import ctypes
 import datetime as dt
 import json
 import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -225,8 +226,14 @@ class MariaDBConnectorDriver:
         self._plugin_dir = os.environ.get("MARIADB_PLUGIN_DIR") or bundled_plugin_dir()
 
     def connect(self, target: Target) -> Connection:
+        options = dict(target.options)
+        host = target.host
+        if host == "localhost" and "unix_socket" not in options:
+            # Connector/C reads the name "localhost" as "the default UNIX socket"; the URL
+            # means TCP to that host and port, as PyMySQL reads it.
+            host = _loopback_address(target.port)
         args: dict[str, Any] = {
-            "host": target.host,
+            "host": host,
             "port": target.port,
             "user": target.user,
             "password": target.password,
@@ -242,7 +249,6 @@ class MariaDBConnectorDriver:
             args["database"] = target.database
         if self._plugin_dir is not None:
             args["plugin_dir"] = self._plugin_dir
-        options = dict(target.options)
         verify = any(
             options.pop(key, "false").lower() in ("true", "1", "yes", "on")
             for key in ("ssl_verify_cert", "ssl_verify_identity")
@@ -306,6 +312,15 @@ class MariaDBConnectorDriver:
     def message(self, exc: BaseException) -> str:
         args: tuple[Any, ...] = getattr(exc, "args", ())
         return args[0] if args and isinstance(args[0], str) else str(exc)
+
+
+def _loopback_address(port: int) -> str:
+    """The first address "localhost" resolves to (127.0.0.1 or ::1)."""
+    try:
+        found = socket.getaddrinfo("localhost", port, type=socket.SOCK_STREAM)
+    except OSError:
+        return "127.0.0.1"
+    return str(found[0][4][0]) if found else "127.0.0.1"
 
 
 def _unwrapped(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -12,6 +12,9 @@ from tests.sql.conftest import call, error_text, mariadb_settings, sql_client
 from tests.sql.mariadb_server import MariaDB, restart_server
 from tests.sql.mysql_corpus import CONTROLS
 
+# Every test here runs once per driver (MariaDB Connector/Python, PyMySQL).
+pytestmark = pytest.mark.usefixtures("mysql_driver")
+
 GUARD = pytest.mark.parametrize("guard", [True, False], ids=["all-layers", "engine-only"])
 
 
@@ -316,3 +319,24 @@ async def test_a_role_dropped_by_a_query_is_back_for_the_next_call(mariadb: Mari
         assert after.structured_content["rows"] == [["read_role"]]
         reads = await call(client, "run_query", database="maria", sql="SELECT COUNT(*) FROM orders")
         assert reads.structured_content["rows"] == [[6]], error_text(reads)
+
+
+@GUARD
+async def test_an_error_in_the_middle_of_a_result_is_an_error_not_a_short_answer(
+    mariadb: MariaDB, tmp_path, guard
+):
+    """The server sends row 1, then an overflow error at row 2: the answer is that error,
+    never one row called complete (Connector/Python's fetch alone ends the rows quietly)."""
+    settings = mariadb_settings(mariadb, tmp_path)
+    async with sql_client(settings, guard=guard) as client:
+        result = await call(
+            client,
+            "run_query",
+            database="maria",
+            sql="SELECT n * 4611686018427387904 AS big_n FROM big ORDER BY n",
+        )
+        assert result.is_error, result.structured_content
+        assert "out of range" in error_text(result)
+        ok = await call(client, "run_query", database="maria", sql="SELECT COUNT(*) FROM customers")
+        assert ok.structured_content["rows"] == [[4]]
+    assert running_queries(mariadb) == []
