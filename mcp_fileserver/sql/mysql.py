@@ -436,7 +436,7 @@ class MySQLDatabase(DatabaseBackend):
                 f"({_connect_reason(self._driver, exc)}); try again later",
                 detail=detail,
             ) from None
-        except (OSError, ValueError) as exc:  # TLS files, bad socket path
+        except Exception as exc:  # TLS files, a socket path, an auth plugin it lacks
             detail = self._clean(exc)
             raise Unavailable(
                 f"database {self.config.name!r} is unavailable (connection failed); "

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.sql.conftest import call, error_text, mariadb_settings, sql_client
-from tests.sql.mariadb_server import MariaDB, restart_server
+from tests.sql.mariadb_server import ED25519, MariaDB, restart_server
 from tests.sql.mysql_corpus import CONTROLS
 
 # Every test here runs once per driver (MariaDB Connector/Python, PyMySQL).
@@ -340,3 +340,20 @@ async def test_an_error_in_the_middle_of_a_result_is_an_error_not_a_short_answer
         ok = await call(client, "run_query", database="maria", sql="SELECT COUNT(*) FROM customers")
         assert ok.structured_content["rows"] == [[4]]
     assert running_queries(mariadb) == []
+
+
+async def test_an_account_whose_auth_plugin_libmariadb_loads_from_its_plugin_folder(
+    mariadb: MariaDB, tmp_path, mysql_driver
+):
+    """ed25519 is no built-in of libmariadb: client_ed25519.so is dlopened at connect
+    (PyMySQL speaks it only with PyNaCl, which is not installed: a clear refusal)."""
+    settings = mariadb_settings(mariadb, tmp_path, account=ED25519)
+    async with sql_client(settings) as client:
+        result = await call(
+            client, "run_query", database="maria", sql="SELECT COUNT(*) FROM customers"
+        )
+    if mysql_driver == "mariadbconnector":
+        assert result.structured_content["rows"] == [[4]], error_text(result)
+    else:
+        assert result.is_error and "unavailable" in error_text(result)
+        assert mariadb.passwords[ED25519] not in error_text(result)
