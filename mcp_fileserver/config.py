@@ -715,9 +715,10 @@ MYSQL_SCHEMES: dict[str, tuple[Literal["mariadb", "mysql"], MysqlDriver]] = {
     "mysql+pymysql": ("mysql", "pymysql"),
 }
 MYSQL_DEFAULT_PORT = 3306
-# The URL query parameters a MariaDB/MySQL URL may carry: PyMySQL's TLS options, a UNIX
-# socket instead of TCP, and the connect timeout. Anything else is a configuration error
-# (PyMySQL would fail on it only at the first call).
+# The URL query parameters a MariaDB/MySQL URL may carry: the TLS options (both drivers
+# map them, sql/mysql_drivers.py; ssl_key_password only with +pymysql), a UNIX socket
+# instead of TCP, and the connect timeout. Anything else is a configuration error (a
+# driver would fail on it only at the first call).
 MYSQL_OPTIONS = frozenset(
     {
         "ssl_ca",

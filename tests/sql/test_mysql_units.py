@@ -106,3 +106,32 @@ def test_bound_text_is_what_the_guard_judges() -> None:
         literal(float("nan"))
     with pytest.raises(InvalidRequest):
         literal([1, 2])
+
+
+@pytest.mark.parametrize(
+    ("scheme", "engine", "driver"),
+    [
+        ("mariadb", "mariadb", "mariadbconnector"),
+        ("mariadb+mariadbconnector", "mariadb", "mariadbconnector"),
+        ("mariadb+pymysql", "mariadb", "pymysql"),
+        ("mysql", "mysql", "mariadbconnector"),
+        ("mysql+pymysql", "mysql", "pymysql"),
+    ],
+)
+def test_the_scheme_picks_the_engine_and_the_driver(
+    tmp_path: Path, scheme: str, engine: str, driver: str
+) -> None:
+    settings = make_settings(db=[f"m={scheme}://reader@db/shop"], log_dir=tmp_path)
+    (database,) = settings.databases
+    assert (database.engine, database.driver) == (engine, driver)
+
+
+def test_a_key_password_needs_pymysql(tmp_path: Path) -> None:
+    url = "mariadb://reader@db/shop?ssl_key=${KEY_FILE}&ssl_key_password=${KEY_PW}"
+    with pytest.raises(ConfigError, match=r"needs the PyMySQL driver: write mariadb\+pymysql"):
+        make_settings(db=[f"m={url}"], log_dir=tmp_path, env={"KEY_PW": "x", "KEY_FILE": "/k.pem"})
+    pymysql_url = url.replace("mariadb://", "mariadb+pymysql://")
+    (database,) = make_settings(
+        db=[f"m={pymysql_url}"], log_dir=tmp_path, env={"KEY_PW": "x", "KEY_FILE": "/k.pem"}
+    ).databases
+    assert dict(database.options)["ssl_key_password"] == "x"
