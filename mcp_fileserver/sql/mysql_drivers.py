@@ -293,11 +293,10 @@ class MariaDBConnectorDriver:
             cursor.close()
 
     def execute(self, conn: Connection, sql: str) -> None:
-        cursor = conn.cursor()
-        try:
-            _unwrapped(cursor.execute, sql)
-        finally:
-            cursor.close()
+        """A statement answering OK (SET, START TRANSACTION, KILL QUERY): sent and its
+        answer read as Connector/Python's own commit() does, with no cursor to build."""
+        _unwrapped(conn._execute_command, sql)
+        _unwrapped(conn._read_response)
 
     def stream(self, conn: Connection, sql: str) -> Stream:
         return _MariaDBStream(conn.cursor(buffered=False), sql, self._lib, conn._mcpfs_handle)
