@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
+
 FETCH_BATCH = 100  # most rows per round trip (fewer when rows are large or few are wanted)
 
 JsonSafe = Any
@@ -60,7 +62,7 @@ def _iso_duration(delta: dt.timedelta) -> str:
 
 def encoded_size(row: list[JsonSafe]) -> int:
     """Bytes this row adds to the JSON result (UTF-8, with its separator)."""
-    return len(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode()) + 1
+    return len(_row_text(row).encode("utf-8", "surrogatepass")) + 1
 
 
 @dataclass
@@ -132,9 +134,9 @@ def _collect(
         size = 1 if largest == 0 else max(1, min(batch, wanted, room // largest))
         chunk = fetch(min(size, wanted))
         fitting = chunk if len(rows) + len(chunk) <= max_rows else None
-        encoded = _encode_native(fitting) if fitting else None
+        encoded, size_bytes = _encode_native(fitting) if fitting else (None, 0)
         # len("[r1,...,rn]") - 1 == sum(len(ri) + 1): the rows' exact encoded size.
-        batch_bytes = len(encoded.encode("utf-8", "surrogatepass")) - 1 if encoded else 0
+        batch_bytes = size_bytes - 1
         if encoded is not None and used + batch_bytes <= max_bytes:
             used += batch_bytes
             largest = max(largest, batch_bytes // len(chunk) + 1)
@@ -145,7 +147,7 @@ def _collect(
                 if len(rows) == max_rows:
                     return CollectedRows(rows, "max_rows", pieces)
                 row = [json_safe(value) for value in raw]
-                text = _NATIVE.encode(row)
+                text = _row_text(row)
                 row_bytes = len(text.encode("utf-8", "surrogatepass")) + 1
                 largest = max(largest, row_bytes)
                 used += row_bytes
@@ -157,13 +159,41 @@ def _collect(
             return CollectedRows(rows, None, pieces)
 
 
-def _encode_native(chunk: Sequence[Sequence[Any]]) -> str | None:
-    """The batch as compact JSON when every value is JSON-native, else None."""
+def _encode_native(chunk: Sequence[Sequence[Any]]) -> tuple[str | None, int]:
+    """The batch as compact JSON and its UTF-8 size when every value is JSON-native,
+    else (None, 0): the batch then goes row by row through json_safe.
+
+    orjson: ~15x faster than the stdlib encoder on a 10,000-row result (7 ms -> 0.45 ms,
+    bench/RESULTS.md, issue 17), a fifth of such a call. It writes NaN and Infinity as
+    null, so a batch whose text holds `null` is checked for them."""
+    data = _orjson(chunk)
+    if data is None or (b"null" in data and _has_non_finite(chunk)):
+        return None, 0
+    return data.decode("utf-8"), len(data)
+
+
+def _row_text(row: list[JsonSafe]) -> str:
+    """One row already made JSON-safe, encoded as a batch would encode it."""
+    data = _orjson(row)
+    return data.decode("utf-8") if data is not None else _NATIVE.encode(row)
+
+
+def _orjson(value: Any) -> bytes | None:
     try:
-        return _NATIVE.encode(chunk)
-    except (TypeError, ValueError):  # bytes, Decimal, dates, NaN/Infinity...
+        return orjson.dumps(value, option=_ORJSON_NATIVE_ONLY)
+    except TypeError:  # orjson.JSONEncodeError: bytes, Decimal, ints > 64 bits, surrogates
         return None
 
 
+def _has_non_finite(chunk: Sequence[Sequence[Any]]) -> bool:
+    return any(type(v) is float and not math.isfinite(v) for row in chunk for v in row)
+
+
+# Dates, dataclasses and subclasses of str/int are not orjson's to spell: json_safe does.
+_ORJSON_NATIVE_ONLY = (
+    orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
 # allow_nan=False: NaN and Infinity are not JSON; json_safe spells them as strings.
 _NATIVE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
