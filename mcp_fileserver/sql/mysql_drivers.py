@@ -249,6 +249,7 @@ class MariaDBConnectorDriver:
             args["database"] = target.database
         if self._plugin_dir is not None:
             args["plugin_dir"] = self._plugin_dir
+        wants_tls = any(key.startswith("ssl_") for key in options)  # as PyMySQL reads them
         verify = any(
             options.pop(key, "false").lower() in ("true", "1", "yes", "on")
             for key in ("ssl_verify_cert", "ssl_verify_identity")
@@ -256,7 +257,7 @@ class MariaDBConnectorDriver:
         if options.pop("ssl_key_password", None) is not None:
             raise ValueError("ssl_key_password needs the PyMySQL driver (+pymysql)")
         tls_files = {k: v for k, v in options.items() if k.startswith("ssl_")}
-        if tls_files or verify:
+        if wants_tls:  # any ssl_* option: TLS required (Connector/C's `ssl`)
             args.update(tls_files, ssl=True)
             # Connector/C's server certificate check covers the host name as well.
             args["ssl_verify_cert"] = verify

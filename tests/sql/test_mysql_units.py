@@ -135,3 +135,48 @@ def test_a_key_password_needs_pymysql(tmp_path: Path) -> None:
         db=[f"m={pymysql_url}"], log_dir=tmp_path, env={"KEY_PW": "x", "KEY_FILE": "/k.pem"}
     ).databases
     assert dict(database.options)["ssl_key_password"] == "x"
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({}, {}),
+        (
+            {"ssl_ca": "/ca.pem", "ssl_verify_identity": "true"},
+            {"ssl": True, "ssl_ca": "/ca.pem", "ssl_verify_cert": True},
+        ),
+        ({"ssl_verify_cert": "false"}, {"ssl": True, "ssl_verify_cert": False}),
+        (
+            {"ssl_cert": "/c.pem", "ssl_key": "/k.pem"},
+            {"ssl": True, "ssl_cert": "/c.pem", "ssl_key": "/k.pem", "ssl_verify_cert": False},
+        ),
+    ],
+)
+def test_the_c_driver_maps_the_tls_options(
+    monkeypatch: pytest.MonkeyPatch, options: dict[str, str], expected: dict[str, object]
+) -> None:
+    """Any ssl_* option makes TLS required, as PyMySQL reads them; verification on when
+    ssl_verify_cert or ssl_verify_identity says so; nothing else reaches the driver."""
+    import mariadb
+
+    from mcp_fileserver.sql import mysql_drivers
+
+    seen: dict[str, object] = {}
+
+    def fake_connect(**kwargs: object) -> object:
+        seen.update(kwargs)
+        raise mariadb.OperationalError("stop here")
+
+    monkeypatch.setattr(mariadb, "connect", fake_connect)
+    driver = mysql_drivers.MariaDBConnectorDriver()
+    target = mysql_drivers.Target(
+        host="localhost", port=3306, user="u", password="p", database="shop",
+        connect_timeout=2, read_timeout=3, write_timeout=3, program_name="x", options=options,
+    )  # fmt: skip
+    with pytest.raises(mariadb.OperationalError):
+        driver.connect(target)
+    tls = {k: v for k, v in seen.items() if k.startswith("ssl")}
+    assert tls == expected
+    assert seen["host"] in ("127.0.0.1", "::1")  # "localhost" would mean the UNIX socket
+    assert seen["local_infile"] is False and seen["client_flag"] == 0
+    assert "default_file" not in seen and "unix_socket" not in seen
