@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from mcp_fileserver.errors import InvalidRequest
 from mcp_fileserver.sql.models import ResultColumn
 
 DriverName = Literal["mariadbconnector", "pymysql"]
@@ -341,7 +342,18 @@ class _MariaDBStream:
         self._lib = lib
         self._handle = handle
         self._done = False
-        _unwrapped(cursor.execute, sql)  # no data: the text goes as it is (text protocol)
+        try:
+            _unwrapped(cursor.execute, sql)  # no data: the text goes as it is (text protocol)
+        except Exception as exc:
+            # Connector/Python reads ?, %s and %(name)s in code as placeholders even with
+            # no data, and refuses the text before sending it (the server would have
+            # refused it as a syntax error): say so, and keep the connection.
+            if getattr(exc, "errno", 0) or "number of data elements" not in str(exc):
+                raise
+            raise InvalidRequest(
+                "the query holds a placeholder (?, %s or %(name)s) outside a string and "
+                "no params: pass params, or quote the text"
+            ) from None
         self.columns: list[ResultColumn] = []
         self._converters: list[tuple[int, Callable[[Any], Any]]] = []
         if not cursor.field_count:

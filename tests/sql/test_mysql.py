@@ -357,3 +357,19 @@ async def test_an_account_whose_auth_plugin_libmariadb_loads_from_its_plugin_fol
     else:
         assert result.is_error and "unavailable" in error_text(result)
         assert mariadb.passwords[ED25519] not in error_text(result)
+
+
+@GUARD
+async def test_a_placeholder_without_params_is_a_clear_error_not_an_outage(
+    mariadb: MariaDB, tmp_path, guard
+):
+    """Connector/Python refuses `?`/`%s` in code with no params before sending; that is
+    the query's fault (PyMySQL sends it and the server says syntax error), never
+    'database unavailable', and the connection keeps serving."""
+    settings = mariadb_settings(mariadb, tmp_path)
+    async with sql_client(settings, guard=guard) as client:
+        for sql in ("SELECT 5 ? 2", "SELECT n %s 2 FROM big"):
+            result = await call(client, "run_query", database="maria", sql=sql)
+            assert result.is_error and "unavailable" not in error_text(result), error_text(result)
+        quoted = await call(client, "run_query", database="maria", sql="SELECT '%s', '?', 7 % 2")
+        assert quoted.structured_content["rows"] == [["%s", "?", 1]]
