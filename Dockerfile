@@ -49,10 +49,13 @@ RUN set -eu; \
 # binutils: PyInstaller reads shared-library dependencies with objdump (build stage only).
 # libpythonX.Y: the shared libpython PyInstaller bundles, when the base's python3 is
 # Debian's own (the official images build Python with --enable-shared already).
+# gcc, libmariadb-dev (and Debian's Python headers): pip builds the MariaDB driver from
+# its sdist (no Linux wheel); the bundle then carries libmariadb.so.3 and its client
+# plugins, so the runtime stage gets no compiler and no headers.
 RUN set -eu; \
-    packages="tini binutils"; \
+    packages="tini binutils gcc libc6-dev libmariadb-dev"; \
     if dpkg -S "$(readlink -f "$(command -v python3)")" >/dev/null 2>&1; then \
-      packages="$packages $(python3 -c 'import sys; print("libpython%d.%d" % sys.version_info[:2])')"; \
+      packages="$packages $(python3 -c 'import sys; print("libpython%d.%d python3-dev" % sys.version_info[:2])')"; \
     fi; \
     apt-get update -qq; \
     apt-get install -y -qq --no-install-recommends $packages >/dev/null; \

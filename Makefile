@@ -14,6 +14,7 @@ LOCK := config/lock/dev.txt
 install: $(STAMP)
 
 $(STAMP): pyproject.toml $(LOCK)
+	PYTHON=$(PYTHON) .ci/setup build  # the MariaDB driver builds from source: libmariadb-dev, gcc
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)

@@ -8,8 +8,11 @@ as the least-privilege reader account and are driven by the same raw JSON-RPC cl
 - 20 rows through the index (`BENCH_QUERY`), and
 - all 10,000 rows (`SELECT id, category, name, price FROM items`),
 
-beside the floor: bare PyMySQL (a held connection, `fetchall`) plus `json.dumps` of the
-rows, timed in this process in the same run. Budget: our p50 <= 1.2x DBHub's for both.
+beside two floors: a bare FastMCP server whose one tool runs the text through bare
+PyMySQL on a held connection (bench/floor_mysql_server.py: what the framework and the
+driver alone cost per call, timed over the same pipes, interleaved), and bare PyMySQL
+(`fetchall`) plus `json.dumps` of the rows, timed in this process in the same run.
+Budget: our p50 <= 1.2x DBHub's for both.
 Our server runs with its shipped defaults (audit, monitoring, guard, every engine layer,
 the account's grants checked) except rate limiting, which a benchmark exceeds by design.
 """
@@ -43,6 +46,7 @@ from common import (
     verdict,
     write_config,
 )
+from rpc import Server, child_env
 
 sys.path.insert(0, str(REPO))
 from tests.sql.mariadb_server import MariaDB, start_server, stop_server
@@ -51,6 +55,8 @@ BUDGET = 1.2
 ALL_ROWS_QUERY = "SELECT id, category, name, price FROM items"
 OURS_20, DBHUB_20 = "mcp-fileserver run_query 20 rows", "dbhub execute_sql 20 rows"
 OURS_10K, DBHUB_10K = "mcp-fileserver run_query 10k rows", "dbhub execute_sql 10k rows"
+FLOOR_20 = "bare FastMCP + PyMySQL run_query 20 rows (framework floor)"
+FLOOR_10K = "bare FastMCP + PyMySQL run_query 10k rows (framework floor)"
 
 
 def main() -> None:
@@ -71,9 +77,9 @@ def main() -> None:
     finally:
         stop_server(server)
 
-    def table(results: dict, baseline: str, floor_ms: float) -> str:
+    def table(results: dict, baseline: str, framework: str, floor_ms: float) -> str:
         return markdown_table(
-            ["what", "n", "p50 ms", "p99 ms", "vs DBHub", "vs floor"],
+            ["what", "n", "p50 ms", "p99 ms", "vs DBHub", "vs framework floor", "vs floor"],
             [
                 [
                     name,
@@ -81,6 +87,7 @@ def main() -> None:
                     fmt_ms(s.p50_ms),
                     fmt_ms(s.p99_ms),
                     ratio(s.p50_ms, results[baseline].p50_ms),
+                    ratio(s.p50_ms, results[framework].p50_ms),
                     ratio(s.p50_ms, floor_ms),
                 ]
                 for name, s in results.items()
@@ -90,6 +97,7 @@ def main() -> None:
                     "bare PyMySQL fetchall + json.dumps (floor)",
                     "",
                     fmt_ms(floor_ms),
+                    "",
                     "",
                     "",
                     "1.00x",
@@ -106,18 +114,22 @@ def main() -> None:
             f"20-row indexed SELECT: `{BENCH_QUERY}` ({rounds * per_round} timed calls each, "
             f"interleaved, after {warm} warm-up calls).",
             "",
-            table(lat, DBHUB_20, floor_20),
+            table(lat, DBHUB_20, FLOOR_20, floor_20),
             "",
             f"Budget p50 <= {BUDGET}x DBHub: "
-            f"{verdict(lat[OURS_20].p50_ms, lat[DBHUB_20].p50_ms, BUDGET)}.",
+            f"{verdict(lat[OURS_20].p50_ms, lat[DBHUB_20].p50_ms, BUDGET)}; the framework "
+            f"floor alone is {ratio(lat[FLOOR_20].p50_ms, lat[DBHUB_20].p50_ms)} DBHub, ours "
+            f"{ratio(lat[OURS_20].p50_ms, lat[FLOOR_20].p50_ms)} that floor.",
             "",
             f"{ITEMS:,}-row SELECT: `{ALL_ROWS_QUERY}` ({big_rounds * big_per_round} timed calls "
             "each, interleaved).",
             "",
-            table(big, DBHUB_10K, floor_10k),
+            table(big, DBHUB_10K, FLOOR_10K, floor_10k),
             "",
             f"Budget p50 <= {BUDGET}x DBHub: "
-            f"{verdict(big[OURS_10K].p50_ms, big[DBHUB_10K].p50_ms, BUDGET)}.",
+            f"{verdict(big[OURS_10K].p50_ms, big[DBHUB_10K].p50_ms, BUDGET)}; the framework "
+            f"floor alone is {ratio(big[FLOOR_10K].p50_ms, big[DBHUB_10K].p50_ms)} DBHub, ours "
+            f"{ratio(big[OURS_10K].p50_ms, big[FLOOR_10K].p50_ms)} that floor.",
         ]
     )
     data = {
@@ -167,18 +179,33 @@ def _measure(server: MariaDB, base: Path, rounds, per_round, warm, big_rounds, b
     ours, dbhub = ours_and_dbhub(
         ours_config, dbhub_config, base, {"BENCH_MARIADB_PASSWORD": password}
     )
-    with ours, dbhub:
+    floor = Server(
+        [sys.executable, str(Path(__file__).parent / "floor_mysql_server.py")],
+        env=child_env(
+            {
+                "MYSQL_FLOOR_PORT": str(server.port),
+                "MYSQL_FLOOR_USER": "reader",
+                "MYSQL_FLOOR_PASSWORD": password,
+                "MYSQL_FLOOR_DATABASE": "shop",
+            }
+        ),
+        stderr_path=base / "stderr.log",
+    )
+    with ours, dbhub, floor:
         ours.initialize()
         dbhub.initialize()
+        floor.initialize()
         twenty = {"database": "bench", "sql": BENCH_QUERY}
         everything = {"database": "bench", "sql": ALL_ROWS_QUERY}
         calls = {
             OURS_20: lambda: ours.call_tool("run_query", twenty),
             DBHUB_20: lambda: dbhub.call_tool("execute_sql", {"sql": BENCH_QUERY}),
+            FLOOR_20: lambda: floor.call_tool("run_query", {"sql": BENCH_QUERY}),
         }
         big_calls = {
             OURS_10K: lambda: ours.call_tool("run_query", everything),
             DBHUB_10K: lambda: dbhub.call_tool("execute_sql", {"sql": ALL_ROWS_QUERY}),
+            FLOOR_10K: lambda: floor.call_tool("run_query", {"sql": ALL_ROWS_QUERY}),
         }
         for name, call in calls.items():
             _check(name, call(), 20)

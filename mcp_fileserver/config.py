@@ -218,6 +218,7 @@ class DatabaseConfig:
     dbname: str | None = None
     password: str | None = field(default=None, repr=False)
     options: tuple[tuple[str, str], ...] = ()
+    driver: str | None = None  # mariadb, mysql: "mariadbconnector" or "pymysql"
     allowed_volatile_functions: tuple[str, ...] = DEFAULT_ALLOWED_VOLATILE_FUNCTIONS
     allow_privileged_role: bool = False
 
@@ -678,7 +679,8 @@ def _parse_database(
             **common,
         )
     if scheme in MYSQL_SCHEMES:
-        return _parse_mysql(url, MYSQL_SCHEMES[scheme], section, store, where, common)
+        engine, driver = MYSQL_SCHEMES[scheme]
+        return _parse_mysql(url, engine, driver, section, store, where, common)
     raise ConfigError(
         f"{where}: unsupported URL scheme {scheme!r} (use sqlite, postgresql, mariadb or mysql)"
     )
@@ -700,18 +702,23 @@ def _password_and_port(
         raise ConfigError(f"{where}: the port in the URL is not a number") from None
 
 
-# MariaDB and MySQL (sql/mysql.py, driver PyMySQL): the URL scheme names the engine shown
-# by list_databases; the server's flavour (MariaDB or MySQL) is read again at connect.
-MYSQL_SCHEMES: dict[str, Literal["mariadb", "mysql"]] = {
-    "mariadb": "mariadb",
-    "mariadb+pymysql": "mariadb",
-    "mysql": "mysql",
-    "mysql+pymysql": "mysql",
+# MariaDB and MySQL (sql/mysql.py): the URL scheme names the engine shown by
+# list_databases (the server's flavour, MariaDB or MySQL, is read again at connect) and
+# the driver (sql/mysql_drivers.py): MariaDB Connector/Python (C) unless `+pymysql`.
+MysqlDriver = Literal["mariadbconnector", "pymysql"]
+MYSQL_SCHEMES: dict[str, tuple[Literal["mariadb", "mysql"], MysqlDriver]] = {
+    "mariadb": ("mariadb", "mariadbconnector"),
+    "mariadb+mariadbconnector": ("mariadb", "mariadbconnector"),
+    "mariadb+pymysql": ("mariadb", "pymysql"),
+    "mysql": ("mysql", "mariadbconnector"),
+    "mysql+mariadbconnector": ("mysql", "mariadbconnector"),
+    "mysql+pymysql": ("mysql", "pymysql"),
 }
 MYSQL_DEFAULT_PORT = 3306
-# The URL query parameters a MariaDB/MySQL URL may carry: PyMySQL's TLS options, a UNIX
-# socket instead of TCP, and the connect timeout. Anything else is a configuration error
-# (PyMySQL would fail on it only at the first call).
+# The URL query parameters a MariaDB/MySQL URL may carry: the TLS options (both drivers
+# map them, sql/mysql_drivers.py; ssl_key_password only with +pymysql), a UNIX socket
+# instead of TCP, and the connect timeout. Anything else is a configuration error (a
+# driver would fail on it only at the first call).
 MYSQL_OPTIONS = frozenset(
     {
         "ssl_ca",
@@ -730,6 +737,7 @@ MYSQL_BOOLEAN_OPTIONS = frozenset({"ssl_verify_cert", "ssl_verify_identity"})
 def _parse_mysql(
     url: str,
     engine: Literal["mariadb", "mysql"],
+    driver: MysqlDriver,
     section: DatabaseSection,
     store: SecretStore,
     where: str,
@@ -748,6 +756,10 @@ def _parse_mysql(
         resolved = store.resolve(value, where=where, secret=is_sensitive_key(key))
         if key in MYSQL_BOOLEAN_OPTIONS and resolved.lower() not in _BOOLEAN_WORDS:
             raise ConfigError(f"{where}: {key} must be true or false, not {resolved!r}")
+        if key == "ssl_key_password" and driver != "pymysql":
+            raise ConfigError(
+                f"{where}: ssl_key_password needs the PyMySQL driver: write {engine}+pymysql://"
+            )
         if key == "connect_timeout" and not resolved.isdigit():
             raise ConfigError(f"{where}: connect_timeout must be a number of seconds")
         options.append((key, resolved))
@@ -760,6 +772,7 @@ def _parse_mysql(
         raise ConfigError(f"{where}: a {engine} URL needs a host or ?unix_socket=/path")
     return DatabaseConfig(
         engine=engine,
+        driver=driver,
         host=parts.hostname or "localhost",
         port=port or MYSQL_DEFAULT_PORT,
         user=unquote(parts.username) if parts.username else None,

@@ -1,4 +1,7 @@
-"""MariaDB and MySQL backend (PyMySQL): layer 2 on its own, and the row/byte/time limits.
+"""MariaDB and MySQL backend: layer 2 on its own, and the row/byte/time limits.
+
+The driver is MariaDB Connector/Python (C) by default, PyMySQL with `+pymysql`
+(mysql_drivers.py): both are held to what follows.
 
 Read-only without trusting the guard:
 - the client never asks for multi-statements (no CLIENT_MULTI_STATEMENTS, checked at
@@ -6,7 +9,9 @@ Read-only without trusting the guard:
 - every call starts with one `SET SESSION` (`tx_read_only`/`transaction_read_only` = 1, a
   fixed `sql_mode`, `time_zone` UTC, utf8mb4, lock timeouts, and the server-side statement
   limit from the call's remaining time: `max_statement_time` in seconds on MariaDB,
-  `max_execution_time` in ms on MySQL), then `START TRANSACTION READ ONLY`. A write is
+  `max_execution_time` in ms on MySQL), then `START TRANSACTION READ ONLY` (kept apart
+  from the SET, not folded into it as `autocommit = 0`: statements such as `XA START`
+  must find a transaction already open). A write is
   refused inside the transaction; DDL commits the transaction implicitly, and is then
   refused by the session's read-only default, unless the statement itself lifts it
   (MariaDB's `SET STATEMENT tx_read_only=0 FOR ...`), which the guard refuses and the
@@ -29,17 +34,13 @@ server gives `Unavailable` and the next call tries again.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-import pymysql
-import pymysql.cursors
 from loguru import logger
-from pymysql.constants import CLIENT, FIELD_TYPE, FLAG
 
 from mcp_fileserver.config import DatabaseConfig
 from mcp_fileserver.errors import (
@@ -61,10 +62,11 @@ from mcp_fileserver.sql.models import (
     IndexInfo,
     QueryPlan,
     QueryResult,
-    ResultColumn,
     TableDescription,
     TableInfo,
 )
+from mcp_fileserver.sql.mysql_drivers import Connection, Driver, Stream, Target
+from mcp_fileserver.sql.mysql_drivers import load as load_driver
 from mcp_fileserver.sql.mysql_literal import literal
 from mcp_fileserver.sql.mysql_params import bind_parameters
 from mcp_fileserver.sql.results import CollectedRows, collect_rows
@@ -76,8 +78,6 @@ PROGRAM_NAME = "mcp-fileserver"
 # string, as the guard reads it), no NO_BACKSLASH_ESCAPES (PyMySQL escapes parameters
 # with backslashes), no PIPES_AS_CONCAT, no IGNORE_SPACE.
 SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
-# The protocol's session reset (MariaDB 10.2.4+, MySQL 5.7.3+); PyMySQL has no name for it.
-COM_RESET_CONNECTION = 0x1F
 KILL_TIMEOUT_S = 2.0  # connect + KILL QUERY on the side connection
 READ_TIMEOUT_MARGIN_S = 10  # the client's socket timeout beyond timeout_s: the last line
 
@@ -93,40 +93,6 @@ _KINDS = {
     "VIEW": "view",
     "SEQUENCE": "sequence",
 }
-_TYPE_NAMES = {
-    FIELD_TYPE.DECIMAL: "decimal",
-    FIELD_TYPE.NEWDECIMAL: "decimal",
-    FIELD_TYPE.TINY: "tinyint",
-    FIELD_TYPE.SHORT: "smallint",
-    FIELD_TYPE.INT24: "mediumint",
-    FIELD_TYPE.LONG: "int",
-    FIELD_TYPE.LONGLONG: "bigint",
-    FIELD_TYPE.FLOAT: "float",
-    FIELD_TYPE.DOUBLE: "double",
-    FIELD_TYPE.NULL: "null",
-    FIELD_TYPE.TIMESTAMP: "timestamp",
-    FIELD_TYPE.DATE: "date",
-    FIELD_TYPE.NEWDATE: "date",
-    FIELD_TYPE.TIME: "time",
-    FIELD_TYPE.DATETIME: "datetime",
-    FIELD_TYPE.YEAR: "year",
-    FIELD_TYPE.BIT: "bit",
-    FIELD_TYPE.JSON: "json",
-    FIELD_TYPE.ENUM: "enum",
-    FIELD_TYPE.SET: "set",
-    FIELD_TYPE.GEOMETRY: "geometry",
-}
-_TEXT_TYPES = {  # name when the column's charset is text, name when binary (charset 63)
-    FIELD_TYPE.VARCHAR: ("varchar", "varbinary"),
-    FIELD_TYPE.VAR_STRING: ("varchar", "varbinary"),
-    FIELD_TYPE.STRING: ("char", "binary"),
-    FIELD_TYPE.TINY_BLOB: ("tinytext", "tinyblob"),
-    FIELD_TYPE.BLOB: ("text", "blob"),
-    FIELD_TYPE.MEDIUM_BLOB: ("mediumtext", "mediumblob"),
-    FIELD_TYPE.LONG_BLOB: ("longtext", "longblob"),
-}
-BINARY_CHARSET = 63
-Connection = Any  # pymysql.connections.Connection: PyMySQL ships no type information
 
 
 class MySQLDatabase(DatabaseBackend):
@@ -142,6 +108,9 @@ class MySQLDatabase(DatabaseBackend):
         self._flavour: Flavour = "mysql" if config.engine == "mysql" else "mariadb"
         # The statement restoring the account's role after a reset (None: it holds none).
         self._restore_role: str | None = None
+        self._driver: Driver = load_driver(
+            "pymysql" if config.driver == "pymysql" else "mariadbconnector"
+        )
 
     @property
     def flavour(self) -> Flavour:
@@ -152,7 +121,7 @@ class MySQLDatabase(DatabaseBackend):
 
     def list_tables(self, control: CallControl | None = None) -> list[TableInfo]:
         def run(conn: Connection) -> list[TableInfo]:
-            rows = _fetch(
+            rows = self._fetch(
                 conn,
                 "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "
                 "WHERE TABLE_SCHEMA = %s AND TABLE_TYPE IN %s ORDER BY TABLE_NAME LIMIT %s",
@@ -172,7 +141,7 @@ class MySQLDatabase(DatabaseBackend):
 
         def run(conn: Connection) -> TableDescription:
             db = self.config.dbname
-            found = _fetch(
+            found = self._fetch(
                 conn,
                 "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "
                 "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND TABLE_TYPE IN %s",
@@ -183,20 +152,20 @@ class MySQLDatabase(DatabaseBackend):
                     detail=f"no table {table!r} in {self.config.name}", violation=False
                 )
             rel_name, kind = found[0]
-            columns = _fetch(
+            columns = self._fetch(
                 conn,
                 "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA "
                 "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
                 "ORDER BY ORDINAL_POSITION",
                 (db, rel_name),
             )
-            statistics = _fetch(
+            statistics = self._fetch(
                 conn,
                 "SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME FROM information_schema.STATISTICS "
                 "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY INDEX_NAME, SEQ_IN_INDEX",
                 (db, rel_name),
             )
-            references = _fetch(
+            references = self._fetch(
                 conn,
                 "SELECT CONSTRAINT_NAME, COLUMN_NAME, REFERENCED_TABLE_SCHEMA, "
                 "REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME "
@@ -255,19 +224,17 @@ class MySQLDatabase(DatabaseBackend):
 
         def run(conn: Connection) -> QueryResult:
             started = time.perf_counter()
-            cursor = pymysql.cursors.SSCursor(conn)
+            stream = self._driver.stream(conn, final)
             try:
-                cursor.execute(final)  # no args: PyMySQL does no %-formatting
-                columns = _prepare_columns(cursor)
-                if columns:
+                if stream.columns:
                     collected = collect_rows(
-                        cursor.fetchmany, max_rows=max_rows, max_bytes=self.config.max_result_bytes
+                        stream.fetchmany, max_rows=max_rows, max_bytes=self.config.max_result_bytes
                     )
                 else:  # a statement without rows (only ever reached without the guard)
                     collected = CollectedRows([], None, [])
             finally:
-                self._stop_unread(conn, cursor)
-            return self._query_result(columns, collected, started)
+                self._stop_unread(conn, stream)
+            return self._query_result(stream.columns, collected, started)
 
         return self._run(run, control)
 
@@ -278,7 +245,7 @@ class MySQLDatabase(DatabaseBackend):
             started = time.perf_counter()
             # Plain EXPLAIN plans without executing (never EXPLAIN ANALYZE, and never
             # MariaDB's ANALYZE statement, both of which run the query).
-            rows = _fetch(conn, "EXPLAIN FORMAT=JSON " + final)
+            rows = self._fetch(conn, "EXPLAIN FORMAT=JSON " + final)
             return QueryPlan(
                 database=self.config.name,
                 plan="\n".join(str(row[0]) for row in rows),
@@ -293,7 +260,7 @@ class MySQLDatabase(DatabaseBackend):
             conn = self._connection(inspect_role=False)
             try:
                 return self._inspect_grants(conn)
-            except pymysql.MySQLError as exc:
+            except self._driver.errors as exc:
                 raise self._refusal(exc) from None
             finally:
                 self._reset_session(conn)
@@ -320,7 +287,7 @@ class MySQLDatabase(DatabaseBackend):
         with self._lock:
             # Bound from the first statement on: a server that hangs on the session's
             # SET is stopped at the deadline like a query.
-            killer = _Killer(self._open_side, self._thread_id)
+            killer = _Killer(self._driver, self._open_side, self._thread_id)
             conn: Connection | None = None
             try:
                 with control.bound(killer.kill):
@@ -328,8 +295,8 @@ class MySQLDatabase(DatabaseBackend):
                     return work(conn)
             except Refusal:
                 raise
-            except pymysql.MySQLError as exc:
-                code = _code(exc)
+            except self._driver.errors as exc:
+                code = self._driver.code(exc)
                 if control.cancelled and code in _INTERRUPTED:
                     raise LimitExceeded("query stopped: the call was cancelled") from None
                 raise self._refusal(exc) from None
@@ -343,7 +310,7 @@ class MySQLDatabase(DatabaseBackend):
     def _thread_id(self) -> int | None:
         """The server's id for the current connection (what KILL QUERY names)."""
         conn = self._conn
-        return int(conn.thread_id()) if conn is not None else None
+        return self._driver.thread_id(conn) if conn is not None else None
 
     def _begin(self, control: CallControl) -> Connection:
         """A connection in a fresh READ ONLY transaction bounded by the call's deadline;
@@ -352,13 +319,12 @@ class MySQLDatabase(DatabaseBackend):
             conn = self._connection()
             try:
                 remaining = max(control.remaining(), 0.001)
-                with conn.cursor() as cursor:
-                    cursor.execute(self._session_sql(remaining))
-                    cursor.execute("START TRANSACTION READ ONLY")
+                self._driver.execute(conn, self._session_sql(remaining))
+                self._driver.execute(conn, "START TRANSACTION READ ONLY")
                 return conn
-            except pymysql.MySQLError as exc:
+            except self._driver.errors as exc:
                 self._drop_connection()
-                if attempt == 1 and _code(exc) in _CONNECTION_LOST:
+                if attempt == 1 and self._driver.code(exc) in _CONNECTION_LOST:
                     continue
                 raise self._refusal(exc) from None
         raise AssertionError("unreachable")
@@ -382,51 +348,50 @@ class MySQLDatabase(DatabaseBackend):
         """After every call: roll back and reset the session (COM_RESET_CONNECTION), and
         give the account its role back (MariaDB keeps SET ROLE across a reset)."""
         mine = self._conn
-        if mine is None or mine is not conn or not mine.open:
+        if mine is None or mine is not conn or not self._driver.is_open(mine):
             self._drop_connection()  # dropped during the call, or closed by the driver
             return
         try:
-            mine._execute_command(COM_RESET_CONNECTION, b"")
-            mine._read_ok_packet()
+            self._driver.reset(mine)
             if self._restore_role is not None:
-                with mine.cursor() as cursor:
-                    cursor.execute(self._restore_role)
-        except (pymysql.MySQLError, OSError) as exc:  # this session is not trusted again
+                self._driver.execute(mine, self._restore_role)
+        except (*self._driver.errors, OSError) as exc:  # type: ignore[misc]  # not trusted again
             logger.debug("database {}: reset failed: {}", self.config.name, self._clean(exc))
             self._drop_connection()
 
-    def _stop_unread(self, conn: Connection, cursor: pymysql.cursors.SSCursor) -> None:
+    def _stop_unread(self, conn: Connection, stream: Stream) -> None:
         """Leave no result half read: a result cut off by a limit (or an error) is stopped
         with KILL QUERY, then the rows already sent are discarded."""
-        result = cursor._result
-        if result is not None and result.unbuffered_active:
-            if not _Killer(self._open_side, conn.thread_id).kill_now():
+        if stream.unread():
+            killer = _Killer(self._driver, self._open_side, lambda: self._driver.thread_id(conn))
+            if not killer.kill_now():
                 self._drop_connection()  # closing the socket stops the server's sending
                 return
             try:
-                result._finish_unbuffered_query()
-            except pymysql.MySQLError as exc:
-                if _code(exc) not in _INTERRUPTED:
+                stream.finish()
+            except self._driver.errors as exc:
+                if self._driver.code(exc) not in _INTERRUPTED:
                     self._drop_connection()
                     return
-        with contextlib.suppress(pymysql.MySQLError):
-            cursor.close()
+        with contextlib.suppress(*self._driver.errors):
+            stream.close()
 
     def _connection(self, *, inspect_role: bool = True) -> Connection:
-        if self._conn is not None and self._conn.open:
+        if self._conn is not None and self._driver.is_open(self._conn):
             return self._conn
         self._drop_connection()
-        conn = self._open(self._connect_args(timeout=max(2, math.ceil(self.config.timeout_s))))
-        if conn.client_flag & CLIENT.MULTI_STATEMENTS:  # never asked for; checked anyway
+        conn = self._open(self._target(timeout=max(2, math.ceil(self.config.timeout_s))))
+        if self._driver.multi_statements(conn):  # never asked for; checked anyway
             conn.close()
             raise Unavailable(f"database {self.config.name!r}: multi-statements are on")
-        self._flavour = "mariadb" if "mariadb" in conn.get_server_info().lower() else "mysql"
+        server_info = self._driver.server_info(conn).lower()
+        self._flavour = "mariadb" if "mariadb" in server_info else "mysql"
         self._conn = conn
         if not inspect_role:
             return conn
         try:
             privileges = self._inspect_grants(conn)
-        except pymysql.MySQLError as exc:
+        except self._driver.errors as exc:
             detail = self._clean(exc)
             self._drop_connection()
             raise Unavailable(
@@ -441,44 +406,37 @@ class MySQLDatabase(DatabaseBackend):
             self._judge_role(privileges)
         return conn
 
-    def _connect_args(self, *, timeout: int) -> dict[str, Any]:
+    def _target(self, *, timeout: int, side: bool = False) -> Target:
         cfg = self.config
         options = dict(cfg.options)
-        args: dict[str, Any] = {
-            "host": cfg.host,
-            "port": cfg.port,
-            "user": cfg.user or "",
-            "password": cfg.password or "",
-            "database": cfg.dbname,
-            "charset": "utf8mb4",
-            "autocommit": True,  # transactions only as START TRANSACTION READ ONLY
-            "client_flag": 0,  # PyMySQL's defaults, which hold no MULTI_STATEMENTS
-            "local_infile": False,
-            "connect_timeout": int(options.pop("connect_timeout", timeout)),
-            "read_timeout": math.ceil(cfg.timeout_s) + READ_TIMEOUT_MARGIN_S,
-            "write_timeout": math.ceil(cfg.timeout_s) + READ_TIMEOUT_MARGIN_S,
-            "program_name": PROGRAM_NAME,
-            "read_default_file": None,  # never ~/.my.cnf
-        }
-        for key, value in options.items():
-            if key in ("ssl_verify_cert", "ssl_verify_identity"):
-                args[key] = value.lower() in ("true", "1", "yes", "on")
-            else:
-                args[key] = value
-        return args
+        io_timeout = math.ceil(cfg.timeout_s) + READ_TIMEOUT_MARGIN_S
+        if side:  # a short-lived connection for KILL QUERY: no database needed
+            io_timeout = math.ceil(KILL_TIMEOUT_S)
+        return Target(
+            host=cfg.host or "localhost",
+            port=cfg.port or 3306,
+            user=cfg.user or "",
+            password=cfg.password or "",
+            database=None if side else cfg.dbname,
+            connect_timeout=int(options.pop("connect_timeout", timeout)),
+            read_timeout=io_timeout,
+            write_timeout=io_timeout,
+            program_name=PROGRAM_NAME,
+            options=options,
+        )
 
-    def _open(self, args: dict[str, Any]) -> Connection:
+    def _open(self, target: Target) -> Connection:
         try:
-            return pymysql.connect(**args)
-        except pymysql.MySQLError as exc:
+            return self._driver.connect(target)
+        except self._driver.errors as exc:
             detail = self._clean(exc)
             logger.warning("database {}: connection failed: {}", self.config.name, detail)
             raise Unavailable(
-                f"database {self.config.name!r} is unavailable ({_connect_reason(exc)}); "
-                "try again later",
+                f"database {self.config.name!r} is unavailable "
+                f"({_connect_reason(self._driver, exc)}); try again later",
                 detail=detail,
             ) from None
-        except (OSError, ValueError) as exc:  # TLS files, bad socket path
+        except Exception as exc:  # TLS files, a socket path, an auth plugin it lacks
             detail = self._clean(exc)
             raise Unavailable(
                 f"database {self.config.name!r} is unavailable (connection failed); "
@@ -488,30 +446,28 @@ class MySQLDatabase(DatabaseBackend):
 
     def _open_side(self) -> Connection:
         """A short-lived connection for KILL QUERY (same account, no database needed)."""
-        args = self._connect_args(timeout=math.ceil(KILL_TIMEOUT_S))
-        args.update(database=None, read_timeout=KILL_TIMEOUT_S, write_timeout=KILL_TIMEOUT_S)
-        return pymysql.connect(**args)
+        return self._driver.connect(self._target(timeout=math.ceil(KILL_TIMEOUT_S), side=True))
 
     def _inspect_grants(self, conn: Connection) -> list[str]:
         """Every privilege beyond reading of the account, its roles and PUBLIC."""
-        own = [row[0] for row in _fetch(conn, "SHOW GRANTS FOR CURRENT_USER()")]
+        own = [row[0] for row in self._fetch(conn, "SHOW GRANTS FOR CURRENT_USER()")]
         found = mysql_grants.findings(own, "the account")
-        roles = _fetch(conn, "SELECT ROLE_NAME FROM information_schema.APPLICABLE_ROLES")
+        roles = self._fetch(conn, "SELECT ROLE_NAME FROM information_schema.APPLICABLE_ROLES")
         self._restore_role = None
         if self._flavour == "mariadb":
             if roles:
-                current = _fetch(conn, "SELECT CURRENT_ROLE()")[0][0]
+                current = self._fetch(conn, "SELECT CURRENT_ROLE()")[0][0]
                 self._restore_role = f"SET ROLE {_quote(current) if current else 'NONE'}"
             for (role,) in roles:
                 try:
-                    _fetch(conn, f"SET ROLE {_quote(role)}")
-                    lines = [row[0] for row in _fetch(conn, f"SHOW GRANTS FOR {_quote(role)}")]
-                except pymysql.MySQLError:
+                    self._fetch(conn, f"SET ROLE {_quote(role)}")
+                    lines = [row[0] for row in self._fetch(conn, f"SHOW GRANTS FOR {_quote(role)}")]
+                except self._driver.errors:
                     found.append(f"the grants of role {role} could not be read")
                     continue
                 found += mysql_grants.findings(lines, f"role {role}")
-            with contextlib.suppress(pymysql.MySQLError):  # MariaDB 10.11+: grants to PUBLIC
-                public = [row[0] for row in _fetch(conn, "SHOW GRANTS FOR PUBLIC")]
+            with contextlib.suppress(*self._driver.errors):  # MariaDB 10.11+: grants to PUBLIC
+                public = [row[0] for row in self._fetch(conn, "SHOW GRANTS FOR PUBLIC")]
                 found += mysql_grants.findings(public, "PUBLIC")
         else:
             names = mysql_grants.role_names(own)
@@ -519,7 +475,7 @@ class MySQLDatabase(DatabaseBackend):
                 self._restore_role = "SET ROLE DEFAULT"
                 lines = [
                     row[0]
-                    for row in _fetch(
+                    for row in self._fetch(
                         conn, f"SHOW GRANTS FOR CURRENT_USER() USING {', '.join(names)}"
                     )
                 ]
@@ -535,15 +491,23 @@ class MySQLDatabase(DatabaseBackend):
             return "'" + default.replace("\\", "\\\\").replace("'", "''") + "'"
         return default
 
+    def _fetch(
+        self, conn: Connection, template: str, args: Sequence[Any] = ()
+    ) -> tuple[tuple[Any, ...], ...]:
+        """Rows of one of our own statements, each `%s` of `template` filled with the
+        literal of a value (a tuple becomes a parenthesised list)."""
+        sql = template % tuple(_literals(value) for value in args) if args else template
+        return self._driver.fetch(conn, sql)
+
     def _drop_connection(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 self._conn.close()
             self._conn = None
 
-    def _refusal(self, exc: pymysql.MySQLError) -> Refusal:
-        code = _code(exc)
-        message = self._clean(_message(exc))
+    def _refusal(self, exc: BaseException) -> Refusal:
+        code = self._driver.code(exc)
+        message = self._clean(self._driver.message(exc))
         server = "MariaDB" if self._flavour == "mariadb" else "MySQL"
         if code in _INTERRUPTED:
             return LimitExceeded(
@@ -553,11 +517,11 @@ class MySQLDatabase(DatabaseBackend):
             return LimitExceeded(f"query stopped: it waited too long for a lock ({message})")
         if code in _REFUSED:
             return PolicyViolation(f"refused by {server}: {message}")
-        if code is None or code >= 2000 or isinstance(exc, pymysql.err.InterfaceError):
+        if code is None or code >= 2000 or isinstance(exc, self._driver.interface_errors):
             self._drop_connection()
             return Unavailable(
-                f"database {self.config.name!r} is unavailable ({_connect_reason(exc)}); "
-                "try again later",
+                f"database {self.config.name!r} is unavailable "
+                f"({_connect_reason(self._driver, exc)}); try again later",
                 detail=message,
             )
         return InvalidRequest(f"{server} error: {message}")
@@ -568,8 +532,12 @@ class _Killer:
     watchdog or a cancellation (the hook must not block), inline for a cut-off result."""
 
     def __init__(
-        self, open_side: Callable[[], Connection], thread_id: Callable[[], int | None]
+        self,
+        driver: Driver,
+        open_side: Callable[[], Connection],
+        thread_id: Callable[[], int | None],
     ) -> None:
+        self._driver = driver
         self._open_side = open_side
         self._thread_id = thread_id
         self._threads: list[threading.Thread] = []
@@ -589,11 +557,10 @@ class _Killer:
             logger.debug("KILL QUERY: no side connection: {}", type(exc).__name__)
             return False
         try:
-            with side.cursor() as cursor:
-                cursor.execute(f"KILL QUERY {int(target)}")
+            self._driver.execute(side, f"KILL QUERY {int(target)}")
             return True
-        except pymysql.MySQLError as exc:  # 1094: the connection is already gone
-            logger.debug("KILL QUERY failed: {}", _code(exc))
+        except self._driver.errors as exc:  # 1094: the connection is already gone
+            logger.debug("KILL QUERY failed: {}", self._driver.code(exc))
             return False
         finally:
             with contextlib.suppress(Exception):
@@ -604,71 +571,18 @@ class _Killer:
             thread.join(timeout=KILL_TIMEOUT_S + 1)
 
 
-def _fetch(
-    conn: Connection, sql: str, args: Sequence[Any] | None = None
-) -> tuple[tuple[Any, ...], ...]:
-    with conn.cursor() as cursor:
-        cursor.execute(sql, args)
-        return tuple(cursor.fetchall())
-
-
-def _prepare_columns(cursor: pymysql.cursors.SSCursor) -> list[ResultColumn]:
-    """Column names and types, and each column's decoding made JSON-friendly before the
-    first row is read: BIT as an integer, TIME as the server's text ('838:59:59' is no
-    time of day), JSON as JSON, SET as a list; the rest as PyMySQL decodes them."""
-    result = cursor._result
-    if result is None or not getattr(result, "fields", None):  # no result set (an OK)
-        return []
-    columns: list[ResultColumn] = []
-    for index, field in enumerate(result.fields):
-        type_code = field.type_code
-        binary = field.charsetnr == BINARY_CHARSET
-        if type_code in _TEXT_TYPES:
-            name = _TEXT_TYPES[type_code][1 if binary else 0]
-        else:
-            name = _TYPE_NAMES.get(type_code, str(type_code))
-        encoding = result.converters[index][0]
-        if type_code == FIELD_TYPE.BIT:
-            result.converters[index] = (None, _bits)
-        elif type_code == FIELD_TYPE.TIME:
-            result.converters[index] = ("ascii", None)
-        elif type_code == FIELD_TYPE.JSON:
-            result.converters[index] = (encoding, json.loads)
-        elif field.flags & FLAG.SET:
-            name = "set"
-            result.converters[index] = (encoding, _set_members)
-        elif field.flags & FLAG.ENUM:
-            name = "enum"
-        columns.append(ResultColumn(name=field.name, type=name))
-    return columns
-
-
-def _bits(data: bytes) -> int:
-    return int.from_bytes(data, "big")
-
-
-def _set_members(text: str) -> list[str]:
-    return text.split(",") if text else []
+def _literals(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "(" + ", ".join(literal(item) for item in value) + ")"
+    return literal(value)
 
 
 def _quote(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def _code(exc: BaseException) -> int | None:
-    args: tuple[Any, ...] = getattr(exc, "args", ())
-    return args[0] if args and isinstance(args[0], int) else None
-
-
-def _message(exc: BaseException) -> str:
-    args: tuple[Any, ...] = getattr(exc, "args", ())
-    if len(args) >= 2 and isinstance(args[1], str):
-        return args[1]
-    return str(exc)
-
-
-def _connect_reason(exc: BaseException) -> str:
-    code = _code(exc)
+def _connect_reason(driver: Driver, exc: BaseException) -> str:
+    code = driver.code(exc)
     if code == 1045:
         return "authentication failed"
     if code in (1044, 1049):
@@ -679,9 +593,16 @@ def _connect_reason(exc: BaseException) -> str:
         return "this host may not connect"
     if code in _CONNECTION_LOST:
         return "the connection was closed by the server"
-    lowered = _message(exc).lower()
+    lowered = driver.message(exc).lower()
     for needle, reason in (
         ("connection refused", "connection refused"),
+        # Connector/C names the errno: "Can't connect to server on 'h' (111)".
+        ("(111)", "connection refused"),
+        ("(115)", "connection refused"),  # its non-blocking connect, refused
+        ("(110)", "connection timed out"),
+        ("(113)", "host unreachable"),
+        ("unknown server host", "unknown host"),
+        ("through socket", "no server socket"),
         ("timed out", "connection timed out"),
         ("name or service not known", "unknown host"),
         ("no route to host", "host unreachable"),

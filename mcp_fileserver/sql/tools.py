@@ -148,8 +148,9 @@ def query_answer(result: QueryResult) -> ToolResult:
 DEFERRED_ENGINE_PACKAGES: dict[str, tuple[str, ...]] = {
     "sqlite": ("sqlglot",),
     "postgresql": ("sqlglot", "pglast", "psycopg", "psycopg_binary"),
-    "mariadb": ("sqlglot", "pymysql"),
-    "mysql": ("sqlglot", "pymysql"),
+    # Both drivers (sql/mysql_drivers.py): a URL picks one, the other stays unloaded.
+    "mariadb": ("sqlglot", "mariadb", "pymysql"),
+    "mysql": ("sqlglot", "mariadb", "pymysql"),
 }
 
 

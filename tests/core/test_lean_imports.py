@@ -48,7 +48,7 @@ SQL_TOOL_MODULES = (
 )
 ENGINE_STACKS = {
     "postgresql": ("psycopg", "psycopg_c", "psycopg_binary", "pglast"),
-    "mysql": ("pymysql",),
+    "mysql": ("pymysql", "mariadb"),
 }
 
 # Runs `target` (a module path or a script) as __main__, then writes sys.modules.
@@ -143,13 +143,16 @@ def test_a_mariadb_database_loads_its_driver_on_its_first_call_and_no_other(
     args += ["--db", "maria=mariadb://nobody@127.0.0.1:1/none"]
     (tmp_path / "listed").mkdir()
     listed = _modules_after_tools_list(tmp_path / "listed", "ours", "mcp_fileserver", *args)
-    assert not _loaded(listed, ("pymysql", "sqlglot")), "MariaDB stack loaded before its call"
+    assert not _loaded(listed, ("pymysql", "mariadb", "sqlglot")), (
+        "MariaDB stack loaded before its call"
+    )
     call = ("list_tables", {"database": "maria"})
     (tmp_path / "called").mkdir()
     called = _modules_after_tools_list(
         tmp_path / "called", "ours", "mcp_fileserver", *args, then_call=call
     )
-    assert "pymysql" in called and "mcp_fileserver.sql.mysql" in called
+    assert "mariadb" in called and "mcp_fileserver.sql.mysql" in called
+    assert "pymysql" not in called, "the fallback driver loaded beside the default"
     assert not _loaded(called, ENGINE_STACKS["postgresql"]), "PostgreSQL stack loaded for MariaDB"
 
 

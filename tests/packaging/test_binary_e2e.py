@@ -210,3 +210,41 @@ async def test_frozen_build_decrypts_the_same_encrypted_secrets(
     assert result.is_error and "not found or not allowed" in session.result_text(result)
     assert token not in session.result_text(result)
     assert token not in ws.audit_text()
+
+
+def test_mariadb_auth_plugins_load_from_the_bundle_under_the_sandbox(
+    binary: Path, tmp_path: Path
+) -> None:
+    """The C driver in the bundle connects with an ed25519 account: libmariadb dlopens
+    client_ed25519.so from the bundled plugin folder, confined by the sandbox."""
+    from tests.sql.mariadb_server import ED25519, start_server, stop_server
+
+    server = start_server()
+    try:
+        url = server.url(ED25519, "MARIADB_TEST_PASSWORD")
+        transport = StdioTransport(
+            command=str(binary),
+            args=[
+                *("--db", f"maria={url}", "--log-dir", str(tmp_path / "logs")),
+                *("--sandbox", "require"),
+            ],
+            env=clean_env(MARIADB_TEST_PASSWORD=server.passwords[ED25519]),
+            cwd=str(tmp_path),
+            keep_alive=False,
+        )
+
+        async def query() -> object:
+            async with Client(transport) as client:
+                return await client.call_tool(
+                    "run_query",
+                    {"database": "maria", "sql": "SELECT COUNT(*) FROM big"},
+                    raise_on_error=False,
+                )
+
+        import asyncio
+
+        result = asyncio.run(query())
+    finally:
+        stop_server(server)
+    assert not result.is_error, session.result_text(result)  # type: ignore[attr-defined]
+    assert result.structured_content["rows"] == [[50000]]  # type: ignore[attr-defined]

@@ -343,3 +343,33 @@ async def test_encrypted_secrets_with_the_identity_as_a_docker_secret(
     assert refused.returncode == 2, refused.stderr
     assert "run chmod 600" in refused.stderr and refused.stderr.strip().count("\n") == 0
     assert token not in refused.stdout + refused.stderr
+
+
+async def test_mariadb_with_the_bundled_c_driver_and_auth_plugin(
+    image: str, ws: session.Workspace
+) -> None:
+    """The image's C MariaDB driver logs in with ed25519 (client_ed25519.so dlopened from
+    the bundle's plugin folder) under the strict flags, the network aside: host
+    networking, to reach a throwaway MariaDB on the host's loopback."""
+    from tests.sql.mariadb_server import ED25519, start_server, stop_server
+
+    strict = list(contract.STRICT_RUN)
+    at = strict.index("--network")
+    strict[at + 1] = "host"
+    server = start_server()
+    try:
+        args = ["run", *strict, "-e", f"MARIADB_TEST_PASSWORD={server.passwords[ED25519]}"]
+        args += ["-v", f"{ws.logs}:/logs", image]
+        args += ["--db", f"maria={server.url(ED25519, 'MARIADB_TEST_PASSWORD')}"]
+        transport = StdioTransport(command="docker", args=args, keep_alive=False)
+        async with Client(transport) as client:
+            result = await client.call_tool(
+                "run_query",
+                {"database": "maria", "sql": "SELECT COUNT(*) FROM big"},
+                raise_on_error=False,
+            )
+    finally:
+        stop_server(server)
+    assert not result.is_error, session.result_text(result)
+    assert result.structured_content is not None
+    assert result.structured_content["rows"] == [[50000]]

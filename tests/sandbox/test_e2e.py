@@ -21,7 +21,7 @@ from mcp_fileserver.audit.files import list_log_files, read_lines
 from mcp_fileserver.audit.verify import verify_folder
 from tests.conftest import stdio_transport, wal_database
 from tests.sandbox.child import ABI
-from tests.sql.mariadb_server import start_server, stop_server
+from tests.sql.mariadb_server import ED25519, start_server, stop_server
 from tests.sql.pg_cluster import start_cluster, stop_cluster
 
 pytestmark = pytest.mark.skipif(ABI < 1, reason="the kernel offers no Landlock")
@@ -337,11 +337,16 @@ def test_mariadb_under_the_sandbox(tmp_path: Path) -> None:
             f"maria={server.url().replace('127.0.0.1', 'localhost')}",
             "--db",
             f"local={socket_url}",
+            "--db",  # ed25519: libmariadb dlopens client_ed25519.so from its plugin folder
+            f"ed={server.url(ED25519, 'MARIADB_ED_PASSWORD').replace('127.0.0.1', 'localhost')}",
             "--log-dir",
             str(tmp_path / "audit"),
             "--sandbox",
             "require",
-            env={"MARIADB_TEST_PASSWORD": server.passwords["reader"]},
+            env={
+                "MARIADB_TEST_PASSWORD": server.passwords["reader"],
+                "MARIADB_ED_PASSWORD": server.passwords[ED25519],
+            },
         )
 
         async def run() -> list[Any]:
@@ -355,6 +360,7 @@ def test_mariadb_under_the_sandbox(tmp_path: Path) -> None:
                         ("run_query", {"database": "maria", "sql": "SELECT n FROM big"}),
                         ("explain_query", {"database": "maria", "sql": "SELECT * FROM orders"}),
                         ("run_query", {"database": "local", "sql": "SELECT COUNT(*) FROM big"}),
+                        ("run_query", {"database": "ed", "sql": "SELECT COUNT(*) FROM big"}),
                     )
                 ]
 
@@ -365,6 +371,7 @@ def test_mariadb_under_the_sandbox(tmp_path: Path) -> None:
     assert results[2].structured_content["rows"] == [[50000]]
     assert results[3].structured_content["truncated_reason"] == "max_rows"  # KILL QUERY ran
     assert results[5].structured_content["rows"] == [[50000]]
+    assert results[6].structured_content["rows"] == [[50000]]
     start = next(r for r in audit_records(tmp_path / "audit") if r["event"] == "server_start")
     assert start["sandbox"]["status"] == "enforced"
     assert start["sandbox"]["ruleset"]["tcp_connect_ports"] == [server.port]

@@ -271,6 +271,19 @@ def _close_mysql_sessions(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         database.close()
 
 
+# The URL scheme mariadb_settings writes: `mariadb://` (the default driver, MariaDB
+# Connector/Python) unless a test asks for the `mysql_driver` fixture.
+MYSQL_DRIVERS = ("mariadbconnector", "pymysql")
+_MARIADB_SCHEME = {"scheme": "mariadb"}
+
+
+@pytest.fixture(params=MYSQL_DRIVERS)
+def mysql_driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test once per driver: mariadb_settings then writes mariadb+<driver>://."""
+    monkeypatch.setitem(_MARIADB_SCHEME, "scheme", f"mariadb+{request.param}")
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
 def mariadb() -> Iterator[MariaDB]:
     server = start_server()
@@ -295,10 +308,13 @@ def mariadb_settings(
     """Settings for database `maria` (the server's `shop` as `account`); `extra` adds
     lines to its [databases.maria] table."""
     config = tmp / f"maria-{account}.toml"
+    chosen = url or server.url(account, "MARIADB_TEST_PASSWORD")
+    if chosen.startswith("mariadb://"):
+        chosen = _MARIADB_SCHEME["scheme"] + chosen.removeprefix("mariadb")
     config.write_text(
         f"""
 [databases.maria]
-url = "{url or server.url(account, "MARIADB_TEST_PASSWORD")}"
+url = "{chosen}"
 description = "test mariadb"
 max_rows = {max_rows}
 max_result_bytes = {max_result_bytes}

@@ -38,7 +38,10 @@ READER = "reader"  # SELECT on shop.* only: the least-privilege recipe of docs/s
 WRITER = "writer"  # ALL on shop.*, FILE and PROCESS: refused unless allowed
 ROLED = "roled"  # SELECT only through its default role: accepted
 SNEAKY = "sneaky"  # SELECT, plus a non-default role holding FILE: refused
-ACCOUNTS = (READER, WRITER, ROLED, SNEAKY)
+# SELECT only, authenticated by ed25519: libmariadb loads client_ed25519.so from its plugin
+# folder at connect (the frozen build ships that folder; the sandbox must allow it).
+ED25519 = "edreader"
+ACCOUNTS = (READER, WRITER, ROLED, SNEAKY, ED25519)
 
 
 @dataclass
@@ -236,6 +239,9 @@ def _load_fixture(conn: pymysql.connections.Connection, server: MariaDB) -> None
         f"CREATE USER {SNEAKY}@'%' IDENTIFIED BY '{p[SNEAKY]}'",
         f"GRANT SELECT ON {DBNAME}.* TO {SNEAKY}@'%'",
         f"GRANT file_role TO {SNEAKY}@'%'",
+        "INSTALL SONAME 'auth_ed25519'",
+        f"CREATE USER {ED25519}@'%' IDENTIFIED VIA ed25519 USING PASSWORD('{p[ED25519]}')",
+        f"GRANT SELECT ON {DBNAME}.* TO {ED25519}@'%'",
     ]
     with conn.cursor() as cursor:
         for statement in statements:

@@ -9,8 +9,11 @@ import time
 import pytest
 
 from tests.sql.conftest import call, error_text, mariadb_settings, sql_client
-from tests.sql.mariadb_server import MariaDB, restart_server
+from tests.sql.mariadb_server import ED25519, MariaDB, restart_server
 from tests.sql.mysql_corpus import CONTROLS
+
+# Every test here runs once per driver (MariaDB Connector/Python, PyMySQL).
+pytestmark = pytest.mark.usefixtures("mysql_driver")
 
 GUARD = pytest.mark.parametrize("guard", [True, False], ids=["all-layers", "engine-only"])
 
@@ -316,3 +319,57 @@ async def test_a_role_dropped_by_a_query_is_back_for_the_next_call(mariadb: Mari
         assert after.structured_content["rows"] == [["read_role"]]
         reads = await call(client, "run_query", database="maria", sql="SELECT COUNT(*) FROM orders")
         assert reads.structured_content["rows"] == [[6]], error_text(reads)
+
+
+@GUARD
+async def test_an_error_in_the_middle_of_a_result_is_an_error_not_a_short_answer(
+    mariadb: MariaDB, tmp_path, guard
+):
+    """The server sends row 1, then an overflow error at row 2: the answer is that error,
+    never one row called complete (Connector/Python's fetch alone ends the rows quietly)."""
+    settings = mariadb_settings(mariadb, tmp_path)
+    async with sql_client(settings, guard=guard) as client:
+        result = await call(
+            client,
+            "run_query",
+            database="maria",
+            sql="SELECT n * 4611686018427387904 AS big_n FROM big ORDER BY n",
+        )
+        assert result.is_error, result.structured_content
+        assert "out of range" in error_text(result)
+        ok = await call(client, "run_query", database="maria", sql="SELECT COUNT(*) FROM customers")
+        assert ok.structured_content["rows"] == [[4]]
+    assert running_queries(mariadb) == []
+
+
+async def test_an_account_whose_auth_plugin_libmariadb_loads_from_its_plugin_folder(
+    mariadb: MariaDB, tmp_path, mysql_driver
+):
+    """ed25519 is no built-in of libmariadb: client_ed25519.so is dlopened at connect
+    (PyMySQL speaks it only with PyNaCl, which is not installed: a clear refusal)."""
+    settings = mariadb_settings(mariadb, tmp_path, account=ED25519)
+    async with sql_client(settings) as client:
+        result = await call(
+            client, "run_query", database="maria", sql="SELECT COUNT(*) FROM customers"
+        )
+    if mysql_driver == "mariadbconnector":
+        assert result.structured_content["rows"] == [[4]], error_text(result)
+    else:
+        assert result.is_error and "unavailable" in error_text(result)
+        assert mariadb.passwords[ED25519] not in error_text(result)
+
+
+@GUARD
+async def test_a_placeholder_without_params_is_a_clear_error_not_an_outage(
+    mariadb: MariaDB, tmp_path, guard
+):
+    """Connector/Python refuses `?`/`%s` in code with no params before sending; that is
+    the query's fault (PyMySQL sends it and the server says syntax error), never
+    'database unavailable', and the connection keeps serving."""
+    settings = mariadb_settings(mariadb, tmp_path)
+    async with sql_client(settings, guard=guard) as client:
+        for sql in ("SELECT 5 ? 2", "SELECT n %s 2 FROM big"):
+            result = await call(client, "run_query", database="maria", sql=sql)
+            assert result.is_error and "unavailable" not in error_text(result), error_text(result)
+        quoted = await call(client, "run_query", database="maria", sql="SELECT '%s', '?', 7 % 2")
+        assert quoted.structured_content["rows"] == [["%s", "?", 1]]

@@ -175,7 +175,11 @@ def session_state(backend: MySQLDatabase) -> list[Any] | str:
 
 @GUARD
 async def test_every_attack_is_stopped_and_leaves_nothing_behind(
-    mariadb: MariaDB, tmp_path: Path, guard: bool, backends: list[MySQLDatabase]
+    mariadb: MariaDB,
+    tmp_path: Path,
+    guard: bool,
+    backends: list[MySQLDatabase],
+    mysql_driver: str,  # once per driver: layer 2 must hold with each
 ) -> None:
     # One connection slot: the state check after each attack runs on the attacked session.
     settings = mariadb_settings(mariadb, tmp_path, max_concurrent_queries=1, timeout_s=0.3)

@@ -106,3 +106,77 @@ def test_bound_text_is_what_the_guard_judges() -> None:
         literal(float("nan"))
     with pytest.raises(InvalidRequest):
         literal([1, 2])
+
+
+@pytest.mark.parametrize(
+    ("scheme", "engine", "driver"),
+    [
+        ("mariadb", "mariadb", "mariadbconnector"),
+        ("mariadb+mariadbconnector", "mariadb", "mariadbconnector"),
+        ("mariadb+pymysql", "mariadb", "pymysql"),
+        ("mysql", "mysql", "mariadbconnector"),
+        ("mysql+pymysql", "mysql", "pymysql"),
+    ],
+)
+def test_the_scheme_picks_the_engine_and_the_driver(
+    tmp_path: Path, scheme: str, engine: str, driver: str
+) -> None:
+    settings = make_settings(db=[f"m={scheme}://reader@db/shop"], log_dir=tmp_path)
+    (database,) = settings.databases
+    assert (database.engine, database.driver) == (engine, driver)
+
+
+def test_a_key_password_needs_pymysql(tmp_path: Path) -> None:
+    url = "mariadb://reader@db/shop?ssl_key=${KEY_FILE}&ssl_key_password=${KEY_PW}"
+    with pytest.raises(ConfigError, match=r"needs the PyMySQL driver: write mariadb\+pymysql"):
+        make_settings(db=[f"m={url}"], log_dir=tmp_path, env={"KEY_PW": "x", "KEY_FILE": "/k.pem"})
+    pymysql_url = url.replace("mariadb://", "mariadb+pymysql://")
+    (database,) = make_settings(
+        db=[f"m={pymysql_url}"], log_dir=tmp_path, env={"KEY_PW": "x", "KEY_FILE": "/k.pem"}
+    ).databases
+    assert dict(database.options)["ssl_key_password"] == "x"
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({}, {}),
+        (
+            {"ssl_ca": "/ca.pem", "ssl_verify_identity": "true"},
+            {"ssl": True, "ssl_ca": "/ca.pem", "ssl_verify_cert": True},
+        ),
+        ({"ssl_verify_cert": "false"}, {"ssl": True, "ssl_verify_cert": False}),
+        (
+            {"ssl_cert": "/c.pem", "ssl_key": "/k.pem"},
+            {"ssl": True, "ssl_cert": "/c.pem", "ssl_key": "/k.pem", "ssl_verify_cert": False},
+        ),
+    ],
+)
+def test_the_c_driver_maps_the_tls_options(
+    monkeypatch: pytest.MonkeyPatch, options: dict[str, str], expected: dict[str, object]
+) -> None:
+    """Any ssl_* option makes TLS required, as PyMySQL reads them; verification on when
+    ssl_verify_cert or ssl_verify_identity says so; nothing else reaches the driver."""
+    import mariadb
+
+    from mcp_fileserver.sql import mysql_drivers
+
+    seen: dict[str, object] = {}
+
+    def fake_connect(**kwargs: object) -> object:
+        seen.update(kwargs)
+        raise mariadb.OperationalError("stop here")
+
+    monkeypatch.setattr(mariadb, "connect", fake_connect)
+    driver = mysql_drivers.MariaDBConnectorDriver()
+    target = mysql_drivers.Target(
+        host="localhost", port=3306, user="u", password="p", database="shop",
+        connect_timeout=2, read_timeout=3, write_timeout=3, program_name="x", options=options,
+    )  # fmt: skip
+    with pytest.raises(mariadb.OperationalError):
+        driver.connect(target)
+    tls = {k: v for k, v in seen.items() if k.startswith("ssl")}
+    assert tls == expected
+    assert seen["host"] in ("127.0.0.1", "::1")  # "localhost" would mean the UNIX socket
+    assert seen["local_infile"] is False and seen["client_flag"] == 0
+    assert "default_file" not in seen and "unix_socket" not in seen

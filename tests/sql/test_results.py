@@ -115,3 +115,22 @@ def test_the_batch_fast_path_matches_row_by_row(raw_rows, max_rows, max_bytes):
     assert len(fast.rows_json.encode()) == 2 + sum(encoded_size(r) for r in expected) - (
         1 if expected else 0
     )
+
+
+def test_a_batch_with_nan_beside_null_is_spelled_as_json_safe_does():
+    """orjson writes NaN as null: a batch holding both must not pass NaN off as null."""
+    rows = [[None, 1.5], [math.nan, 1e16], [math.inf, 1e-7], [None, -0.0]]
+    expected = [[None, 1.5], ["NaN", 1e16], ["Infinity", 1e-7], [None, -0.0]]
+    result = collect_rows(Source(rows).fetch, max_rows=10, max_bytes=10**6)
+    assert result.rows == expected
+    assert json.loads(result.rows_json) == expected
+    counted = len(result.rows_json.encode())
+    assert counted == 2 + sum(encoded_size(r) for r in result.rows) - 1
+
+
+def test_values_orjson_cannot_encode_take_the_row_path():
+    rows = [[1, "a"], [2**70, "\udcff"], [3, b"x"]]
+    result = collect_rows(Source(rows).fetch, max_rows=10, max_bytes=10**6)
+    assert result.rows == [[1, "a"], [2**70, "\udcff"], [3, "eA=="]]
+    counted = len(result.rows_json.encode("utf-8", "surrogatepass"))
+    assert counted == 2 + sum(encoded_size(r) for r in result.rows) - 1
