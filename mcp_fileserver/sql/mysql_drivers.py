@@ -184,11 +184,17 @@ class StreamError(Exception):
         self.errno = errno
 
 
+# Releases whose connection object was read and found laid out as `_LibMariaDB.handle`
+# expects. Another release is refused before its memory is read, not guessed at.
+CHECKED_CONNECTOR_RELEASES = frozenset({(1, 1, 14)})
+
+
 class _LibMariaDB:
     """The three libmariadb calls Connector/Python does not expose, on the MYSQL handle
     its connection object holds first (checked against the connection id at connect)."""
 
-    def __init__(self) -> None:
+    def __init__(self, release: tuple[int, ...]) -> None:
+        self._checked = tuple(release[:3]) in CHECKED_CONNECTOR_RELEASES
         # Already loaded by the extension: dlopen finds it by its soname.
         lib = ctypes.CDLL("libmariadb.so.3")
         lib.mysql_errno.argtypes = [ctypes.c_void_p]
@@ -202,6 +208,8 @@ class _LibMariaDB:
     def handle(self, conn: Connection) -> int:
         """The connection's MYSQL*, or ValueError when the object is not laid out as the
         checked releases lay it out (PyObject_HEAD, then the MYSQL*)."""
+        if not self._checked:
+            raise ValueError("unchecked MariaDB Connector/Python release")
         pointer = ctypes.c_void_p.from_address(id(conn) + object.__basicsize__).value
         if not pointer or self._lib.mysql_thread_id(pointer) != conn.connection_id:
             raise ValueError("unrecognised MariaDB Connector/Python connection layout")
@@ -221,7 +229,7 @@ class MariaDBConnectorDriver:
         import mariadb
 
         self._mariadb = mariadb
-        self._lib = _LibMariaDB()
+        self._lib = _LibMariaDB(tuple(mariadb.__version_info__))
         self.errors: tuple[type[Exception], ...] = (mariadb.Error, StreamError)
         self.interface_errors: tuple[type[Exception], ...] = (mariadb.InterfaceError,)
         self._plugin_dir = os.environ.get("MARIADB_PLUGIN_DIR") or bundled_plugin_dir()

@@ -373,3 +373,21 @@ async def test_a_placeholder_without_params_is_a_clear_error_not_an_outage(
             assert result.is_error and "unavailable" not in error_text(result), error_text(result)
         quoted = await call(client, "run_query", database="maria", sql="SELECT '%s', '?', 7 % 2")
         assert quoted.structured_content["rows"] == [["%s", "?", 1]]
+
+
+async def test_an_unchecked_connector_release_is_unavailable_never_read_by_guesswork(
+    mariadb: MariaDB, tmp_path, mysql_driver, monkeypatch
+):
+    """The C driver's error check reads the connection object's memory, laid out as the
+    checked releases lay it out; any other release is refused before that read."""
+    from mcp_fileserver.sql import mysql_drivers
+
+    monkeypatch.setattr(mysql_drivers, "CHECKED_CONNECTOR_RELEASES", frozenset())
+    settings = mariadb_settings(mariadb, tmp_path)
+    async with sql_client(settings) as client:
+        result = await call(client, "run_query", database="maria", sql="SELECT 1 AS one")
+    if mysql_driver == "pymysql":
+        assert result.structured_content["rows"] == [[1]], error_text(result)
+    else:
+        assert result.is_error
+        assert "unavailable" in error_text(result)
