@@ -82,6 +82,7 @@ async def test_calls_build_no_span_attributes_when_nothing_records_them(
     async with in_memory_client(settings) as client:
         assert fastmcp.settings.telemetry_mode == "propagation_only"
         result = await client.call_tool("read_text_file", {"path": "a.txt"})
+    assert result.structured_content is not None
     assert result.structured_content["text"] == "hello\n"
     assert calls == []
     # The contract: in FastMCP's own default mode these run on every call.
