@@ -2,7 +2,8 @@
 
 Each method takes the client's literal path and the effective roots for this request
 (MCP Roots may narrow them), and returns an output model or raises a `Refusal`.
-Everything here is blocking I/O; the tools run it in a worker thread.
+Everything here is blocking I/O; the tools run it in a worker thread, except small
+reads and metadata (`read_text_file_within`, `get_file_info`: see tools.py).
 """
 
 from __future__ import annotations

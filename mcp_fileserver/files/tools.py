@@ -1,8 +1,10 @@
 """The file tools: thin adapters from MCP calls to `FileService` (policy and I/O live there).
 
 Each tool resolves the effective roots for the request (MCP Roots may narrow the
-configured directories), then runs the blocking file work in a worker thread. Walks
-report progress when the client sent a progress token.
+configured directories), then runs the blocking file work in a worker thread; a text
+file up to `[files] inline_read_bytes` and `get_file_info` are served on the event loop,
+where they cost less than the hop. Walks report progress when the client sent a
+progress token.
 """
 
 # No `from __future__ import annotations`: the parameter constraints below close over
