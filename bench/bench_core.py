@@ -158,19 +158,25 @@ def main() -> None:
                 rounds=rounds,
                 per_round=per_round,
             )
-            rates: dict[int, dict[str, list[float]]] = {}
-            for window in WINDOWS:
-                rates[window] = interleaved_rates(
-                    {
-                        name: (
-                            lambda s=s, w=window: mixed_rate(
-                                s, target, total=max(200, per_round * 8), window=w
-                            )
+            # Every window of every server in each round, in a shuffled order: the
+            # 8- and 32-in-flight figures are compared with the one-in-flight figure, so
+            # a change in the machine's load must not fall on one window's phase.
+            by_pair = interleaved_rates(
+                {
+                    f"{window}|{name}": (
+                        lambda s=s, w=window: mixed_rate(
+                            s, target, total=max(200, per_round * 8), window=w
                         )
-                        for name, s in servers.items()
-                    },
-                    rounds=rate_rounds,
-                )
+                    )
+                    for window in WINDOWS
+                    for name, s in servers.items()
+                },
+                rounds=rate_rounds,
+            )
+            rates: dict[int, dict[str, list[float]]] = {w: {} for w in WINDOWS}
+            for key, values in by_pair.items():
+                window_text, name = key.split("|", 1)
+                rates[int(window_text)][name] = values
 
     body, data = _render(startup, rss, latency, rates, reps, first_sql)
     report(
@@ -236,8 +242,8 @@ def _render(
         f"tools/list (ms): "
         + ", ".join(f"{n} {cpu[n]:.0f}" for n in cpu)
         + ". Rates: mixed `read_text_file` / `list_allowed_directories`, median of runs "
-        "alternating servers. The machine was shared with other jobs: compare ratios, "
-        "not absolute figures."
+        "alternating servers and windows (1, 8, 32 in flight) in a shuffled order. "
+        "The machine was shared with other jobs: compare ratios, not absolute figures."
     )
     sql_first, sql_next, sql_rss = (statistics.median(f[i] for f in first_sql) for i in range(3))
     body += (

@@ -69,6 +69,8 @@ class _Section(BaseModel):
 class FilesSettings(_Section):
     allowed_dirs: tuple[str, ...] = ()
     max_read_bytes: int = Field(1 * MiB, ge=1)
+    # Small reads run on the event loop: a worker-thread hop costs more (files/tools.py).
+    inline_read_bytes: int = Field(64 * 1024, ge=0)
     max_media_bytes: int = Field(10 * MiB, ge=1)
     max_multi_files: int = Field(50, ge=1, le=1000)
     max_multi_total_bytes: int = Field(8 * MiB, ge=1)

@@ -27,6 +27,10 @@ Touch points:
 - `json_tool_result`: a `ToolResult` made with `model_construct` (the fields
   `to_mcp_result` reads), skipping its serialize-and-parse of structured content that is
   plain JSON data already (directory_tree);
+- `skip_unrecorded_spans`: `fastmcp.settings.telemetry_mode`, set to `propagation_only`
+  when no OpenTelemetry SDK records spans (FastMCP builds two spans' attributes per call);
+- `drop_idle_dereferencing`: FastMCP's `DereferenceRefsMiddleware`, taken out of the
+  chain once `inline_schema_refs` left it nothing to do;
 - the audit middleware's `__call__` override (audit/middleware.py, the one touch point
   outside this module), which relies on FastMCP running the middleware chain around
   each tool with the typed `CallToolRequestParams` message: `self_check` runs a probe
@@ -39,11 +43,13 @@ import functools
 import inspect
 import json
 import logging
+import os
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar, cast
 
 import anyio
+import fastmcp
 from fastmcp import FastMCP
 from fastmcp.exceptions import DisabledError, NotFoundError, ToolError, ValidationError
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
@@ -60,6 +66,7 @@ from mcp_types import (
     JSONRPCError,
     jsonrpc_message_adapter,
 )
+from opentelemetry import trace
 from pydantic import ValidationError as PydanticValidationError
 
 from mcp_fileserver.errors import Refusal, UnknownTool
@@ -67,6 +74,7 @@ from mcp_fileserver.errors import Refusal, UnknownTool
 __all__ = [
     "FrameworkChanged",
     "as_tool_error",
+    "drop_idle_dereferencing",
     "dump_message",
     "inline_schema_refs",
     "lifespan",
@@ -78,6 +86,7 @@ __all__ = [
     "self_check",
     "serve_session",
     "session_message",
+    "skip_unrecorded_spans",
 ]
 
 R = TypeVar("R", bound=Refusal)
@@ -275,6 +284,49 @@ def inline_schema_refs(mcp: FastMCP) -> bool:
             except NotInlinable:
                 complete = False
     return complete
+
+
+def drop_idle_dereferencing(mcp: FastMCP) -> bool:
+    """Take FastMCP's `DereferenceRefsMiddleware` out of `mcp`'s chain when it has
+    nothing to do: every local component is a tool whose schemas hold no `$ref` (after
+    `inline_schema_refs`). It only rewrites `tools/list` and resource-template listings,
+    yet as a middleware it wraps every `tools/call` in three more layers. True if
+    dropped; call after registering every tool."""
+    from fastmcp.server.middleware.dereference import DereferenceRefsMiddleware
+
+    components = mcp.local_provider._components.values()
+    if not all(isinstance(c, FunctionTool) for c in components):
+        return False
+    tools = local_tools(mcp)
+    if any(
+        _needs_dereferencing(t.parameters) or _needs_dereferencing(t.output_schema) for t in tools
+    ):
+        return False
+    before = len(mcp.middleware)
+    mcp.middleware[:] = [m for m in mcp.middleware if not isinstance(m, DereferenceRefsMiddleware)]
+    return len(mcp.middleware) < before
+
+
+TELEMETRY_MODE_VARIABLE = "FASTMCP_TELEMETRY_MODE"
+
+
+def skip_unrecorded_spans() -> bool:
+    """Stop FastMCP building spans that nothing records: with only the OpenTelemetry API
+    installed (no SDK, no tracer provider set), FastMCP still assembles the attributes
+    of two no-op spans on every call, ~7% of the event loop's time with calls in flight
+    (py-spy, bench/RESULTS.md issue 15). `propagation_only` keeps trace context flowing
+    through `_meta`. An operator's own `FASTMCP_TELEMETRY_MODE`, or a tracer provider
+    set before the server is built (`opentelemetry-instrument`), leaves FastMCP as it
+    is. True if changed."""
+    if os.environ.get(TELEMETRY_MODE_VARIABLE):
+        return False
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+        return False
+    if fastmcp.settings.telemetry_mode != "native":
+        return False
+    fastmcp.settings.telemetry_mode = "propagation_only"
+    return True
 
 
 def json_tool_result(text: str, structured: dict[str, Any]) -> ToolResult:

@@ -11,7 +11,12 @@ from mcp_fileserver import __version__
 from mcp_fileserver.audit import install_audit
 from mcp_fileserver.config import Settings
 from mcp_fileserver.files.tools import register_file_tools
-from mcp_fileserver.framework import inline_schema_refs, map_refusals
+from mcp_fileserver.framework import (
+    drop_idle_dereferencing,
+    inline_schema_refs,
+    map_refusals,
+    skip_unrecorded_spans,
+)
 
 # fastmcp defers these imports to the first tools/list (session-state store) and the
 # first tool call; loading them at startup keeps ~0.3 s off the first request
@@ -59,4 +64,8 @@ def build_server(settings: Settings) -> FastMCP:
     # FastMCP inlines it on tools/list with jsonref, loaded now rather than then.
     if not inline_schema_refs(mcp):
         import_module("jsonref")
+    # Per-call framework work with no effect here: the dereferencing middleware's layers
+    # (nothing left to dereference) and the attributes of spans no SDK records.
+    drop_idle_dereferencing(mcp)
+    skip_unrecorded_spans()
     return mcp

@@ -2,7 +2,8 @@
 
 Each method takes the client's literal path and the effective roots for this request
 (MCP Roots may narrow them), and returns an output model or raises a `Refusal`.
-Everything here is blocking I/O; the tools run it in a worker thread.
+Everything here is blocking I/O; the tools run it in a worker thread, except small
+reads and metadata (`read_text_file_within`, `get_file_info`: see tools.py).
 """
 
 from __future__ import annotations
@@ -83,8 +84,29 @@ class FileService:
         roots: Sequence[Root] | None = None,
         max_bytes: int | None = None,
     ) -> models.TextFile:
+        found = self.read_text_file_within(
+            path, head=head, tail=tail, roots=roots, max_bytes=max_bytes, max_size=None
+        )
+        assert found is not None
+        return found
+
+    def read_text_file_within(
+        self,
+        path: str,
+        *,
+        max_size: int | None,
+        head: int | None = None,
+        tail: int | None = None,
+        roots: Sequence[Root] | None = None,
+        max_bytes: int | None = None,
+    ) -> models.TextFile | None:
+        """`read_text_file`, or None, having read nothing, when the file is larger than
+        `max_size` bytes: the work done is then bounded by `max_size` (the secret scan
+        reads the whole file), whatever the file."""
         cap = self.limits.max_read_bytes if max_bytes is None else max_bytes
         with self.confinement.open(path, want="file", roots=roots) as f:
+            if max_size is not None and f.stat.st_size > max_size:
+                return None
             self.secret_content.refuse(f.fd)
             text = read.read_text(f.fd, f.stat.st_size, max_bytes=cap, head=head, tail=tail)
             return models.TextFile(

@@ -1,8 +1,10 @@
 """The file tools: thin adapters from MCP calls to `FileService` (policy and I/O live there).
 
 Each tool resolves the effective roots for the request (MCP Roots may narrow the
-configured directories), then runs the blocking file work in a worker thread. Walks
-report progress when the client sent a progress token.
+configured directories), then runs the blocking file work in a worker thread; a text
+file up to `[files] inline_read_bytes` and `get_file_info` are served on the event loop,
+where they cost less than the hop. Walks report progress when the client sent a
+progress token.
 """
 
 # No `from __future__ import annotations`: the parameter constraints below close over
@@ -87,6 +89,9 @@ def register_file_tools(
     client_roots = ClientRoots(service.confinement)
     mcp.add_middleware(RootsChangedMiddleware(client_roots))
     limits = settings.files
+    # Files up to this size are read on the event loop itself; 0: every file operation
+    # in a worker thread (for a network or FUSE filesystem that may stall).
+    inline_bytes = limits.inline_read_bytes
 
     async def confined(
         ctx: Context, operation: Callable[..., T], *args: Any, **kwargs: Any
@@ -178,7 +183,20 @@ def register_file_tools(
     ) -> Answer:
         """A text file's content (UTF-8), capped per call (1 MiB by default); head/tail
         read only the lines they need. Binary files are refused; use read_media_file."""
-        found = await confined(ctx, service.read_text_file, path, head=head, tail=tail)
+        roots = await client_roots.effective(ctx)
+        if isinstance(roots, InputRequiredResult):
+            return roots
+        found = None
+        if inline_bytes:
+            # A small file is read here, on the event loop: its open, scan and read cost
+            # less than the hop to a worker thread and back, which with calls in flight
+            # also contends for the GIL (bench/RESULTS.md, issue 15). A larger one is
+            # only opened here, then read in a worker thread.
+            found = service.read_text_file_within(
+                path, head=head, tail=tail, roots=roots, max_size=inline_bytes
+            )
+        if found is None:
+            found = await _run(service.read_text_file, path, head=head, tail=tail, roots=roots)
         return answer(found, answers.text_file)
 
     @mcp.tool(annotations=READ_ONLY, output_schema=MultipleFiles.model_json_schema())
@@ -208,6 +226,11 @@ def register_file_tools(
     @mcp.tool(annotations=READ_ONLY, output_schema=FileInfo.model_json_schema())
     async def get_file_info(ctx: Context, path: PathArg) -> Answer:
         """Size, type, times and permissions of a path; a symlink is described as itself."""
+        if inline_bytes:  # a few metadata system calls: cheaper than a thread hop
+            roots = await client_roots.effective(ctx)
+            if isinstance(roots, InputRequiredResult):
+                return roots
+            return answer(service.get_file_info(path, roots=roots), answers.file_info)
         return answer(await confined(ctx, service.get_file_info, path), answers.file_info)
 
     @mcp.tool(annotations=READ_ONLY, output_schema=FileSearch.model_json_schema())
