@@ -176,7 +176,12 @@ def is_ignored(layers: Sequence[IgnoreFile], bases: Sequence[str], name: str, is
 
 
 def candidates(
-    layers: Sequence[IgnoreFile], bases: Sequence[str], names: list[str], isdir: list[bool]
+    layers: Sequence[IgnoreFile],
+    bases: Sequence[str],
+    names: list[str],
+    isdir: list[bool],
+    *,
+    bases_clear: bool = False,
 ) -> list[int]:
     """Indexes of the entries of one directory that some pattern of some layer matches,
     in order: only these need `is_ignored`.
@@ -184,11 +189,13 @@ def candidates(
     First one search per layer over the directory's paths joined by newlines, each name
     tried with and without a trailing slash: pathspec's patterns match within a line
     (`.` stops at a newline, `^`/`$` are line ends), so no hit there means no pattern
-    matches any entry, the common case. A name holding a newline skips that test."""
+    matches any entry, the common case. A name holding a newline skips that test.
+    `bases_clear`: no layer matches any base (the walk knows it when this directory was
+    not among its parent's candidates, whose paths are these bases), so none is tried."""
     plain = "\n".join(names)
     if plain.count("\n") == len(names) - 1:
         for i, layer in enumerate(layers):
-            if _may_match(layer, bases[i], plain, names):
+            if _may_match(layer, "" if bases_clear else bases[i], bases[i], plain, names):
                 break
         else:
             return []
@@ -203,11 +210,12 @@ def candidates(
     return sorted(found)
 
 
-def _may_match(layer: IgnoreFile, base: str, plain: str, names: list[str]) -> bool:
+def _may_match(layer: IgnoreFile, check: str, base: str, plain: str, names: list[str]) -> bool:
     """Whether some pattern of `layer` may match some entry of the directory `base`
     (names joined by newlines in `plain`, each tried with and without a trailing slash).
-    A match that ends within `base` is a match of `base` alone."""
-    if base and layer.any_match.match(base):
+    A match that ends within `base` is a match of `base` alone: tried on `check` (the
+    base, or empty when the caller knows no pattern matches it)."""
+    if check and layer.any_match.match(check):
         return True
     if layer.name_set and not layer.name_set.isdisjoint(names):
         return True

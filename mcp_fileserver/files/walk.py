@@ -237,9 +237,13 @@ class Segment:
         self.depth = len(rel) + 1  # of the entries
 
 
-# A directory's visible entries sorted by name, their names, which are directories, and
-# the `.gitignore` layers that apply beneath it.
-Listed = tuple[list[os.DirEntry[str]], list[str], list[bool], tuple[ignore.IgnoreFile, ...]]
+# A directory's visible entries sorted by name, their names, which are directories, the
+# `.gitignore` layers that apply beneath it, and the names some of those layers (but the
+# directory's own) matched: a subdirectory not named there has no layer matching its path.
+Listed = tuple[
+    list[os.DirEntry[str]], list[str], list[bool], tuple[ignore.IgnoreFile, ...], frozenset[str]
+]
+NO_NAMES: frozenset[str] = frozenset()
 
 
 class _Frame:
@@ -247,7 +251,8 @@ class _Frame:
     the walk has got (`pos`)."""
 
     __slots__ = (
-        "context", "dirs", "entries", "fd", "isdir", "layers", "names", "pos", "rel", "resume",
+        "context", "dirs", "entries", "fd", "isdir", "layers", "matched", "names", "pos", "rel",
+        "resume",
     )  # fmt: skip
 
     def __init__(
@@ -260,7 +265,7 @@ class _Frame:
     ) -> None:
         self.fd = fd
         self.rel = rel
-        self.entries, self.names, self.isdir, self.layers = listed
+        self.entries, self.names, self.isdir, self.layers, self.matched = listed
         self.dirs = list(compress(range(len(self.isdir)), self.isdir))  # their indexes
         self.pos = 0
         self.context = -1  # index of the resume position's ancestor in this directory
@@ -282,23 +287,27 @@ def _list_dir(
     deny: DenyList,
     filters: Filters,
     layers: tuple[ignore.IgnoreFile, ...],
+    bases_clear: bool = False,
 ) -> Listed:
     """The visible entries of one directory sorted by name, their names, which are
-    directories, and the `.gitignore` layers that apply beneath it (its own file added).
+    directories, the `.gitignore` layers that apply beneath it (its own file added) and
+    the names any of those layers matched (see `Listed`).
 
     Each filter runs over the whole directory at once (C-level passes over the names);
-    only the few names some rule may match are then decided one by one."""
+    only the few names some rule may match are then decided one by one. `bases_clear`:
+    the parent's listing found no layer matching this directory (`ignore.candidates`)."""
     try:
         with os.scandir(fd) as it:
             entries = list(it)
     except OSError:
-        return [], [], [], layers  # unreadable directory: nothing to show
+        return [], [], [], layers, NO_NAMES  # unreadable directory: nothing to show
     if not entries:
-        return entries, [], [], layers
+        return entries, [], [], layers, NO_NAMES
     entries.sort(key=NAME)
     names = list(map(NAME, entries))
     isdir = list(map(_IS_DIR, entries))
     drop = [i for i in deny.candidates(names) if deny.denies_name(names[i], is_dir=isdir[i])]
+    matched = NO_NAMES
     if not filters.include_ignored:
         if ignore.GIT_DIR in names:
             drop.append(names.index(ignore.GIT_DIR))
@@ -308,11 +317,14 @@ def _list_dir(
                 layers = (*layers, own)
         if layers:
             bases = [layer.base_of(rel) for layer in layers]
-            drop.extend(
-                i
-                for i in ignore.candidates(layers, bases, names, isdir)
-                if ignore.is_ignored(layers, bases, names[i], isdir[i])
-            )
+            # A layer added here has an empty base, so "no layer matches a base" holds
+            # for it too.
+            found = ignore.candidates(layers, bases, names, isdir, bases_clear=bases_clear)
+            if found:
+                matched = frozenset(names[i] for i in found)
+                drop.extend(
+                    i for i in found if ignore.is_ignored(layers, bases, names[i], isdir[i])
+                )
     exclude = filters.exclude
     if exclude is not None:
         lead = "/".join(rel) + "/" if rel else ""
@@ -327,7 +339,7 @@ def _list_dir(
         entries = [entries[i] for i in keep]
         names = [names[i] for i in keep]
         isdir = [isdir[i] for i in keep]
-    return entries, names, isdir, layers
+    return entries, names, isdir, layers, matched
 
 
 def segments(
@@ -405,7 +417,7 @@ def segments(
             if fd is None:
                 continue
             rel = (*frame.rel, name)
-            listed = _list_dir(fd, rel, deny, filters, frame.layers)
+            listed = _list_dir(fd, rel, deny, filters, frame.layers, name not in frame.matched)
             if resume or True in listed[2]:
                 stack.append(_Frame(fd, rel, listed, resume, inclusive))
                 continue

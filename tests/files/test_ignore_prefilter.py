@@ -56,3 +56,33 @@ def test_prefilter_examples() -> None:
     assert ignore.candidates([root], [""], names, isdir) == [1, 2, 4, 5]
     assert ignore.candidates([root], ["src/"], ["a.py", "b.txt"], [False, False]) == []
     assert ignore.candidates([root], ["doc/"], ["a.py", "b.txt"], [False, False]) == [1]
+
+
+@given(
+    rules=st.lists(st.lists(_PATTERN, min_size=1, max_size=4), min_size=1, max_size=3),
+    rel=_DIR,
+    child=st.sampled_from(["a", "b", "build", "log", "a.log", "x\ny"]),
+    names=st.lists(_NAME, min_size=1, max_size=6, unique=True),
+    dirs=st.lists(st.booleans(), min_size=6, max_size=6),
+)
+@settings(max_examples=1500, deadline=None)
+def test_a_directory_its_parent_cleared_needs_no_base_check(
+    rules: list[list[str]], rel: list[str], child: str, names: list[str], dirs: list[bool]
+) -> None:
+    """The walk skips the base checks of a directory that was not among its parent's
+    candidates (for the layers of the parent): the answer must be the same."""
+    layers = []
+    for depth, patterns in enumerate(rules):
+        parsed = ignore.parse("\n".join(patterns).encode(), strip=min(depth, len(rel)))
+        if parsed is not None:
+            layers.append(parsed)
+    parent_bases = [layer.base_of(tuple(rel)) for layer in layers]
+    if ignore.candidates(layers, parent_bases, [child], [True]):
+        return  # the parent named it: the walk checks its bases
+    below = (*rel, child)
+    bases = [layer.base_of(below) for layer in layers]
+    names = sorted(names)
+    isdir = dirs[: len(names)]
+    assert ignore.candidates(layers, bases, names, isdir, bases_clear=True) == ignore.candidates(
+        layers, bases, names, isdir
+    ), (rules, rel, child, names)
