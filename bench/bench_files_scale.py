@@ -82,6 +82,40 @@ print(len(out))
 """
 
 
+# The confined floor: the same name walk as FLOOR_WALK's, by descriptor as a walk that
+# cannot be raced out of its root must go (each directory opened relative to its parent
+# with O_NOFOLLOW, fstat'd for the loop check, listed from the descriptor, closed). It
+# prices what confinement alone costs, beside find and the path-based floor.
+FLOOR_WALK_CONFINED = """
+import fnmatch, os, stat, sys
+root, glob = sys.argv[1], sys.argv[2]
+FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+out = []
+def walk(fd, path, seen):
+    st = os.fstat(fd)
+    key = (st.st_dev, st.st_ino)
+    if key in seen:
+        return
+    seen.add(key)
+    entries = sorted(os.scandir(fd), key=lambda e: e.name)
+    for e in entries:
+        if e.name in (".git", "build") and path == root:
+            continue
+        if fnmatch.fnmatchcase(e.name, glob):
+            out.append(path + "/" + e.name)
+        if e.is_dir(follow_symlinks=False):
+            child = os.open(e.name, FLAGS, dir_fd=fd)
+            try:
+                walk(child, path + "/" + e.name, seen)
+            finally:
+                os.close(child)
+    seen.discard(key)
+top = os.open(root, FLAGS)
+walk(top, root, set())
+os.close(top)
+print(len(out))
+"""
+
 # -- the tree ----------------------------------------------------------------------------
 
 
@@ -347,6 +381,16 @@ def measure(
                 reps,
             )
             _row(rows, data, "floor: bare Python scandir walk, names", t, "find", 1.5)
+            floor_fd = [sys.executable, "-c", FLOOR_WALK_CONFINED, str(root), "mod0001*.py"]
+            assert run(floor_fd).strip() == run(floor_n).strip()
+            t = interleaved(
+                {
+                    "confined floor": (lambda: run(floor_fd), children_cpu),
+                    "find": (lambda: run(find_rare), children_cpu),
+                },
+                reps,
+            )
+            _row(rows, data, "floor: bare Python walk by descriptor, names", t, "find", 1.5)
         if "tree" in only:
             tree_row(ours, nd, root, reps, rows, data)
         if "in-flight" in only:
