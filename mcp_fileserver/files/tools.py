@@ -94,13 +94,20 @@ def register_file_tools(
     inline_bytes = limits.inline_read_bytes
 
     async def confined(
-        ctx: Context, operation: Callable[..., T], *args: Any, **kwargs: Any
+        ctx: Context,
+        operation: Callable[..., T],
+        *args: Any,
+        on_loop: bool = False,
+        **kwargs: Any,
     ) -> T | InputRequiredResult:
-        """Run a file operation in a worker thread, within the client's effective roots
-        (or ask a 2026-07-28 client for its roots first)."""
+        """Run a file operation in a worker thread (or, `on_loop`, on the event loop
+        itself), within the client's effective roots (or ask a 2026-07-28 client for its
+        roots first)."""
         roots = await client_roots.effective(ctx)
         if isinstance(roots, InputRequiredResult):
             return roots
+        if on_loop:
+            return operation(*args, roots=roots, **kwargs)
         return await _run(operation, *args, roots=roots, **kwargs)
 
     # Walks are CPU-bound Python holding the GIL (RE2 holds it too): two at once cost
@@ -226,12 +233,9 @@ def register_file_tools(
     @mcp.tool(annotations=READ_ONLY, output_schema=FileInfo.model_json_schema())
     async def get_file_info(ctx: Context, path: PathArg) -> Answer:
         """Size, type, times and permissions of a path; a symlink is described as itself."""
-        if inline_bytes:  # a few metadata system calls: cheaper than a thread hop
-            roots = await client_roots.effective(ctx)
-            if isinstance(roots, InputRequiredResult):
-                return roots
-            return answer(service.get_file_info(path, roots=roots), answers.file_info)
-        return answer(await confined(ctx, service.get_file_info, path), answers.file_info)
+        # A few metadata system calls: cheaper on the loop than a thread hop.
+        found = await confined(ctx, service.get_file_info, path, on_loop=inline_bytes > 0)
+        return answer(found, answers.file_info)
 
     @mcp.tool(annotations=READ_ONLY, output_schema=FileSearch.model_json_schema())
     async def search_files(
