@@ -16,9 +16,15 @@ matches it, and answers with the matches per file; it never writes to stdout (it
 stdin and stdout are /dev/null). Results are merged by the server in walk order, so
 answers and cursors are exactly those of a search in one process.
 
+Name searches share their walk with it too (walk_split.py): the server hands it one
+subtree at a time (a directory descriptor and the walk's rules), and it walks that
+subtree by the same code (`search.subtree_names`), reporting the matches every few
+milliseconds until the subtree is done or the server sends STOP.
+
 If the worker dies, the batches it owed are scanned in the server process (their
-descriptors are still held) and later searches run in-process: a search never fails
-or loses a match because of it.
+descriptors are still held), a subtree it was walking is walked on from where its last
+report ended, and later searches run in-process: a search never fails or loses a match
+because of it.
 """
 
 from __future__ import annotations
@@ -27,15 +33,18 @@ import contextlib
 import gc
 import marshal
 import os
+import pickle
 import resource
+import select
 import signal
 import socket
 import struct
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mcp_fileserver.files.secret_content import SecretContent
 from mcp_fileserver.files.walk import open_file_in
@@ -46,6 +55,9 @@ if TYPE_CHECKING:
 BINARY_PROBE = 8192  # a NUL byte in this many first bytes marks a file binary
 
 _HEADER = struct.Struct("!I")
+# A request's first byte says what it is.
+CONTENT, NAMES, STOP = b"C", b"N", b"S"
+LINGER_S = 0.003  # after a subtree walk, how long the worker polls before it sleeps
 MAX_FRAME = 64 << 20  # a reply is at most cap matches of 500 characters per file
 REPLY_TIMEOUT_S = 30.0  # a worker silent this long is treated as dead
 
@@ -103,13 +115,20 @@ def _serve(sock: socket.socket, secret: SecretContent | None) -> None:
     from mcp_fileserver.files.search import compile_content_pattern
 
     programs: dict[tuple[str, bool, bool], Matcher] = {}
+    specs: dict[bytes, Any] = {}
     while True:
         head, fds, _flags, _addr = socket.recv_fds(sock, _HEADER.size, 256)
         if not head:
             return
         try:
             (size,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size, head))
-            body = _recv_exact(sock, size)
+            request = _recv_exact(sock, size)
+            kind, body = request[:1], request[1:]
+            if kind == NAMES and len(fds) == 1:
+                _walk_names(sock, body, fds[0], specs)
+                continue
+            if kind != CONTENT:
+                continue  # STOP with no walk running: nothing to stop
             spec, cap, groups = marshal.loads(body)  # noqa: S302 (from our own server)
             key = (spec[0], bool(spec[1]), bool(spec[2]))
             program = programs.get(key)
@@ -125,6 +144,38 @@ def _serve(sock: socket.socket, secret: SecretContent | None) -> None:
                 os.close(fd)
         payload = marshal.dumps(out)
         sock.sendall(_HEADER.pack(len(payload)) + payload)
+
+
+def _walk_names(sock: socket.socket, body: bytes, fd: int, specs: dict[bytes, Any]) -> None:
+    """Walk one subtree for a name search, sending a report every few milliseconds; a
+    request arriving meanwhile (STOP) ends it after the next report."""
+    from mcp_fileserver.files.search import subtree_names
+
+    spec_blob, task = pickle.loads(body)  # noqa: S301 (from our own server)
+    spec = specs.get(spec_blob)
+    if spec is None:
+        specs.clear()  # one search's rules at a time
+        spec = specs[spec_blob] = pickle.loads(spec_blob)  # noqa: S301 (our own server)
+    task_id = task[0]
+
+    def interrupted() -> bool:
+        return bool(select.select([sock], [], [], 0)[0])
+
+    for report in subtree_names(fd, spec, task[1:], interrupted):
+        payload = marshal.dumps((task_id, *report))
+        sock.sendall(_HEADER.pack(len(payload)) + payload)
+    _linger(sock)
+
+
+def _linger(sock: socket.socket) -> None:
+    """Wait a little for the next request without sleeping: the server hands the next
+    subtree over within a fraction of a millisecond, and waking a sleeping worker lets
+    the kernel run it on the server's core for a while (a synchronous wakeup), which cost
+    the server ~1 ms per subtree."""
+    end = time.monotonic() + LINGER_S
+    while time.monotonic() < end:
+        if select.select([sock], [], [], 0)[0]:
+            return
 
 
 def _recv_exact(sock: socket.socket, want: int, head: bytes = b"") -> bytes:
@@ -207,14 +258,16 @@ class ScanWorker:
             return False
         try:
             while self.owed:
-                self.receive()
-                self.owed -= 1
+                if _is_final(self.receive()):
+                    self.owed -= 1
         except OSError:
             self._lock.release()
             return False
         return True
 
     def release(self, owed: int) -> None:
+        """Give the worker back; `owed`: final replies still to come (read and dropped by
+        the next `acquire`)."""
         self.owed += owed
         self._lock.release()
 
@@ -222,14 +275,26 @@ class ScanWorker:
         self, spec: tuple[str, bool, bool], cap: int, groups: Sequence[tuple[int, list[str]]]
     ) -> None:
         """Send one batch: `groups` of (directory descriptor, file names)."""
-        assert self._sock is not None
         body = marshal.dumps((spec, cap, [names for _, names in groups]))
+        self._send(CONTENT + body, [fd for fd, _ in groups])
+        self.batches_sent += 1
+
+    def send_names(self, dir_fd: int, spec: bytes, task: tuple[object, ...]) -> None:
+        """Hand over one subtree of a name search (`search.subtree_names` says what `spec`
+        and `task` hold); reports come back until a final one."""
+        self._send(NAMES + pickle.dumps((spec, task)), [dir_fd])
+
+    def send_stop(self) -> None:
+        """End the subtree walk in progress (its final report still comes)."""
+        self._send(STOP, [])
+
+    def _send(self, body: bytes, fds: list[int]) -> None:
+        assert self._sock is not None
         frame = _HEADER.pack(len(body)) + body
         try:
-            sent = socket.send_fds(self._sock, [frame], [fd for fd, _ in groups])
+            sent = socket.send_fds(self._sock, [frame], fds) if fds else self._sock.send(frame)
             if sent < len(frame):
                 self._sock.sendall(frame[sent:])
-            self.batches_sent += 1
         except OSError:
             self._died()
             raise
@@ -252,7 +317,7 @@ class ScanWorker:
         self._buf += chunk
         return self._complete()
 
-    def receive(self) -> list[list[FileResult]]:
+    def receive(self) -> list[list[FileResult]] | tuple[Any, ...]:
         """The next reply (blocks until it is complete)."""
         assert self._sock is not None
         while not self._complete():
@@ -271,8 +336,24 @@ class ScanWorker:
         (size,) = _HEADER.unpack_from(self._buf)
         body = bytes(self._buf[_HEADER.size : _HEADER.size + size])
         del self._buf[: _HEADER.size + size]
-        result: list[list[FileResult]] = marshal.loads(body)  # noqa: S302 (our worker)
+        result: list[list[FileResult]] | tuple[Any, ...] = marshal.loads(body)  # noqa: S302
         return result
+
+    def receive_batch(self) -> list[list[FileResult]]:
+        """The next reply, which must be a batch's."""
+        reply = self.receive()
+        if not isinstance(reply, list):
+            self._died()
+            raise OSError("search worker sent a report where a batch reply was due")
+        return reply
+
+    def receive_report(self) -> tuple[Any, ...]:
+        """The next reply, which must be a subtree walk's report."""
+        reply = self.receive()
+        if not isinstance(reply, tuple):
+            self._died()
+            raise OSError("search worker sent a batch reply where a report was due")
+        return reply
 
     def _complete(self) -> bool:
         if len(self._buf) < _HEADER.size:
@@ -304,6 +385,11 @@ class ScanWorker:
             with contextlib.suppress(OSError):
                 os.waitpid(self._pid, 0)
         self.dead = True
+
+
+def _is_final(reply: object) -> bool:
+    """A batch's reply, or the last report of a subtree walk (task id, final, ...)."""
+    return not isinstance(reply, tuple) or bool(reply[1])
 
 
 _ALL: weakref.WeakSet[ScanWorker] = weakref.WeakSet()

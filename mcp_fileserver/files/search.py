@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import operator
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import compress, repeat
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import re2
 
@@ -43,11 +44,13 @@ from mcp_fileserver.files.walk import (
     Budget,
     Filters,
     Kind,
+    Segment,
     compile_globs,
     kind_of_entry,
     open_file_in,
     segments,
 )
+from mcp_fileserver.files.walk_split import SplitWalk
 
 SCAN_BLOCK = 1 << 20  # bytes read at once from a large file
 BATCH_FILES = 64  # files per batch (the worker's unit of work)
@@ -56,6 +59,8 @@ IN_FLIGHT = 3  # batches the worker holds at once; more are scanned in this proc
 MAX_QUEUED = 16  # batches scanned ahead of the merge at most
 MAX_LINE_CHARS = 500  # a matching line is shown at most this long
 RE2_MAX_MEM = 8 << 20  # compiled-pattern memory; larger patterns are refused
+REPORT_S = 0.005  # a worker walking a subtree reports its matches this often
+CHECK_S = 0.0005  # and looks for a STOP this often
 
 
 class NameMatch(NamedTuple):  # a tuple: made once per match, a frozen dataclass cost more
@@ -86,6 +91,7 @@ def search_names(
     filters: Filters,
     max_results: int,
     after: Position | None = None,
+    worker: ScanWorker | None = None,
 ) -> tuple[list[NameMatch], str | None, Position | None]:
     """Entries whose name matches the glob `pattern`, at any depth, like `find -name`.
 
@@ -93,33 +99,136 @@ def search_names(
     Names are matched a segment (a directory's run of entries) at a time, in C-level
     passes: a literal every match must hold (`mod` of `mod*.py`) is looked for in the
     joined names first, so most directories cost one substring search; only matches
-    cost any Python."""
-    matches = _name_test(pattern)
+    cost any Python. With a `worker` (free, and the budget on the real clock), subtrees
+    ahead of this walk are walked there at the same time (walk_split.py); the answer is
+    the one a single process gives."""
+    test = _name_test(pattern)
     literal = _glob_literal(pattern)
     found: list[NameMatch] = []
     last: tuple[str, ...] | None = None  # the last match
-    for seg in segments(
-        start_fd, deny=deny, budget=budget, filters=filters, after=after.rel if after else None
-    ):
-        names = seg.names
-        if seg.context or (literal and literal not in "/".join(names)):
-            continue
-        hits = list(compress(range(len(names)), matches(names)))
-        if not hits:
-            continue
-        rel, entries = seg.rel, seg.entries
-        for i in hits:
-            if len(found) >= max_results:
-                assert last is not None
-                return found, "max_results", Position(last)
-            last = (*rel, names[i])
-            found.append(NameMatch(last, kind_of_entry(entries[i])))
+    helper = None
+    shareable = budget.clock is time.monotonic and budget.max_entries is None
+    if worker is not None and shareable and worker.acquire():
+        spec = (pattern, deny, replace(filters, ignore_layers=()))
+        helper = SplitWalk(worker, spec, budget, max_results, found.__len__)
+    try:
+        for seg in segments(
+            start_fd, deny=deny, budget=budget, filters=filters,
+            after=after.rel if after else None, helper=helper,
+        ):  # fmt: skip
+            shared = seg.shared
+            if shared is not None:
+                for rel, kind, visited in shared.found:
+                    if len(found) >= max_results:
+                        assert last is not None
+                        budget.visited += visited - shared.visited  # as counted up to it
+                        return found, "max_results", Position(last)
+                    last = rel
+                    found.append(NameMatch(rel, kind))
+                continue
+            hits = _hits(seg, test, literal)
+            if not hits:
+                continue
+            rel, names, entries = seg.rel, seg.names, seg.entries
+            for i in hits:
+                if len(found) >= max_results:
+                    assert last is not None
+                    return found, "max_results", Position(last)
+                last = (*rel, names[i])
+                found.append(NameMatch(last, kind_of_entry(entries[i])))
+    finally:
+        if helper is not None:
+            helper.close()
     if budget.stopped is not None:
         if budget.last is not None:  # past the last match: the last entry counted
             parent, name = budget.last
             return found, budget.stopped, Position((*parent, name))
         return found, budget.stopped, after or Position(())
     return found, None, None
+
+
+def _hits(seg: Segment, test: Callable[[list[str]], Iterator[object]], literal: str) -> list[int]:
+    """Indexes of the entries of a segment whose names match."""
+    names = seg.names
+    if seg.context or (literal and literal not in "/".join(names)):
+        return []
+    return list(compress(range(len(names)), test(names)))
+
+
+# A subtree walk's report to the server (walk_split.py): final, done, the matches since
+# the last report as (path, kind, entries counted up to it), the entries counted, the last
+# of them, and the directories entered since the last report.
+Report = tuple[
+    bool,
+    bool,
+    list[tuple[tuple[str, ...], Kind, int]],
+    int,
+    tuple[tuple[str, ...], str] | None,
+    list[tuple[int, int]],
+]
+
+
+class _EnteredDirs(set[tuple[int, int]]):
+    """The walk's `seen` set, also listing the directories in the order they were entered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[tuple[int, int]] = []
+
+    def add(self, key: tuple[int, int]) -> None:
+        super().add(key)
+        self.order.append(key)
+
+
+def subtree_names(
+    fd: int,
+    spec: tuple[str, DenyList, Filters],
+    task: tuple[Any, ...],
+    interrupted: Callable[[], bool],
+) -> Iterator[Report]:
+    """The search worker's half of a shared name search: walk the subtree `fd` (not
+    closed here) as `search_names` would, reporting every `REPORT_S` seconds, until it is done,
+    holds more than `cap` matches, reaches the walk's deadline or `interrupted()`.
+
+    `spec` is the search (pattern, deny-list, filters); `task` is the subtree's path, the
+    `.gitignore` layers above it, what its parent's listing knew (`bases_clear`), `cap`,
+    the walk's deadline (time.monotonic) and its depth limit."""
+    pattern, deny, filters = spec
+    rel, layers, bases_clear, cap, deadline, max_depth = task
+    test = _name_test(pattern)
+    literal = _glob_literal(pattern)
+    clock = time.monotonic
+    budget = Budget(timeout_s=deadline - clock(), max_depth=max_depth)
+    entered = _EnteredDirs()
+    sent = 1  # the subtree itself is entered first: the server counts it
+    found: list[tuple[tuple[str, ...], Kind, int]] = []
+    total = 0
+    slice_end, check_at = clock() + REPORT_S, clock() + CHECK_S
+    for seg in segments(
+        fd, deny=deny, budget=budget, filters=replace(filters, ignore_layers=layers),
+        rel=rel, bases_clear=bases_clear, seen=entered,
+    ):  # fmt: skip
+        hits = _hits(seg, test, literal)
+        for i in hits:
+            path = (*seg.rel, seg.names[i])
+            found.append((path, kind_of_entry(seg.entries[i]), budget.visited))
+            total += 1
+            if total > cap:  # the server stops in these: no need to go on
+                last = (seg.rel, path[-1])
+                yield True, False, found, budget.visited, last, entered.order[sent:]
+                return
+        now = clock()
+        if now >= check_at:  # told to stop: report where this ended, at once
+            check_at = now + CHECK_S
+            stop = interrupted()
+            if stop or now >= slice_end:
+                yield stop, False, found, budget.visited, budget.last, entered.order[sent:]
+                if stop:
+                    return
+                found, sent = [], len(entered.order)
+                slice_end = now + REPORT_S
+    done = budget.stopped is None
+    yield True, done, found, budget.visited, budget.last, entered.order[sent:]
 
 
 def _name_test(pattern: str) -> Callable[[list[str]], Iterator[object]]:
@@ -384,7 +493,7 @@ class _ContentRun:
         if batch.results is None:
             assert self.worker is not None
             try:
-                batch.results = self.worker.receive()
+                batch.results = self.worker.receive_batch()
                 self.remote -= 1
             except (OSError, EOFError):
                 self._worker_lost()

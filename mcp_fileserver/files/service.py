@@ -338,6 +338,7 @@ class FileService:
                 filters=self._filters(d, exclude_patterns, include_ignored),
                 max_results=limit,
                 after=after,
+                worker=self.scan_worker,
             )
             prefix = d.path
             return {

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import compress
-from typing import Literal
+from typing import Literal, NamedTuple, Protocol
 
 from mcp_fileserver.files import ignore
 from mcp_fileserver.files.confine import DIR_FLAGS, FILE_FLAGS
@@ -163,6 +163,15 @@ class Budget:
             self.progress(visited)
         return wanted
 
+    def absorb(self, count: int, last: tuple[tuple[str, ...], str]) -> None:
+        """Count `count` entries another process walked (walk_split.py), `last` the last
+        of them; the next `take` reads the clock and the cancellation flag as usual."""
+        self.visited += count
+        self.last = last
+        if self.progress is not None and self.visited >= self._next_progress:
+            self._next_progress = self.visited + PROGRESS_EVERY
+            self.progress(self.visited)
+
 
 @dataclass(frozen=True)
 class Filters:
@@ -217,9 +226,11 @@ class Segment:
     the end of its directory, or after SEGMENT_MAX entries, so consumers handle a whole
     directory's files in bulk rather than one generator step per entry. `dir_fd` stays
     open while the segment is current. A `context` segment holds one ancestor of a
-    resume position, shown again (uncounted) only so that a tree can be nested."""
+    resume position, shown again (uncounted) only so that a tree can be nested. A `shared`
+    segment (only with a `Helper`) carries the name matches another process found in a
+    whole subtree of `rel` instead of entries (walk_split.py)."""
 
-    __slots__ = ("context", "depth", "dir_fd", "entries", "names", "rel")
+    __slots__ = ("context", "depth", "dir_fd", "entries", "names", "rel", "shared")
 
     def __init__(
         self,
@@ -228,6 +239,7 @@ class Segment:
         entries: list[os.DirEntry[str]],
         names: list[str],
         context: bool,
+        shared: Shared | None = None,
     ) -> None:
         self.dir_fd = dir_fd
         self.rel = rel
@@ -235,6 +247,28 @@ class Segment:
         self.names = names  # of the entries
         self.context = context
         self.depth = len(rel) + 1  # of the entries
+        self.shared = shared
+
+
+class Shared(NamedTuple):
+    """What another process found walking a subtree (or the first part of one) by the
+    same rules: name matches as (path, kind, entries counted up to it), the entries it
+    counted, the last of them, and whether it walked the whole subtree."""
+
+    found: list[tuple[tuple[str, ...], Kind, int]]
+    visited: int
+    last: tuple[tuple[str, ...], str] | None
+    done: bool
+
+
+class Helper(Protocol):
+    """A second process sharing one walk (walk_split.py): between directories `pump`
+    hands it subtrees of open frames (recorded in `Frame.delegated`); `reached` gives back
+    what it found in one when the walk gets there: None walks it here."""
+
+    def pump(self, stack: list[Frame]) -> None: ...
+
+    def reached(self, frame: Frame, index: int, seen: set[tuple[int, int]]) -> Shared | None: ...
 
 
 # A directory's visible entries sorted by name, their names, which are directories, the
@@ -246,13 +280,13 @@ Listed = tuple[
 NO_NAMES: frozenset[str] = frozenset()
 
 
-class _Frame:
-    """One open directory of a walk in progress: its visible entries, sorted, and how far
-    the walk has got (`pos`)."""
+class Frame:
+    """One open directory of a walk in progress: its visible entries, sorted, how far the
+    walk has got (`pos`) and which subdirectories a `Helper` walks (index: its handle)."""
 
     __slots__ = (
-        "context", "dirs", "entries", "fd", "isdir", "layers", "matched", "names", "pos", "rel",
-        "resume",
+        "context", "delegated", "dirs", "entries", "fd", "isdir", "layers", "matched", "names",
+        "pos", "rel", "resume",
     )  # fmt: skip
 
     def __init__(
@@ -268,6 +302,7 @@ class _Frame:
         self.entries, self.names, self.isdir, self.layers, self.matched = listed
         self.dirs = list(compress(range(len(self.isdir)), self.isdir))  # their indexes
         self.pos = 0
+        self.delegated: dict[int, object] = {}
         self.context = -1  # index of the resume position's ancestor in this directory
         self.resume: tuple[str, ...] | None = None  # below that ancestor
         if resume:
@@ -350,6 +385,10 @@ def segments(
     filters: Filters | None = None,
     after: tuple[str, ...] | None = None,
     inclusive: bool = False,
+    rel: tuple[str, ...] = (),
+    bases_clear: bool = False,
+    seen: set[tuple[int, int]] | None = None,
+    helper: Helper | None = None,
 ) -> Iterator[Segment]:
     """Pre-order walk beneath `start_fd` (not closed here), sorted by name per directory,
     as segments (see `Segment`).
@@ -362,13 +401,19 @@ def segments(
     walk leaves. Entries are counted by the budget a segment at a time (a segment is cut
     to what `max_entries` leaves); `budget.last` is the last entry counted, and every
     entry up to it in walk order has been yielded.
+
+    A walk of a subtree on another's behalf (walk_split.py) starts at the subtree: `rel`
+    is its path below the first walk's start (paths, depths and `.gitignore` bases are
+    those of the first walk), `bases_clear` what its parent's listing knew (`_list_dir`),
+    and `seen` collects the directories it enters. With a `helper`, subtrees are walked
+    by another process and come back as `shared` segments.
     """
     filters = filters or Filters()
-    seen: set[tuple[int, int]] = set()
+    seen = set() if seen is None else seen
     st = os.fstat(start_fd)
     seen.add((st.st_dev, st.st_ino))
-    listed = _list_dir(start_fd, (), deny, filters, filters.ignore_layers)
-    stack = [_Frame(start_fd, (), listed, after or None, inclusive)]
+    listed = _list_dir(start_fd, rel, deny, filters, filters.ignore_layers, bases_clear)
+    stack = [Frame(start_fd, rel, listed, after or None, inclusive)]
     max_depth = budget.max_depth
     take = budget.take
     pending: list[Segment] = []  # ancestors of `after`, shown if an entry below them follows
@@ -410,16 +455,29 @@ def segments(
                     return
                 if frame.isdir[last - 1] and depth < max_depth:
                     child = (entries[last - 1].name, None)
+                    if helper is not None and last - 1 in frame.delegated:
+                        shared = helper.reached(frame, last - 1, seen)
+                        if shared is not None:
+                            if shared.last is not None:
+                                budget.absorb(shared.visited, shared.last)
+                                yield Segment(frame.fd, frame.rel, [], [], False, shared)
+                            if shared.done:
+                                continue
+                            child = (child[0], _below(shared.last, (*frame.rel, child[0])))
             if child is None:
                 continue
             name, resume = child
-            fd = _open_child(frame.fd, name, seen)
+            if helper is not None:
+                helper.pump(stack)
+            # An ancestor of a resume position is entered again even when seen (by
+            # another process walking the first part of its subtree).
+            fd = _open_child(frame.fd, name, seen, again=resume is not None)
             if fd is None:
                 continue
             rel = (*frame.rel, name)
             listed = _list_dir(fd, rel, deny, filters, frame.layers, name not in frame.matched)
             if resume or True in listed[2]:
-                stack.append(_Frame(fd, rel, listed, resume, inclusive))
+                stack.append(Frame(fd, rel, listed, resume, inclusive))
                 continue
             try:  # no subdirectory (most directories): its entries at once, without a frame
                 entries, names = listed[0], listed[1]
@@ -446,6 +504,15 @@ def segments(
         for frame in stack:
             if frame.fd != start_fd:
                 os.close(frame.fd)
+
+
+def _below(last: tuple[tuple[str, ...], str] | None, rel: tuple[str, ...]) -> tuple[str, ...]:
+    """The position `last` (the last entry another process counted in the directory `rel`)
+    relative to `rel`: where this walk resumes; empty (its first entry) when it is None."""
+    if last is None:
+        return ()
+    path = (*last[0], last[1])
+    return path[len(rel) :]
 
 
 def _ancestors(pending: list[Segment], rel: tuple[str, ...]) -> Iterator[Segment]:
@@ -475,7 +542,9 @@ def walk(
             )
 
 
-def _open_child(dir_fd: int, name: str, seen: set[tuple[int, int]]) -> int | None:
+def _open_child(
+    dir_fd: int, name: str, seen: set[tuple[int, int]], again: bool = False
+) -> int | None:
     try:
         child = os.open(name, DIR_FLAGS | os.O_NOFOLLOW, dir_fd=dir_fd)
     except OSError:
@@ -486,7 +555,7 @@ def _open_child(dir_fd: int, name: str, seen: set[tuple[int, int]]) -> int | Non
         os.close(child)
         return None
     key = (cst.st_dev, cst.st_ino)
-    if key in seen:
+    if key in seen and not again:
         os.close(child)
         return None
     seen.add(key)

@@ -1,0 +1,230 @@
+"""One name search on two cores: the search worker walks subtrees ahead of this walk.
+
+`search_names` walks in this process as always; between directories (`pump`) a free
+worker is handed the first subtree not yet walked of the shallowest open directory that
+has two or more left (not the directory being listed: its subdirectories are small and
+next). The walk goes on; when it reaches a handed-over subtree (`reached`) it takes what
+the worker reported: all of it when the worker is done, else the part reported so far,
+and walks the rest itself while the worker takes another subtree. So neither process
+waits for the other, and the answer is the one a single process gives:
+
+- the worker walks by the same code and rules (`search.subtree_names`), from a directory
+  descriptor opened here beneath the confined start (`O_NOFOLLOW`), so it can reach
+  nothing this walk could not;
+- reports are merged in walk order, and a subtree's count of entries, its last entry and
+  the matches up to the result limit are exactly those this walk would have found;
+- a directory reached twice (a bind mount) is skipped where a single walk would skip it:
+  if a subtree the worker walked holds a directory this walk already entered, its report
+  is dropped and the subtree is walked here;
+- the worker stops at the walk's deadline and after a few milliseconds when told to
+  (STOP); if it dies, what it reported is kept and the rest is walked here.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import pickle
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from mcp_fileserver.files.confine import DIR_FLAGS
+from mcp_fileserver.files.walk import Budget, Frame, Kind, Shared
+
+if TYPE_CHECKING:
+    from mcp_fileserver.files.scan_worker import ScanWorker
+
+POLL_EVERY = 8  # directories between reads of the worker's reports while it is busy
+FIRST_AFTER = 256  # entries walked before a subtree is handed over while nothing matched
+LONG_WALK = 20_000  # entries still to walk above which the largest subtrees are handed over
+
+
+class _Subtree:
+    """A subtree handed to the worker and what it has reported of it."""
+
+    __slots__ = ("abandoned", "done", "final", "found", "key", "keys", "last", "task", "visited")
+
+    def __init__(self, task: int, key: tuple[int, int]) -> None:
+        self.task = task
+        self.key = key  # (st_dev, st_ino) of its directory
+        self.found: list[tuple[tuple[str, ...], Kind, int]] = []
+        self.visited = 0
+        self.last: tuple[tuple[str, ...], str] | None = None
+        self.keys: list[tuple[int, int]] = []  # directories the worker entered in it
+        self.final = False  # no more reports will come
+        self.done = False  # walked whole
+        self.abandoned = False  # reached before it was done: later reports are dropped
+
+
+_UNOPENED = _Subtree(-1, (-1, -1))  # a subdirectory that could not be opened to hand over
+
+
+class SplitWalk:
+    """The `walk.Helper` of one name search holding the search worker (`acquire`d)."""
+
+    def __init__(
+        self,
+        worker: ScanWorker,
+        spec: tuple[str, Any, Any],
+        budget: Budget,
+        max_results: int,
+        found: Callable[[], int],
+    ) -> None:
+        self.worker = worker
+        self.spec = pickle.dumps(spec)  # pattern, deny-list, filters: once per search
+        self.budget = budget
+        self.max_results = max_results
+        self.found = found  # how many matches the search holds so far
+        self.busy: _Subtree | None = None  # the subtree whose final report is due
+        self.stopping = False  # STOP sent for `busy`
+        self.tasks: dict[int, _Subtree] = {}
+        self.countdown = 0
+        self.lost = False
+
+    # -- walk.Helper ------------------------------------------------------------------
+
+    def pump(self, stack: list[Frame]) -> None:
+        """Read the worker's reports now and then; hand it a subtree when it is free."""
+        if self.lost:
+            return
+        if self.busy is not None:
+            self.countdown -= 1
+            if self.countdown > 0:
+                return
+            self.countdown = POLL_EVERY
+            self._read()
+            if self.busy is not None or self.lost:
+                return
+        self._hand_over(stack)
+
+    def reached(self, frame: Frame, index: int, seen: set[tuple[int, int]]) -> Shared | None:
+        sub = frame.delegated.pop(index)
+        assert isinstance(sub, _Subtree)
+        if sub is _UNOPENED:
+            return None
+        if not sub.final and not self.lost:
+            self._read()
+        if not sub.final:  # walk the rest here; the worker moves on
+            sub.abandoned = True
+            if sub is self.busy and not self.stopping:
+                self._send(self.worker.send_stop)
+                self.stopping = True
+        if sub.key in seen:  # entered before: a single walk skips it here
+            return Shared([], 0, None, True)
+        if not seen.isdisjoint(sub.keys):
+            return None  # it holds a directory entered before: walk it here
+        seen.update(sub.keys)
+        if sub.done:
+            seen.add(sub.key)
+        return Shared(sub.found, sub.visited, sub.last, sub.done)
+
+    # -- the worker -------------------------------------------------------------------
+
+    def _hand_over(self, stack: list[Frame]) -> None:
+        budget = self.budget
+        found = self.found()
+        if found == 0 and budget.visited < FIRST_AFTER:
+            return  # too early to tell a long walk from a short one
+        need = max(self.max_results - found, 0)
+        # Entries still to walk: the matches needed at the rate they have come so far.
+        ahead = need * budget.visited / found if found else float("inf")
+        frames = stack[:-1] if ahead > LONG_WALK else reversed(stack[:-1])
+        for frame in frames:
+            if len(frame.rel) + 1 < budget.max_depth:  # else the walk does not enter them
+                index = _second_left(frame)
+                if index >= 0:
+                    break
+        else:
+            return
+        name = frame.names[index]
+        try:
+            fd = os.open(name, DIR_FLAGS | os.O_NOFOLLOW, dir_fd=frame.fd)
+        except OSError:
+            frame.delegated[index] = _UNOPENED  # the walk meets the failure itself
+            return
+        try:
+            st = os.fstat(fd)
+            sub = _Subtree(len(self.tasks), (st.st_dev, st.st_ino))
+            rel = (*frame.rel, name)
+            cap = need
+            task = (
+                sub.task, rel, frame.layers, name not in frame.matched, cap,
+                budget.deadline, budget.max_depth,
+            )  # fmt: skip
+            if not self._send(lambda: self.worker.send_names(fd, self.spec, task)):
+                return
+        except OSError:
+            frame.delegated[index] = _UNOPENED
+            return
+        finally:
+            os.close(fd)
+        self.tasks[sub.task] = sub
+        frame.delegated[index] = sub
+        self.busy, self.stopping, self.countdown = sub, False, POLL_EVERY
+
+    def _read(self) -> None:
+        """Take in every report that has arrived (never waits)."""
+        try:
+            while self.worker.poll():
+                self._take(self.worker.receive_report())
+        except (OSError, EOFError):
+            self._lose()
+
+    def _take(self, report: tuple[Any, ...]) -> None:
+        task, final, done, found, visited, last, keys = report
+        sub = self.tasks.get(task)
+        if sub is None:
+            return
+        if not sub.abandoned:
+            sub.found.extend(found)
+            sub.visited = visited
+            sub.last = last
+            sub.keys.extend(keys)
+            sub.done = done
+        if final:
+            sub.final = True
+            if sub is self.busy:
+                self.busy = None
+
+    def _send(self, send: Callable[[], None]) -> bool:
+        try:
+            send()
+        except OSError:
+            self._lose()
+            return False
+        return True
+
+    def _lose(self) -> None:
+        """The worker died: nothing more comes; what it reported stands."""
+        self.lost = True
+        self.busy = None
+
+    def close(self) -> None:
+        """Stop the walk in progress and give the worker back (its final report is read
+        and dropped by the next search that takes it)."""
+        owed = 0
+        if self.busy is not None and not self.lost:
+            if not self.stopping:
+                self._send(self.worker.send_stop)
+            owed = 0 if self.lost else 1
+        self.worker.release(owed)
+
+
+def _second_left(frame: Frame) -> int:
+    """The second subdirectory of `frame` neither walked nor handed over yet, or -1.
+
+    Not the first: the walk gets there next, and would take over a subtree the worker
+    has only begun. While the walk does the first, the worker does the second; it is
+    then usually done when the walk gets there, and takes the fourth while the walk does
+    the third: equal shares, little duplicated, never far ahead of the walk (a search
+    that stops at its result limit wastes little)."""
+    dirs, delegated = frame.dirs, frame.delegated
+    first = True
+    for i in range(bisect.bisect_left(dirs, frame.pos), len(dirs)):
+        index = dirs[i]
+        if index in delegated:
+            continue
+        if not first:
+            return index
+        first = False
+    return -1
