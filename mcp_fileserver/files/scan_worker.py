@@ -41,9 +41,9 @@ import socket
 import struct
 import sys
 import threading
-import time
 import weakref
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mcp_fileserver.files.secret_content import SecretContent
@@ -57,7 +57,7 @@ BINARY_PROBE = 8192  # a NUL byte in this many first bytes marks a file binary
 _HEADER = struct.Struct("!I")
 # A request's first byte says what it is.
 CONTENT, NAMES, STOP = b"C", b"N", b"S"
-LINGER_S = 0.003  # after a subtree walk, how long the worker polls before it sleeps
+_TASK = struct.Struct("!Q")  # a STOP names the subtree walk it ends
 MAX_FRAME = 64 << 20  # a reply is at most cap matches of 500 characters per file
 REPLY_TIMEOUT_S = 30.0  # a worker silent this long is treated as dead
 
@@ -111,24 +111,31 @@ def scan_small(
 
 
 def _serve(sock: socket.socket, secret: SecretContent | None) -> None:
-    """The worker's loop: one batch in, one reply out, until the server goes away."""
+    """The worker's loop: one request at a time, in order, until the server goes away.
+
+    A batch gets one reply. A subtree walk gets reports until a final one; requests that
+    arrive meanwhile are read at once (a STOP for the walk in progress ends it) and queued."""
     from mcp_fileserver.files.search import compile_content_pattern
 
     programs: dict[tuple[str, bool, bool], Matcher] = {}
     specs: dict[bytes, Any] = {}
+    queue: deque[_Request] = deque()
+    stopped: set[int] = set()  # subtree walks stopped before they began
     while True:
-        head, fds, _flags, _addr = socket.recv_fds(sock, _HEADER.size, 256)
-        if not head:
+        request = queue.popleft() if queue else _read_request(sock)
+        if request is None:
             return
+        kind, body, fds = request
         try:
-            (size,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size, head))
-            request = _recv_exact(sock, size)
-            kind, body = request[:1], request[1:]
             if kind == NAMES and len(fds) == 1:
-                _walk_names(sock, body, fds[0], specs)
+                if not _walk_names(sock, body, fds[0], specs, queue, stopped):
+                    return  # the server went away
+                continue
+            if kind == STOP:
+                stopped.add(_TASK.unpack(body)[0])  # a walk still queued, or already over
                 continue
             if kind != CONTENT:
-                continue  # STOP with no walk running: nothing to stop
+                continue
             spec, cap, groups = marshal.loads(body)  # noqa: S302 (from our own server)
             key = (spec[0], bool(spec[1]), bool(spec[2]))
             program = programs.get(key)
@@ -146,9 +153,34 @@ def _serve(sock: socket.socket, secret: SecretContent | None) -> None:
         sock.sendall(_HEADER.pack(len(payload)) + payload)
 
 
-def _walk_names(sock: socket.socket, body: bytes, fd: int, specs: dict[bytes, Any]) -> None:
-    """Walk one subtree for a name search, sending a report every few milliseconds; a
-    request arriving meanwhile (STOP) ends it after the next report."""
+_Request = tuple[bytes, bytes, list[int]]  # kind, body, descriptors
+
+
+def _read_request(sock: socket.socket) -> _Request | None:
+    """The next request (blocks), or None when the server closed its end."""
+    head, fds, _flags, _addr = socket.recv_fds(sock, _HEADER.size, 256)
+    if not head:
+        return None
+    try:
+        (size,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size, head))
+        request = _recv_exact(sock, size)
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return request[:1], request[1:], fds
+
+
+def _walk_names(
+    sock: socket.socket,
+    body: bytes,
+    fd: int,
+    specs: dict[bytes, Any],
+    queue: deque[_Request],
+    stopped: set[int],
+) -> bool:
+    """Walk one subtree for a name search, sending a report every few milliseconds and a
+    final one; False if the server went away meanwhile."""
     from mcp_fileserver.files.search import subtree_names
 
     spec_blob, task = pickle.loads(body)  # noqa: S301 (from our own server)
@@ -157,25 +189,36 @@ def _walk_names(sock: socket.socket, body: bytes, fd: int, specs: dict[bytes, An
         specs.clear()  # one search's rules at a time
         spec = specs[spec_blob] = pickle.loads(spec_blob)  # noqa: S301 (our own server)
     task_id = task[0]
+    gone = False
+    for old in [i for i in stopped if i < task_id]:
+        stopped.discard(old)  # walks begin in order: a STOP for these came after them
 
     def interrupted() -> bool:
-        return bool(select.select([sock], [], [], 0)[0])
+        """Read what has arrived: True on a STOP for this walk (or the server gone)."""
+        nonlocal gone
+        while select.select([sock], [], [], 0)[0]:
+            request = _read_request(sock)
+            if request is None:
+                gone = True
+                return True
+            if request[0] == STOP:
+                stop = _TASK.unpack(request[1])[0]
+                if stop == task_id:
+                    return True
+                stopped.add(stop)  # a walk queued behind this one
+                continue
+            queue.append(request)
+        return False
 
-    for report in subtree_names(fd, spec, task[1:], interrupted):
+    if task_id in stopped:
+        stopped.discard(task_id)
+        reports: Iterator[tuple[Any, ...]] = iter([(True, False, [], 0, None, [])])
+    else:
+        reports = subtree_names(fd, spec, task[1:], interrupted)
+    for report in reports:
         payload = marshal.dumps((task_id, *report))
         sock.sendall(_HEADER.pack(len(payload)) + payload)
-    _linger(sock)
-
-
-def _linger(sock: socket.socket) -> None:
-    """Wait a little for the next request without sleeping: the server hands the next
-    subtree over within a fraction of a millisecond, and waking a sleeping worker lets
-    the kernel run it on the server's core for a while (a synchronous wakeup), which cost
-    the server ~1 ms per subtree."""
-    end = time.monotonic() + LINGER_S
-    while time.monotonic() < end:
-        if select.select([sock], [], [], 0)[0]:
-            return
+    return not gone
 
 
 def _recv_exact(sock: socket.socket, want: int, head: bytes = b"") -> bytes:
@@ -189,6 +232,16 @@ def _recv_exact(sock: socket.socket, want: int, head: bytes = b"") -> bytes:
     return bytes(buf)
 
 
+def _no_wakeup_preemption() -> None:
+    """Run as a batch task (SCHED_BATCH: same share of the CPU, no wakeup preemption).
+
+    A request wakes the worker from the server's thread; as an ordinary task it was
+    often run on the server's core, stopping the server for about a millisecond each
+    time, so handing it subtrees of a name search cost more than they saved."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+
+
 def _child_main(sock: socket.socket, keep: int, secret: SecretContent | None) -> None:
     """Set up the forked worker: no stdin/stdout, no inherited descriptors but its own
     socket and stderr, no collector, no Ctrl-C (the server decides when it ends)."""
@@ -196,6 +249,7 @@ def _child_main(sock: socket.socket, keep: int, secret: SecretContent | None) ->
     try:
         gc.disable()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _no_wakeup_preemption()
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
         os.dup2(devnull, 1)  # stdout belongs to the MCP protocol, never to the worker
@@ -227,6 +281,7 @@ class ScanWorker:
         self._buf = bytearray()
         self.owed = 0  # replies of an abandoned search still to be read and dropped
         self.batches_sent = 0
+        self.tasks_sent = 0
         self.dead = False
         _ALL.add(self)
 
@@ -252,15 +307,21 @@ class ScanWorker:
         self._pid = pid
         self._sock = parent
 
-    def acquire(self) -> bool:
-        """Take the worker for one search, or False (busy or gone: search in-process)."""
+    def acquire(self, wait: bool = True) -> bool:
+        """Take the worker for one search, or False (busy or gone: search in-process).
+
+        What an earlier search left owed is read first; without `wait`, only what has
+        arrived: a worker still finishing (or short of CPU) is not waited for."""
         if not self.alive or not self._lock.acquire(blocking=False):
             return False
         try:
-            while self.owed:
+            while self.owed and (wait or self.poll()):
                 if _is_final(self.receive()):
                     self.owed -= 1
-        except OSError:
+        except (OSError, EOFError):
+            self._lock.release()
+            return False
+        if self.owed:
             self._lock.release()
             return False
         return True
@@ -284,9 +345,14 @@ class ScanWorker:
         and `task` hold); reports come back until a final one."""
         self._send(NAMES + pickle.dumps((spec, task)), [dir_fd])
 
-    def send_stop(self) -> None:
-        """End the subtree walk in progress (its final report still comes)."""
-        self._send(STOP, [])
+    def send_stop(self, task: int) -> None:
+        """End the subtree walk `task`, in progress or queued (its final report comes)."""
+        self._send(STOP + _TASK.pack(task), [])
+
+    def new_task(self) -> int:
+        """An id for a subtree walk, never used before by this worker."""
+        self.tasks_sent += 1
+        return self.tasks_sent
 
     def _send(self, body: bytes, fds: list[int]) -> None:
         assert self._sock is not None

@@ -108,7 +108,7 @@ def search_names(
     last: tuple[str, ...] | None = None  # the last match
     helper = None
     shareable = budget.clock is time.monotonic and budget.max_entries is None
-    if worker is not None and shareable and worker.acquire():
+    if worker is not None and shareable and worker.acquire(wait=False):
         spec = (pattern, deny, replace(filters, ignore_layers=()))
         helper = SplitWalk(worker, spec, budget, max_results, found.__len__)
     try:

@@ -1,12 +1,15 @@
 """One name search on two cores: the search worker walks subtrees ahead of this walk.
 
-`search_names` walks in this process as always; between directories (`pump`) a free
-worker is handed the first subtree not yet walked of the shallowest open directory that
-has two or more left (not the directory being listed: its subdirectories are small and
-next). The walk goes on; when it reaches a handed-over subtree (`reached`) it takes what
-the worker reported: all of it when the worker is done, else the part reported so far,
-and walks the rest itself while the worker takes another subtree. So neither process
-waits for the other, and the answer is the one a single process gives:
+`search_names` walks in this process as always; between directories (`pump`) the worker
+is handed subtrees not yet walked, up to `QUEUED` at a time so it never waits for the
+next: the second left of an open directory (the walk does the first meanwhile), from
+the shallowest directory when the search looks long (nothing matched yet, or few matches
+for its result limit) and from the deepest otherwise, so a page that ends soon is
+helped near where it ends. The walk goes on; when it reaches a handed-over subtree
+(`reached`) it takes what the worker reported: all of it when the worker is done, else
+the part reported so far, and walks the rest itself (the worker stops that subtree and
+goes on with the next). So the walk never waits for the worker, and the answer is the
+one a single process gives:
 
 - the worker walks by the same code and rules (`search.subtree_names`), from a directory
   descriptor opened here beneath the confined start (`O_NOFOLLOW`), so it can reach
@@ -16,8 +19,10 @@ waits for the other, and the answer is the one a single process gives:
 - a directory reached twice (a bind mount) is skipped where a single walk would skip it:
   if a subtree the worker walked holds a directory this walk already entered, its report
   is dropped and the subtree is walked here;
-- the worker stops at the walk's deadline and after a few milliseconds when told to
-  (STOP); if it dies, what it reported is kept and the rest is walked here.
+- the worker stops at the walk's deadline, and within half a millisecond when told to
+  (STOP); if it dies, what it reported is kept and the rest is walked here;
+- a worker still finishing an earlier search's subtrees (or short of CPU on a busy
+  machine) is not waited for: the search runs in this process alone.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from mcp_fileserver.files.walk import Budget, Frame, Kind, Shared
 if TYPE_CHECKING:
     from mcp_fileserver.files.scan_worker import ScanWorker
 
-POLL_EVERY = 8  # directories between reads of the worker's reports while it is busy
+POLL_EVERY = 2  # directories between reads of the worker's reports while it is busy
+QUEUED = 2  # subtrees handed over at once: the worker starts the next without waiting
 FIRST_AFTER = 256  # entries walked before a subtree is handed over while nothing matched
 LONG_WALK = 20_000  # entries still to walk above which the largest subtrees are handed over
 
@@ -75,8 +81,7 @@ class SplitWalk:
         self.budget = budget
         self.max_results = max_results
         self.found = found  # how many matches the search holds so far
-        self.busy: _Subtree | None = None  # the subtree whose final report is due
-        self.stopping = False  # STOP sent for `busy`
+        self.due: list[_Subtree] = []  # handed over, final report still to come (in order)
         self.tasks: dict[int, _Subtree] = {}
         self.countdown = 0
         self.lost = False
@@ -87,13 +92,13 @@ class SplitWalk:
         """Read the worker's reports now and then; hand it a subtree when it is free."""
         if self.lost:
             return
-        if self.busy is not None:
+        if self.due:
             self.countdown -= 1
             if self.countdown > 0:
                 return
             self.countdown = POLL_EVERY
             self._read()
-            if self.busy is not None or self.lost:
+            if len(self.due) >= QUEUED or self.lost:
                 return
         self._hand_over(stack)
 
@@ -106,9 +111,7 @@ class SplitWalk:
             self._read()
         if not sub.final:  # walk the rest here; the worker moves on
             sub.abandoned = True
-            if sub is self.busy and not self.stopping:
-                self._send(self.worker.send_stop)
-                self.stopping = True
+            self._stop(sub)
         if sub.key in seen:  # entered before: a single walk skips it here
             return Shared([], 0, None, True)
         if not seen.isdisjoint(sub.keys):
@@ -144,7 +147,7 @@ class SplitWalk:
             return
         try:
             st = os.fstat(fd)
-            sub = _Subtree(len(self.tasks), (st.st_dev, st.st_ino))
+            sub = _Subtree(self.worker.new_task(), (st.st_dev, st.st_ino))
             rel = (*frame.rel, name)
             cap = need
             task = (
@@ -160,7 +163,8 @@ class SplitWalk:
             os.close(fd)
         self.tasks[sub.task] = sub
         frame.delegated[index] = sub
-        self.busy, self.stopping, self.countdown = sub, False, POLL_EVERY
+        self.due.append(sub)
+        self.countdown = POLL_EVERY
 
     def _read(self) -> None:
         """Take in every report that has arrived (never waits)."""
@@ -183,8 +187,7 @@ class SplitWalk:
             sub.done = done
         if final:
             sub.final = True
-            if sub is self.busy:
-                self.busy = None
+            self.due.remove(sub)
 
     def _send(self, send: Callable[[], None]) -> bool:
         try:
@@ -194,20 +197,22 @@ class SplitWalk:
             return False
         return True
 
+    def _stop(self, sub: _Subtree) -> None:
+        if not self.lost:
+            self._send(lambda: self.worker.send_stop(sub.task))
+
     def _lose(self) -> None:
         """The worker died: nothing more comes; what it reported stands."""
         self.lost = True
-        self.busy = None
+        self.due.clear()
 
     def close(self) -> None:
         """Stop the walk in progress and give the worker back (its final report is read
         and dropped by the next search that takes it)."""
-        owed = 0
-        if self.busy is not None and not self.lost:
-            if not self.stopping:
-                self._send(self.worker.send_stop)
-            owed = 0 if self.lost else 1
-        self.worker.release(owed)
+        for sub in self.due:
+            if not sub.abandoned:
+                self._stop(sub)
+        self.worker.release(0 if self.lost else len(self.due))
 
 
 def _second_left(frame: Frame) -> int:

@@ -163,21 +163,28 @@ def test_the_answer_has_what_the_tree_has(alone: FileService, shared: FileServic
     assert not any("/t2/s4/l1/" in p for p in paths)  # an ignored directory
 
 
+@pytest.mark.parametrize("when", ["_hand_over", "_take"])
 def test_a_worker_killed_mid_walk_loses_nothing(
-    alone: FileService, shared: FileService, splits: Splits, monkeypatch: pytest.MonkeyPatch
+    alone: FileService, shared: FileService, monkeypatch: pytest.MonkeyPatch, when: str
 ) -> None:
+    """Killed right after the first subtree is handed over, or after its first report."""
     worker = shared.scan_worker
     assert worker is not None
-    hand_over = walk_split.SplitWalk._hand_over
+    step = getattr(walk_split.SplitWalk, when)
+    killed = Counter[str]()
 
-    def kill_on_the_third(self: walk_split.SplitWalk, stack: Any) -> None:
-        hand_over(self, stack)
-        if len(self.tasks) == 3:
+    def then_kill(self: walk_split.SplitWalk, arg: Any) -> None:
+        step(self, arg)
+        if not killed:
             os.kill(worker.pid, signal.SIGKILL)
+            killed["worker"] += 1
 
-    monkeypatch.setattr(walk_split.SplitWalk, "_hand_over", kill_on_the_third)
-    assert all_pages(shared, "*.py") == all_pages(alone, "*.py")
-    assert splits["handed over"] >= 3
+    monkeypatch.setattr(walk_split.SplitWalk, when, then_kill)
+    for _ in range(50):  # a report may not have come yet when a walk ends
+        assert all_pages(shared, "*.py") == all_pages(alone, "*.py")
+        if killed:
+            break
+    assert killed["worker"] == 1
     assert all_pages(shared, "*") == all_pages(alone, "*")  # in this process from now on
     assert worker.dead
 
@@ -187,19 +194,20 @@ def test_a_directory_the_walk_entered_before_is_walked_here(
 ) -> None:
     """A subtree the worker walked that holds a directory this walk already entered (as a
     bind mount would make it) is dropped and walked here, by the single walk's rules."""
-    take = walk_split.SplitWalk._take
+    reached = walk_split.SplitWalk.reached
     dropped = Counter[str]()
 
-    def with_a_seen_directory(self: walk_split.SplitWalk, report: tuple[Any, ...]) -> None:
-        take(self, report)
-        sub = self.tasks.get(report[0])
-        if sub is not None and sub.task % 2 == 0:
+    def with_a_seen_directory(self: walk_split.SplitWalk, frame: Any, index: int, keys: Any) -> Any:
+        sub = frame.delegated.get(index)
+        if sub is not walk_split._UNOPENED and dropped["reached"] % 2 == 0:
             sub.keys.append(start_key)  # the walk's start: entered first
             dropped["subtrees"] += 1
+        dropped["reached"] += 1
+        return reached(self, frame, index, keys)
 
     st = os.stat(shared.confinement.roots[0].path)
     start_key = (st.st_dev, st.st_ino)
-    monkeypatch.setattr(walk_split.SplitWalk, "_take", with_a_seen_directory)
+    monkeypatch.setattr(walk_split.SplitWalk, "reached", with_a_seen_directory)
     assert all_pages(shared, "*") == all_pages(alone, "*")
     assert dropped["subtrees"] > 0 and splits["walked here"] > 0
 
