@@ -80,7 +80,7 @@ class FilesSettings(_Section):
     max_search_results: int = Field(1000, ge=1)
     max_search_bytes: int = Field(4096 * MiB, ge=1)
     max_parallel_walks: int = Field(1, ge=1, le=64)
-    # Content searches read and match in a second process too (files/scan_worker.py).
+    # Searches read, match and walk in a second process too (scan_worker.py, walk_split.py).
     search_worker: bool = True
     deny_patterns: tuple[str, ...] | None = None
     extra_deny_patterns: tuple[str, ...] = ()

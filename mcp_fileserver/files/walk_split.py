@@ -131,7 +131,8 @@ class SplitWalk:
         need = max(self.max_results - found, 0)
         # Entries still to walk: the matches needed at the rate they have come so far.
         ahead = need * budget.visited / found if found else float("inf")
-        frames = stack[:-1] if ahead > LONG_WALK else reversed(stack[:-1])
+        inner = stack[:-1] if ahead > LONG_WALK else stack[-2::-1]
+        frames = (*inner, stack[-1])  # the directory being listed last: its subtrees are next
         for frame in frames:
             if len(frame.rel) + 1 < budget.max_depth:  # else the walk does not enter them
                 index = _second_left(frame)

@@ -159,6 +159,17 @@ def test_server_forks_a_sandboxed_worker_off_stdout(tree: Path, tmp_path: Path) 
                 "pattern": NEEDLE}}  # fmt: skip
         first = _rpc(proc, 2, "tools/call", call)["result"]["structuredContent"]
         assert sorted((m["path"], m["line"]) for m in first["matches"]) == expected(tree)
+        arguments: dict[str, object] = {"path": str(tree), "pattern": "f*5.txt", "max_results": 7}
+        paths: list[str] = []
+        for msg_id in range(100, 200):  # pages of a name search the worker walks a part of
+            names = {"name": "search_files", "arguments": arguments}
+            page = _rpc(proc, msg_id, "tools/call", names)["result"]["structuredContent"]
+            paths.extend(m["path"] for m in page["matches"])
+            if page["next_cursor"] is None:
+                break
+            arguments["cursor"] = page["next_cursor"]
+        files = sorted(str(p) for p in tree.rglob("f*5.txt"))
+        assert paths == files and len(files) == FILES // 10
         (worker,) = _children(proc.pid)
         with open(f"/proc/{worker}/status") as fh:
             status = fh.read()
