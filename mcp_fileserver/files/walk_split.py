@@ -217,20 +217,22 @@ class SplitWalk:
 
 
 def _second_left(frame: Frame) -> int:
-    """The second subdirectory of `frame` neither walked nor handed over yet, or -1.
+    """A subdirectory of `frame` neither walked nor handed over yet, or -1: the first one
+    with more such before it than handed-over ones.
 
-    Not the first: the walk gets there next, and would take over a subtree the worker
-    has only begun. While the walk does the first, the worker does the second; it is
-    then usually done when the walk gets there, and takes the fourth while the walk does
-    the third: equal shares, little duplicated, never far ahead of the walk (a search
-    that stops at its result limit wastes little)."""
+    Never the first left: the walk gets there next, and would take over a subtree the
+    worker has only begun. So the walk and the worker take turns: while the walk does
+    one subtree the worker does the next, which is then usually done when the walk gets
+    there; equal shares, little done twice, never far ahead of the walk (a search that
+    stops at its result limit wastes little)."""
     dirs, delegated = frame.dirs, frame.delegated
-    first = True
+    left = handed = 0
     for i in range(bisect.bisect_left(dirs, frame.pos), len(dirs)):
         index = dirs[i]
         if index in delegated:
-            continue
-        if not first:
+            handed += 1
+        elif left > handed:
             return index
-        first = False
+        else:
+            left += 1
     return -1

@@ -12,6 +12,7 @@ directory reached twice, a short deadline and a cancellation lose nothing either
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -185,8 +186,12 @@ def test_a_worker_killed_mid_walk_loses_nothing(
         if killed:
             break
     assert killed["worker"] == 1
-    assert all_pages(shared, "*") == all_pages(alone, "*")  # in this process from now on
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(worker.pid, 0)  # gone for sure (the search may have noticed already)
+    assert all_pages(shared, "*") == all_pages(alone, "*")
+    shared.search_file_contents(".", "x")  # a content search waits for what it is owed
     assert worker.dead
+    assert all_pages(shared, "*.md") == all_pages(alone, "*.md")  # in this process now
 
 
 def test_a_directory_the_walk_entered_before_is_walked_here(
