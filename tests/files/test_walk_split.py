@@ -242,3 +242,23 @@ def test_a_cancelled_shared_search_stops_and_frees_the_worker(
     page = shared.search_files_data(".", "*", cancel=cancel)
     assert page["stopped_by"] == "cancelled" and page["next_cursor"] is not None
     assert all_pages(shared, "*.md") == all_pages(alone, "*.md")  # the worker is free again
+
+
+def test_a_stalled_worker_is_never_waited_for(alone: FileService, shared: FileService) -> None:
+    """A worker that gets no CPU (here: stopped) delays no search: subtrees handed to it
+    are walked here when the walk gets there, and later searches run alone until what
+    it owes has come; then it serves again."""
+    worker = shared.scan_worker
+    assert worker is not None
+    os.kill(worker.pid, signal.SIGSTOP)
+    try:
+        for pattern in ("*", "*.py", "f1*"):
+            assert all_pages(shared, pattern, max_results=50) == all_pages(
+                alone, pattern, max_results=50
+            )
+        assert worker.owed > 0  # the stopped subtrees' last reports
+    finally:
+        os.kill(worker.pid, signal.SIGCONT)
+    found = shared.search_file_contents(".", "x")  # waits for what it is owed
+    assert worker.owed == 0 and not worker.dead and found.matches
+    assert all_pages(shared, "*.md") == all_pages(alone, "*.md")
