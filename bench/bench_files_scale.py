@@ -310,14 +310,25 @@ def measure(
 ) -> tuple[str, dict[str, Any]]:
     config = write_files_config(base, root)
     ours_argv = [str(INSTALLED_COMMAND), "--config", str(config)]
+    # The same server with its search worker off: what one process does (names rows).
+    alone_config = base / "alone.toml"
+    alone_text = config.read_text().replace("[files]\n", "[files]\nsearch_worker = false\n", 1)
+    alone_config.write_text(alone_text.replace('/audit"', '/audit-alone"'))
+    assert "search_worker = false" in alone_text and "audit-alone" in alone_config.read_text()
+    alone_argv = [str(INSTALLED_COMMAND), "--config", str(alone_config)]
     node_argv = [node(), str(npm_package_entry(NODE_FS, "dist/index.js")), str(root)]
     rg = shutil.which("rg") or "rg"
     rg_base = [rg, "-j1", "--hidden", "--no-require-git", "-g", "!.git", "-n", "--no-heading"]
     prune = ["(", "-path", str(root / ".git"), "-o", "-path", str(root / "build"), ")", "-prune"]
     rows: list[list[object]] = []
     data: dict[str, Any] = {}
-    with Server(ours_argv, env=ours_env()) as ours, Server(node_argv, env=child_env()) as nd:
+    with (
+        Server(ours_argv, env=ours_env()) as ours,
+        Server(alone_argv, env=ours_env()) as alone,
+        Server(node_argv, env=child_env()) as nd,
+    ):
         ours.initialize()
+        alone.initialize()
         nd.initialize()
 
         def content_row(label: str, pattern: str, regex: bool) -> None:
@@ -358,17 +369,25 @@ def measure(
             find_argv = ["find", str(root), *prune, "-o", "-name", glob, "-print"]
             found = run(find_argv).splitlines()
             assert len(got) == len(found), (label, len(got), len(found))
+            assert ours_all_pages(alone, "search_files", args) == got
             t = interleaved(
                 {
                     "ours": (
                         lambda a=args: ours_all_pages(ours, "search_files", a),
                         server_cpu(ours),
                     ),
+                    "one process": (
+                        lambda a=args: ours_all_pages(alone, "search_files", a),
+                        server_cpu(alone),
+                    ),
                     "find": (lambda f=find_argv: run(f), children_cpu),
                 },
                 reps,
             )
-            _row(rows, data, f"search_files {label} `{glob}` ({len(got)} paths)", t, "find", 1.5)
+            name = f"search_files {label} `{glob}` ({len(got)} paths)"
+            _row(rows, data, name, {k: t[k] for k in ("ours", "find")}, "find", 1.5)
+            lone = {k: t[k] for k in ("one process", "find")}
+            _row(rows, data, f"{name}, search worker off", lone, "find", 1.5)
 
         if "names" in only:
             floor_n = [sys.executable, "-c", FLOOR_WALK, str(root), "names", "mod0001*.py"]

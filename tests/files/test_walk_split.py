@@ -60,6 +60,9 @@ def make_tree(root: Path) -> Path:
     (root / "t2" / "link").symlink_to(root / "t3", target_is_directory=True)  # not followed
     (root / "t3" / "s5" / "loop").symlink_to(root, target_is_directory=True)
     (root / "t4" / "s0" / "l0" / "l0x").mkdir()  # a directory inside a leaf-ish one
+    odd = os.fsencode(root / "t0" / "s1") + b"/f1 new\nline \xff\xfe.py"  # not UTF-8
+    with open(odd, "w") as fh:
+        fh.write("x")
     return root
 
 
@@ -125,11 +128,13 @@ def shared(
     service.scan_worker.stop()
 
 
-def all_pages(service: FileService, pattern: str, **kwargs: Any) -> list[dict[str, Any]]:
+def all_pages(
+    service: FileService, pattern: str, path: str = ".", **kwargs: Any
+) -> list[dict[str, Any]]:
     pages: list[dict[str, Any]] = []
     cursor = None
     while len(pages) < 5000:
-        page = service.search_files_data(".", pattern, cursor=cursor, **kwargs)
+        page = service.search_files_data(path, pattern, cursor=cursor, **kwargs)
         pages.append({k: v for k, v in page.items() if k != "next_cursor"})
         pages[-1]["more"] = page["next_cursor"] is not None
         cursor = page["next_cursor"]
@@ -146,6 +151,9 @@ def test_shared_search_answers_as_one_process(
         for include_ignored in (False, True):
             kwargs = {"max_results": max_results, "include_ignored": include_ignored}
             assert all_pages(shared, pattern, **kwargs) == all_pages(alone, pattern, **kwargs)
+    for path, exclude in ((".", ["l1", "t2/s*"]), ("t1", []), ("t2/s4", ["*.txt"])):
+        kwargs = {"max_results": max_results, "exclude_patterns": exclude, "path": path}
+        assert all_pages(shared, "*", **kwargs) == all_pages(alone, "*", **kwargs)
     assert splits["handed over"] > 20 and splits["entries"] > 200
     assert splits["done"] > 0 and splits["partial"] > 0  # both ways back were taken
     assert shared.scan_worker is not None and not shared.scan_worker.dead
@@ -156,7 +164,7 @@ def test_the_answer_has_what_the_tree_has(alone: FileService, shared: FileServic
     paths = [m["path"] for p in all_pages(shared, "*") for m in p["matches"]]
     assert paths == [m["path"] for p in all_pages(alone, "*") for m in p["matches"]]
     names = {p.rsplit("/", 1)[-1] for p in paths}
-    assert {"keep.log", "z.py", "link", "loop", "l0x"} <= names
+    assert {"keep.log", "z.py", "link", "loop", "l0x", "f1 new\nline \udcff\udcfe.py"} <= names
     assert not names & {".env", "id_rsa", "server.pem", "f2.log", "build"}
     assert not any("/link/" in p or "/loop/" in p for p in paths)  # symlinks not entered
     assert not any(p.endswith("/t1/s0/l0/f1.md") for p in paths)  # t1's .gitignore
