@@ -59,6 +59,7 @@ _HEADER = struct.Struct("!I")
 CONTENT, NAMES, STOP = b"C", b"N", b"S"
 WORKER_NICE = 5  # the worker yields to the server (and others) when CPUs are scarce
 _TASK = struct.Struct("!Q")  # a STOP names the subtree walk it ends
+BELL_CHECK_S = 1.0  # a sleeping worker looks at its socket this often (a closed end: exit)
 MAX_FRAME = 64 << 20  # a reply is at most cap matches of 500 characters per file
 REPLY_TIMEOUT_S = 30.0  # a worker silent this long is treated as dead
 
@@ -111,7 +112,7 @@ def scan_small(
 # -- the worker process ------------------------------------------------------------------
 
 
-def _serve(sock: socket.socket, secret: SecretContent | None) -> None:
+def _serve(sock: socket.socket, bell: int, secret: SecretContent | None) -> None:
     """The worker's loop: one request at a time, in order, until the server goes away.
 
     A batch gets one reply. A subtree walk gets reports until a final one; requests that
@@ -123,7 +124,7 @@ def _serve(sock: socket.socket, secret: SecretContent | None) -> None:
     queue: deque[_Request] = deque()
     stopped: set[int] = set()  # subtree walks stopped before they began
     while True:
-        request = queue.popleft() if queue else _read_request(sock)
+        request = queue.popleft() if queue else _read_request(sock, bell)
         if request is None:
             return
         kind, body, fds = request
@@ -157,8 +158,11 @@ def _serve(sock: socket.socket, secret: SecretContent | None) -> None:
 _Request = tuple[bytes, bytes, list[int]]  # kind, body, descriptors
 
 
-def _read_request(sock: socket.socket) -> _Request | None:
-    """The next request (blocks), or None when the server closed its end."""
+def _read_request(sock: socket.socket, bell: int = -1) -> _Request | None:
+    """The next request (waits for it on the `bell`, if any), or None when the server
+    closed its end."""
+    if bell >= 0:
+        _wait_for(sock, bell)
     head, fds, _flags, _addr = socket.recv_fds(sock, _HEADER.size, 256)
     if not head:
         return None
@@ -170,6 +174,21 @@ def _read_request(sock: socket.socket) -> _Request | None:
             os.close(fd)
         raise
     return request[:1], request[1:], fds
+
+
+def _wait_for(sock: socket.socket, bell: int) -> None:
+    """Sleep until the socket has something to read, woken by the server's bell.
+
+    Waiting on the socket itself, the worker was woken as a socket wakes a reader: a
+    synchronous wakeup, which the kernel serves on the waker's core, where the worker
+    then waited behind the server's busy thread (up to ~10 ms) while the other core
+    idled. An eventfd's wakeup is not synchronous: the worker runs on a free core at
+    once. The socket is also checked every second, so a server that went away without
+    a word (its end closed) is noticed."""
+    while not select.select([sock], [], [], 0)[0]:
+        if select.select([bell], [], [], BELL_CHECK_S)[0]:
+            with contextlib.suppress(BlockingIOError):
+                os.eventfd_read(bell)
 
 
 def _walk_names(
@@ -247,9 +266,10 @@ def _no_wakeup_preemption() -> None:
         os.nice(WORKER_NICE)
 
 
-def _child_main(sock: socket.socket, keep: int, secret: SecretContent | None) -> None:
+def _child_main(sock: socket.socket, bell: int, secret: SecretContent | None) -> None:
     """Set up the forked worker: no stdin/stdout, no inherited descriptors but its own
-    socket and stderr, no collector, no Ctrl-C (the server decides when it ends)."""
+    socket, its bell and stderr, no collector, no Ctrl-C (the server decides when it
+    ends)."""
     code = 0
     try:
         gc.disable()
@@ -260,9 +280,12 @@ def _child_main(sock: socket.socket, keep: int, secret: SecretContent | None) ->
         os.dup2(devnull, 1)  # stdout belongs to the MCP protocol, never to the worker
         limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         top = limit if 0 < limit < (1 << 20) else 65536
-        os.closerange(3, keep)
-        os.closerange(keep + 1, top)
-        _serve(sock, secret)
+        low = 3
+        for keep in sorted({sock.fileno(), bell} - {-1}):
+            os.closerange(low, keep)
+            low = keep + 1
+        os.closerange(low, top)
+        _serve(sock, bell, secret)
     except (EOFError, OSError):
         pass  # the server closed its end or went away
     except BaseException:  # the worker must end here, never return
@@ -281,6 +304,7 @@ class ScanWorker:
     def __init__(self, secret: SecretContent | None = None) -> None:
         self._secret = secret
         self._sock: socket.socket | None = None
+        self._bell = -1  # an eventfd rung after each request (Linux), see `_wait_for`
         self._pid = 0
         self._lock = threading.Lock()
         self._buf = bytearray()
@@ -303,33 +327,42 @@ class ScanWorker:
         if self._sock is not None or not hasattr(os, "fork"):
             return
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        bell = _new_bell()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:  # the worker
             parent.close()
-            _child_main(child, child.fileno(), self._secret)
+            _child_main(child, bell, self._secret)
         child.close()
         self._pid = pid
         self._sock = parent
+        self._bell = bell
 
-    def acquire(self, wait: bool = True) -> bool:
+    def acquire(self, owed_at_most: int | None = None) -> bool:
         """Take the worker for one search, or False (busy or gone: search in-process).
 
-        What an earlier search left owed is read first; without `wait`, only what has
-        arrived: a worker still finishing (or short of CPU) is not waited for."""
+        What an earlier search left owed is read first, waiting for all of it; with
+        `owed_at_most`, only what has arrived is read, and the worker is taken if at most
+        that much is still owed (the caller drops it as it comes, `settle`): a worker
+        still finishing an earlier search's work (or short of CPU) is not waited for."""
         if not self.alive or not self._lock.acquire(blocking=False):
             return False
+        wait = owed_at_most is None
         try:
             while self.owed and (wait or self.poll()):
-                if _is_final(self.receive()):
-                    self.owed -= 1
+                self.settle(self.receive())
         except (OSError, EOFError):
             self._lock.release()
             return False
-        if self.owed:
+        if self.owed > (owed_at_most or 0):
             self._lock.release()
             return False
         return True
+
+    def settle(self, reply: object) -> None:
+        """Drop a reply an earlier search left owed."""
+        if _is_final(reply):
+            self.owed -= 1
 
     def release(self, owed: int) -> None:
         """Give the worker back; `owed`: final replies still to come (read and dropped by
@@ -369,6 +402,12 @@ class ScanWorker:
         except OSError:
             self._died()
             raise
+        self._ring()
+
+    def _ring(self) -> None:
+        if self._bell >= 0:
+            with contextlib.suppress(OSError):
+                os.eventfd_write(self._bell, 1)
 
     def poll(self) -> bool:
         """Whether a whole reply is waiting (reads what has arrived, never blocks)."""
@@ -418,14 +457,6 @@ class ScanWorker:
             raise OSError("search worker sent a report where a batch reply was due")
         return reply
 
-    def receive_report(self) -> tuple[Any, ...]:
-        """The next reply, which must be a subtree walk's report."""
-        reply = self.receive()
-        if not isinstance(reply, tuple):
-            self._died()
-            raise OSError("search worker sent a batch reply where a report was due")
-        return reply
-
     def _complete(self) -> bool:
         if len(self._buf) < _HEADER.size:
             return False
@@ -453,9 +484,20 @@ class ScanWorker:
         if self._sock is not None:
             with contextlib.suppress(OSError):
                 self._sock.close()
+            self._ring()  # it wakes, finds the socket closed and exits
             with contextlib.suppress(OSError):
                 os.waitpid(self._pid, 0)
         self.dead = True
+
+
+def _new_bell() -> int:
+    """A non-blocking eventfd to wake the worker by (Linux), or -1: it waits on its socket."""
+    if not hasattr(os, "eventfd"):
+        return -1
+    try:
+        return os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+    except OSError:
+        return -1
 
 
 def _is_final(reply: object) -> bool:

@@ -50,7 +50,7 @@ from mcp_fileserver.files.walk import (
     open_file_in,
     segments,
 )
-from mcp_fileserver.files.walk_split import SplitWalk
+from mcp_fileserver.files.walk_split import QUEUED, SplitWalk
 
 SCAN_BLOCK = 1 << 20  # bytes read at once from a large file
 BATCH_FILES = 64  # files per batch (the worker's unit of work)
@@ -108,7 +108,7 @@ def search_names(
     last: tuple[str, ...] | None = None  # the last match
     helper = None
     shareable = budget.clock is time.monotonic and budget.max_entries is None
-    if worker is not None and shareable and worker.acquire(wait=False):
+    if worker is not None and shareable and worker.acquire(owed_at_most=QUEUED):
         spec = (pattern, deny, replace(filters, ignore_layers=()))
         helper = SplitWalk(worker, spec, budget, max_results, found.__len__)
     try:

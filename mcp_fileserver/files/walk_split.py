@@ -168,10 +168,16 @@ class SplitWalk:
         self.countdown = POLL_EVERY
 
     def _read(self) -> None:
-        """Take in every report that has arrived (never waits)."""
+        """Take in every report that has arrived (never waits); what an earlier search
+        left owed (its stopped subtrees' last reports) is dropped."""
+        worker = self.worker
         try:
-            while self.worker.poll():
-                self._take(self.worker.receive_report())
+            while worker.poll():
+                reply = worker.receive()
+                if isinstance(reply, tuple) and reply[0] in self.tasks:
+                    self._take(reply)
+                else:
+                    worker.settle(reply)
         except (OSError, EOFError):
             self._lose()
 
@@ -213,7 +219,7 @@ class SplitWalk:
         for sub in self.due:
             if not sub.abandoned:
                 self._stop(sub)
-        self.worker.release(0 if self.lost else len(self.due))
+        self.worker.release(0 if self.lost else len(self.due))  # with any still owed before
 
 
 def _second_left(frame: Frame) -> int:

@@ -73,7 +73,7 @@ def test_worker_answers_as_one_process_does(tree: Path, service: FileService) ->
     assert [(m.path, m.line) for m in found.matches] == sorted(
         (m.path, m.line) for m in found.matches
     )
-    assert service.scan_worker.batches_sent > 10  # the worker did share the work
+    assert service.scan_worker.batches_sent >= 3  # the worker did share the work
     alone = FileService.from_settings(
         make_settings(allow=[tree], log_dir=tree.parent / "logs"), Method.OPENAT2
     )
