@@ -11,6 +11,8 @@ from typing import Any
 import jsonschema
 import pytest
 from fastmcp import Client
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mcp_fileserver.files import answers, models
 from tests.audit.helpers import SECRET, audit_settings
@@ -209,3 +211,30 @@ async def test_a_tree_as_deep_as_the_walk_allows_is_one_valid_answer(tmp_path: P
     assert tree[-1]["expanded"] is False and tree[-2]["expanded"] is True
     lines = _text(result).splitlines()
     assert lines[-1] == "  " * 255 + "d/"
+
+
+_AWKWARD = st.sampled_from(['"', " ", "/", "@", "\n", "\x00", "\x7f", "\x85", "\u2028", "\u2029",
+                            "é", "\u2027", "\u202a", "€", "\udc80", "a", "."])  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(_AWKWARD, max_size=6) | st.text(max_size=6), max_size=8))
+def test_names_of_a_page_are_each_name(texts: list[str]) -> None:
+    """The page-wide check (one byte scan for line breaks) decides as `name` does,
+    whatever the names hold: controls, U+0085, U+2028/9 and their UTF-8 neighbours,
+    quotes, spaces, markers, lone surrogates."""
+    assert answers.names(texts) == [answers.name(t) for t in texts]
+
+
+def test_a_page_of_search_matches_reads_one_line_per_match() -> None:
+    matches = [
+        {"path": "/r/a.py", "type": "file"},
+        {"path": "/r/pkg", "type": "directory"},
+        {"path": "/r/link", "type": "symlink"},
+        {"path": "/r/odd\u2028name", "type": "file"},
+        {"path": "/r/ends in space ", "type": "file"},
+    ]
+    text = answers.file_search({"matches": matches, "stopped_by": None})
+    assert text.split("\n") == [
+        "/r/a.py", "/r/pkg/", "/r/link@", '"/r/odd\u2028name"', '"/r/ends in space "',
+    ]  # fmt: skip
