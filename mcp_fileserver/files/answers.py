@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mcp_fileserver.files import models
+from mcp_fileserver.files.walk import MAX_WALK_DEPTH
 
 _MARKERS = {"directory": "/", "symlink": "@", "file": "", "other": ""}
 
@@ -100,17 +101,33 @@ def directory_listing(result: models.DirectoryListing) -> str:
 def directory_tree(result: Mapping[str, Any]) -> str:
     """One line per entry, indented two spaces per level below the tree's root. Takes
     the tree as plain data of `models.DirectoryTree` (service.directory_tree builds no
-    model per entry)."""
-    lines = [
-        "  " * e["path"].count("/") + _entry(e["path"].rpartition("/")[2], e["type"], e["size"])
-        for e in result["tree"]
-    ]
+    model per entry). Written for trees of 100,000 entries: one `names` pass, then one
+    f-string per entry (a call of `_entry` per entry cost half again as much)."""
+    tree = result["tree"]
+    labels = names([e["path"].rpartition("/")[2] for e in tree])
+    try:
+        lines = [
+            f"{_INDENTS[e['path'].count('/')]}{label}  {e['size']}"
+            if e["type"] == "file"
+            else f"{_INDENTS[e['path'].count('/')]}{label}{_NOT_FILE[e['type']]}"
+            for e, label in zip(tree, labels, strict=True)
+        ]
+    except IndexError:  # deeper than any walk goes: indent the long way
+        lines = [
+            "  " * e["path"].count("/") + _entry(e["path"].rpartition("/")[2], e["type"], e["size"])
+            for e in tree
+        ]
     if result["stopped_by"] is not None:
         lines.append(
             f"[stopped by {result['stopped_by']} after {result['entries']} entries"
             + _continue(result.get("next_cursor"))
         )
     return "\n".join(lines) or "[empty directory]"
+
+
+# The indent of each depth a walk reaches, and what follows a name that is not a file.
+_INDENTS = ["  " * depth for depth in range(MAX_WALK_DEPTH + 1)]
+_NOT_FILE = {"directory": "/", "symlink": "@", "other": "  (special file)"}
 
 
 def _continue(cursor: str | None) -> str:

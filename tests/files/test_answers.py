@@ -238,3 +238,31 @@ def test_a_page_of_search_matches_reads_one_line_per_match() -> None:
     assert text.split("\n") == [
         "/r/a.py", "/r/pkg/", "/r/link@", '"/r/odd\u2028name"', '"/r/ends in space "',
     ]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(
+                st.text(_AWKWARD, min_size=1, max_size=4).filter(lambda n: "/" not in n),
+                min_size=1,
+                max_size=4,
+            ),
+            st.sampled_from(["file", "directory", "symlink", "other"]),
+            st.integers(0, 10**12),
+        ),
+        max_size=8,
+    )
+)
+def test_a_tree_reads_one_indented_entry_per_line(
+    entries: list[tuple[list[str], str, int]],
+) -> None:
+    """The page-wide tree text is, line for line, each entry's indent and `_entry`."""
+    tree = [{"path": "/".join(parts), "type": kind, "size": size} for parts, kind, size in entries]
+    text = answers.directory_tree({"tree": tree, "stopped_by": None, "entries": len(tree)})
+    expected = [
+        "  " * (len(parts) - 1) + answers._entry(parts[-1], kind, size)  # type: ignore[arg-type]
+        for parts, kind, size in entries
+    ]
+    assert text == ("\n".join(expected) or "[empty directory]")
