@@ -23,7 +23,8 @@ Touch points:
   `tools/list` with jsonref, and through it requests) finds nothing to do;
 - `message_stream_pair`, `parse_message`, `session_message`, `dump_message`: what the
   SDK's stdio transport does with a line, for our own transport (stdio.py); a response
-  is written by orjson, byte for byte what `model_dump_json` writes for its plain data;
+  is written by orjson (`wire_bytes`), byte for byte what `model_dump_json` writes for
+  its plain data;
   `receive_ready` takes the answers already waiting on a session stream (one write);
 - `json_tool_result`: a `ToolResult` made with `model_construct` (the fields
   `to_mcp_result` reads), skipping its serialize-and-parse of structured content that is
@@ -98,6 +99,7 @@ __all__ = [
     "serve_session",
     "session_message",
     "skip_unrecorded_spans",
+    "wire_bytes",
 ]
 
 R = TypeVar("R", bound=Refusal)
@@ -436,22 +438,27 @@ _ORJSON_PLAIN_ONLY = (
 
 def dump_message(item: SessionMessage) -> str:
     """The wire form of an outgoing message, as the SDK's stdio transport writes it
-    (`model_dump_json(by_alias=True, exclude_unset=True)`). A response, whose result
-    the SDK has made plain JSON data, is written by orjson: the same bytes (strings,
-    floats and integers are spelled alike; tests/core/test_framework.py) at about a
-    fifth of the cost for a page of 1,000 matches. Anything orjson would spell its own
-    way (dates, subclasses, integers beyond 64 bits, lone surrogates) raises there and
-    takes the pydantic path."""
+    (`model_dump_json(by_alias=True, exclude_unset=True)`)."""
+    return wire_bytes(item).decode()
+
+
+def wire_bytes(item: SessionMessage) -> bytes:
+    """`dump_message` as UTF-8 bytes, what stdout takes: no decode and encode again of
+    a 10 MB answer. A response, whose result the SDK has made plain JSON data, is
+    written by orjson: the same bytes (strings, floats and integers are spelled alike;
+    tests/core/test_framework.py) at about a fifth of the cost for a page of 1,000
+    matches. Anything orjson would spell its own way (dates, subclasses, integers
+    beyond 64 bits, lone surrogates) raises there and takes the pydantic path."""
     message = item.message
     if type(message) is JSONRPCResponse:
         try:
             return orjson.dumps(
                 {"jsonrpc": message.jsonrpc, "id": message.id, "result": message.result},
                 option=_ORJSON_PLAIN_ONLY,
-            ).decode()
+            )
         except TypeError:  # orjson.JSONEncodeError
             pass
-    return message.model_dump_json(by_alias=True, exclude_unset=True)
+    return message.model_dump_json(by_alias=True, exclude_unset=True).encode()
 
 
 def lifespan(mcp: FastMCP) -> AbstractAsyncContextManager[Any]:

@@ -356,6 +356,7 @@ def test_a_response_line_is_what_pydantic_writes(result: dict[str, Any]) -> None
         message = JSONRPCResponse(jsonrpc="2.0", id=request_id, result=result)
         want = message.model_dump_json(by_alias=True, exclude_unset=True)
         assert framework.dump_message(framework.session_message(message)) == want
+        assert framework.wire_bytes(framework.session_message(message)) == want.encode()
 
 
 def test_a_response_pydantic_cannot_write_fails_as_before() -> None:

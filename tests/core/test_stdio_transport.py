@@ -237,10 +237,10 @@ def test_answers_ready_together_leave_in_one_write_in_order() -> None:
 
     class RecordingWriter:
         def __init__(self) -> None:
-            self.writes: list[str] = []
+            self.writes: list[bytes] = []
 
-        async def write(self, text: str) -> None:
-            self.writes.append(text)
+        async def write(self, data: bytes) -> None:
+            self.writes.append(data)
 
         async def flush(self) -> None:
             pass
@@ -249,7 +249,7 @@ def test_answers_ready_together_leave_in_one_write_in_order() -> None:
         return
         yield
 
-    async def scenario() -> list[str]:
+    async def scenario() -> list[bytes]:
         import anyio
 
         out = RecordingWriter()
@@ -263,7 +263,7 @@ def test_answers_ready_together_leave_in_one_write_in_order() -> None:
         return out.writes
 
     writes = asyncio.run(scenario())
-    lines = "".join(writes).splitlines()
+    lines = b"".join(writes).splitlines()
     assert [json.loads(line)["id"] for line in lines] == [0, 1, 2]
     assert len(writes) < 3, writes
 
