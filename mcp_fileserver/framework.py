@@ -79,6 +79,7 @@ from mcp_types import (
 )
 from opentelemetry import trace
 from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticSerializationError
 
 from mcp_fileserver.errors import Refusal, UnknownTool
 
@@ -458,7 +459,21 @@ def wire_bytes(item: SessionMessage) -> bytes:
             )
         except TypeError:  # orjson.JSONEncodeError
             pass
-    return message.model_dump_json(by_alias=True, exclude_unset=True).encode()
+    try:
+        return message.model_dump_json(by_alias=True, exclude_unset=True).encode()
+    except PydanticSerializationError:
+        return _escaping_lone_surrogates(message)
+
+
+def _escaping_lone_surrogates(message: Any) -> bytes:
+    """`message` as JSON whose strings may hold lone surrogates: a file name that is not
+    UTF-8 comes from the disk with one (`os.fsdecode`), neither orjson nor pydantic
+    writes it, and the failed write stopped the whole server. Each is written as its
+    JSON escape (`"x\\udcffy.md"`): the answer arrives and the server keeps serving."""
+    data = message.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    # A lone surrogate can only stand inside a JSON string: its `\\uXXXX` is its escape.
+    return text.encode("utf-8", "backslashreplace")
 
 
 def lifespan(mcp: FastMCP) -> AbstractAsyncContextManager[Any]:

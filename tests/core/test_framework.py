@@ -7,6 +7,7 @@ the startup self-check must refuse to serve when the audit would stop seeing cal
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -359,10 +360,15 @@ def test_a_response_line_is_what_pydantic_writes(result: dict[str, Any]) -> None
         assert framework.wire_bytes(framework.session_message(message)) == want.encode()
 
 
-def test_a_response_pydantic_cannot_write_fails_as_before() -> None:
+def test_a_lone_surrogate_is_written_as_its_escape() -> None:
+    """A name that is not UTF-8 (a lone surrogate after `os.fsdecode`) is spelled by
+    neither orjson nor pydantic: the line carries its JSON escape, valid UTF-8 that
+    reads back as the same string, the rest of the message as before."""
     from mcp_types import JSONRPCResponse
-    from pydantic_core import PydanticSerializationError
 
-    message = JSONRPCResponse(jsonrpc="2.0", id=1, result={"lone surrogate": "\udc80"})
-    with pytest.raises(PydanticSerializationError):
-        framework.dump_message(framework.session_message(message))
+    result = {"path": "x\udcffy.md", "name": "é", "nan": float("nan"), "n": [1, 2.5]}
+    message = JSONRPCResponse(jsonrpc="2.0", id=1, result=result)
+    line = framework.wire_bytes(framework.session_message(message))
+    assert b"x\\udcffy.md" in line and "é".encode() in line
+    assert json.loads(line.decode("utf-8"))["result"] == {**result, "nan": None}
+    assert framework.dump_message(framework.session_message(message)) == line.decode()
