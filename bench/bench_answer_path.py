@@ -30,7 +30,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import INSTALLED_COMMAND, markdown_table, ours_env, report, toml_str, write_config
+from common import (
+    INSTALLED_COMMAND,
+    markdown_table,
+    ours_env,
+    process_cpu_seconds,
+    report,
+    toml_str,
+    write_config,
+)
 from rpc import Server
 
 MULTI_FILES = 50
@@ -148,11 +156,17 @@ def main() -> None:
             srv.initialize()
         for label, tool, tool_args, items, floor_call in calls:
             samples: dict[str, list[Timed]] = {name: [] for name in [*running, "floor"]}
+            cpu = dict.fromkeys(running, 0.0)  # server CPU seconds over the timed rounds
             for rep in range(args.reps + 1):  # the first round warms up
                 order = list(running.items())
                 if rep % 2:
                     order.reverse()
-                got = {name: server_pages(srv, tool, tool_args, items) for name, srv in order}
+                got = {}
+                for name, srv in order:
+                    before_cpu = process_cpu_seconds(srv.proc.pid) or 0.0
+                    got[name] = server_pages(srv, tool, tool_args, items)
+                    if rep:
+                        cpu[name] += (process_cpu_seconds(srv.proc.pid) or 0.0) - before_cpu
                 got["floor"] = floor_pages(floor_call, items)
                 if rep:
                     for name, timed in got.items():
@@ -166,11 +180,21 @@ def main() -> None:
                 per_page[name] = statistics.median(full)
             floor = per_page["floor"]
             row = [label, pages, counts["floor"]]
+            cpu_per_page = {name: cpu[name] / (pages * args.reps) for name in running}
             for name in running:
-                row += [f"{per_page[name] * 1e3:.2f}", f"{(per_page[name] - floor) * 1e3:.2f}"]
+                row += [
+                    f"{per_page[name] * 1e3:.2f}",
+                    f"{(per_page[name] - floor) * 1e3:.2f}",
+                    f"{cpu_per_page[name] * 1e3:.2f}",
+                ]
             row += [f"{floor * 1e3:.2f}"]
             rows.append(row)
-            data[label] = {"pages": pages, "items": counts["floor"], "per_page_s": per_page}
+            data[label] = {
+                "pages": pages,
+                "items": counts["floor"],
+                "per_page_s": per_page,
+                "server_cpu_per_page_s": cpu_per_page,
+            }
     finally:
         for srv in running.values():
             srv.close()
@@ -178,12 +202,14 @@ def main() -> None:
             service.scan_worker.stop()
     header = ["call", "pages", "items"]
     for name in running:
-        header += [f"{name} ms/page", f"{name} - floor"]
+        header += [f"{name} ms/page", f"{name} - floor", f"{name} server CPU ms/page"]
     header += ["floor ms/page (in-process service)"]
     body = markdown_table(header, rows) + (
         "\n\nPer page: median over the pages of every repetition (all pages but the "
         "last when there are several: the last walks the rest of the tree). `- floor`: "
-        "what the page costs beyond the same service call in this process."
+        "what the page costs beyond the same service call in this process. Server CPU: "
+        "the server process's CPU time (walk included, all pages) per page: steadier than "
+        "wall time on a shared machine."
     )
     command = "bench/bench_answer_path.py " + " ".join(sys.argv[1:])
     report("bench-answer-path", command, body, data)
