@@ -89,7 +89,14 @@ def multiple_files(result: models.MultipleFiles) -> str:
 
 
 def directory_listing(result: models.DirectoryListing) -> str:
-    lines = [_entry(e.name, e.type, e.size) for e in result.entries]
+    """One entry per line, as `_entry` writes it, for a page of up to 1,000 (one
+    `names` pass for the page)."""
+    entries = result.entries
+    labels = names([e.name for e in entries])
+    lines = [
+        f"{label}  {e.size}" if e.type == "file" else f"{label}{_NOT_FILE[e.type]}"
+        for e, label in zip(entries, labels, strict=True)
+    ]
     if result.next_offset is not None:
         lines.append(
             f"[entries {result.offset + 1}-{result.offset + len(result.entries)} of "

@@ -266,3 +266,29 @@ def test_a_tree_reads_one_indented_entry_per_line(
         for parts, kind, size in entries
     ]
     assert text == ("\n".join(expected) or "[empty directory]")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(_AWKWARD, max_size=4) | st.text(max_size=4),
+            st.sampled_from(["file", "directory", "symlink", "other"]),
+            st.integers(0, 10**12),
+        ),
+        max_size=8,
+    )
+)
+def test_a_listing_page_reads_one_entry_per_line(entries: list[tuple[str, str, int]]) -> None:
+    listing = models.DirectoryListing(
+        path="/r",
+        entries=[
+            models.DirectoryEntry(name=n, type=k, size=s, modified="2026-01-01T00:00:00Z")  # type: ignore[arg-type]
+            for n, k, s in entries
+        ],
+        offset=0,
+        total=len(entries),
+        next_offset=None,
+    )
+    expected = [answers._entry(n, k, s) for n, k, s in entries]  # type: ignore[arg-type]
+    assert answers.directory_listing(listing) == ("\n".join(expected) or "[empty directory]")
