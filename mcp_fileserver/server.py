@@ -15,6 +15,7 @@ from mcp_fileserver.framework import (
     drop_idle_dereferencing,
     inline_schema_refs,
     map_refusals,
+    pass_plain_structured_content,
     skip_unrecorded_spans,
 )
 
@@ -68,4 +69,7 @@ def build_server(settings: Settings) -> FastMCP:
     # (nothing left to dereference) and the attributes of spans no SDK records.
     drop_idle_dereferencing(mcp)
     skip_unrecorded_spans()
+    # Large answers (a page of 1,000 matches, a tree) are plain JSON data already: the
+    # SDK shapes their envelope without dumping them twice more (issue 19).
+    pass_plain_structured_content()
     return mcp

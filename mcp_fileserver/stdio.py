@@ -43,7 +43,6 @@ from fastmcp.server.context import reset_transport, set_transport
 from mcp_fileserver.errors import ConfigError
 from mcp_fileserver.framework import (
     FrameworkChanged,
-    dump_message,
     lifespan,
     message_stream_pair,
     parse_message,
@@ -51,6 +50,7 @@ from mcp_fileserver.framework import (
     self_check,
     serve_session,
     session_message,
+    wire_bytes,
 )
 from mcp_fileserver.jsonrpc_errors import protocol_errors, too_large
 
@@ -302,10 +302,10 @@ class PipeWriter(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._can_write.set()
 
-    async def write(self, text: str) -> None:
+    async def write(self, data: str | bytes) -> None:
         if self._lost is not None or self._transport is None or self._transport.is_closing():
             raise BrokenPipeError("stdout closed")
-        self._transport.write(text.encode("utf-8"))
+        self._transport.write(data.encode("utf-8") if isinstance(data, str) else data)
 
     async def flush(self) -> None:
         if not self._can_write.is_set():
@@ -401,8 +401,9 @@ class BlockingWriter:
     def __init__(self, fd: int) -> None:
         self._fd = fd
 
-    async def write(self, text: str) -> None:
-        await anyio.to_thread.run_sync(_write_all, self._fd, text.encode("utf-8"))
+    async def write(self, data: str | bytes) -> None:
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+        await anyio.to_thread.run_sync(_write_all, self._fd, raw)
 
     async def flush(self) -> None:
         return None
@@ -479,7 +480,8 @@ async def message_streams(
         async with write_out:
             async for item in write_out:
                 batch = [item, *receive_ready(write_out, WRITE_BATCH - 1)]
-                await out.write("".join(dump_message(each) + "\n" for each in batch))
+                lines = [part for each in batch for part in (wire_bytes(each), b"\n")]
+                await out.write(b"".join(lines))
                 await out.flush()
                 for each in batch:
                     if getattr(each.message, "method", None) is None:  # a response or error

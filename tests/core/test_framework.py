@@ -7,6 +7,7 @@ the startup self-check must refuse to serve when the audit would stop seeing cal
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import anyio
 import pytest
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
+from mcp_types.methods import SERVER_RESULTS
 
 from mcp_fileserver import framework, stdio
 from mcp_fileserver.errors import ConfigError, LimitExceeded, NotAllowed, Refusal
@@ -249,3 +251,124 @@ def test_every_file_answer_model_goes_out_as_a_built_one() -> None:
         built = ToolResult(content=[TextContent(type="text", text="t")], structured_content=model)
         fast = framework.json_tool_result("t", model.model_dump(mode="json"))
         assert fast.to_mcp_result() == built.to_mcp_result(), type(model).__name__
+
+
+# -- large answers: the SDK's serialization and our stdout writer ---------------------
+
+PLAIN_DATA: dict[str, Any] = {
+    "path": "/r",
+    "matches": [{"path": f'/r/é\u2028{i}\t"q\\', "type": "file"} for i in range(3)],
+    "nested": {"empty": {}, "list": [[], [1, 2.5, -0.0, 1e16, 5e-324]], "none": None},
+    "next_cursor": None,
+    "truncated": True,
+    "big": 2**64 - 1,
+}
+TOOL_CALL_VERSIONS = sorted(v for m, v in SERVER_RESULTS if m == "tools/call")
+
+
+def _runner() -> Any:
+    """A `ServerRunner` as far as `_serialize` reads one (its server)."""
+    from mcp.server.runner import ServerRunner
+
+    runner = ServerRunner.__new__(ServerRunner)
+    runner.server = FastMCP("contract")._mcp_server
+    return runner
+
+
+@pytest.mark.parametrize("version", TOOL_CALL_VERSIONS)
+def test_plain_structured_content_leaves_as_the_sdk_would_shape_it(version: str) -> None:
+    """A marked structured content skips the SDK's dumps, yet the result is the one the
+    SDK shapes for every protocol version (dropped where a version has no
+    structuredContent), and the wire line is the same."""
+    from mcp.server.runner import ServerRunner
+    from mcp.types import TextContent
+    from mcp_types import CallToolResult, JSONRPCResponse
+
+    framework.pass_plain_structured_content()
+    assert not framework.pass_plain_structured_content()  # idempotent
+    content = [TextContent(type="text", text="t")]
+    plain = CallToolResult(
+        content=content, structured_content=framework.PlainJSONObject(PLAIN_DATA)
+    )
+    built = CallToolResult(content=content, structured_content=dict(PLAIN_DATA))
+    runner = _runner()
+    got = ServerRunner._serialize(runner, "tools/call", version, plain)
+    want = ServerRunner._serialize(runner, "tools/call", version, built)
+    assert got == want and list(got) == list(want)
+    if "structuredContent" in got:
+        assert type(got["structuredContent"]) is dict
+        assert got["structuredContent"]["matches"] is PLAIN_DATA["matches"]  # not walked
+    else:
+        assert version == "2024-11-05"
+    line = framework.dump_message(
+        framework.session_message(JSONRPCResponse(jsonrpc="2.0", id=7, result=got))
+    )
+    reference = JSONRPCResponse(jsonrpc="2.0", id=7, result=want)
+    assert line == reference.model_dump_json(by_alias=True, exclude_unset=True)
+
+
+def test_fastmcp_hands_the_marked_structured_content_to_the_sdk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bypass only helps while FastMCP passes the tool's structured content on as
+    it is (`CallToolResult.structured_content` is typed Any): a real call reaches the
+    SDK's `_serialize` with the marker, and the client gets the complete answer."""
+    from mcp.server.runner import ServerRunner
+
+    from tests.conftest import in_memory_client
+
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "a.py").write_text("x\n")
+    settings = make_settings(allow=[tmp_path / "root"], log_dir=tmp_path / "audit")
+    seen: list[type] = []
+    installed = ServerRunner._serialize
+
+    def spy(self: Any, method: str, version: str, result: Any) -> dict[str, Any]:
+        if method == "tools/call":
+            seen.append(type(result.structured_content))
+        return installed(self, method, version, result)
+
+    async def scenario() -> Any:
+        async with in_memory_client(settings) as client:
+            monkeypatch.setattr(ServerRunner, "_serialize", spy)
+            return await client.call_tool("search_files", {"path": ".", "pattern": "*.py"})
+
+    result = asyncio.run(scenario())
+    assert seen == [framework.PlainJSONObject]
+    assert result.structured_content["matches"] == [
+        {"path": str(tmp_path / "root" / "a.py"), "type": "file"}
+    ]
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        {"text": "".join(chr(i) for i in range(0x3000)) + "\U0001f600"},
+        {"floats": [0.1, 1e16, 1e21, 1e22, -0.0, 5e-324, 1.7976931348623157e308, 123.456]},
+        {"ints": [0, -1, 2**63 - 1, -(2**63), 2**64 - 1], "bool": [True, False, None]},
+        {"beyond 64 bits": 2**64},  # orjson refuses: written by pydantic
+        {"nested": {"a": [{"b": {}}, []]}, "_meta": {"k": "v"}},
+    ],
+)
+def test_a_response_line_is_what_pydantic_writes(result: dict[str, Any]) -> None:
+    from mcp_types import JSONRPCResponse
+
+    for request_id in (1, "x-1"):
+        message = JSONRPCResponse(jsonrpc="2.0", id=request_id, result=result)
+        want = message.model_dump_json(by_alias=True, exclude_unset=True)
+        assert framework.dump_message(framework.session_message(message)) == want
+        assert framework.wire_bytes(framework.session_message(message)) == want.encode()
+
+
+def test_a_lone_surrogate_is_written_as_its_escape() -> None:
+    """A name that is not UTF-8 (a lone surrogate after `os.fsdecode`) is spelled by
+    neither orjson nor pydantic: the line carries its JSON escape, valid UTF-8 that
+    reads back as the same string, the rest of the message as before."""
+    from mcp_types import JSONRPCResponse
+
+    result = {"path": "x\udcffy.md", "name": "é", "nan": float("nan"), "n": [1, 2.5]}
+    message = JSONRPCResponse(jsonrpc="2.0", id=1, result=result)
+    line = framework.wire_bytes(framework.session_message(message))
+    assert b"x\\udcffy.md" in line and "é".encode() in line
+    assert json.loads(line.decode("utf-8"))["result"] == {**result, "nan": None}
+    assert framework.dump_message(framework.session_message(message)) == line.decode()

@@ -237,10 +237,10 @@ def test_answers_ready_together_leave_in_one_write_in_order() -> None:
 
     class RecordingWriter:
         def __init__(self) -> None:
-            self.writes: list[str] = []
+            self.writes: list[bytes] = []
 
-        async def write(self, text: str) -> None:
-            self.writes.append(text)
+        async def write(self, data: bytes) -> None:
+            self.writes.append(data)
 
         async def flush(self) -> None:
             pass
@@ -249,7 +249,7 @@ def test_answers_ready_together_leave_in_one_write_in_order() -> None:
         return
         yield
 
-    async def scenario() -> list[str]:
+    async def scenario() -> list[bytes]:
         import anyio
 
         out = RecordingWriter()
@@ -263,7 +263,7 @@ def test_answers_ready_together_leave_in_one_write_in_order() -> None:
         return out.writes
 
     writes = asyncio.run(scenario())
-    lines = "".join(writes).splitlines()
+    lines = b"".join(writes).splitlines()
     assert [json.loads(line)["id"] for line in lines] == [0, 1, 2]
     assert len(writes) < 3, writes
 
@@ -384,3 +384,44 @@ def test_a_cancelled_or_unanswered_request_holds_the_end_of_stdin_only_so_long()
     assert ended < 0.4  # 2 was cancelled: nothing left to wait for
     _, ended = _input_end_after(requests, [1])
     assert 0.3 < ended < 5  # 2 never answered: eof_drain_s (0.5 s here), then the end
+
+
+def test_a_file_name_that_is_not_utf8_does_not_stop_the_server(tmp_path: Path) -> None:
+    """Such a name reaches Python with a lone surrogate (`os.fsdecode`), which neither
+    orjson nor pydantic writes: the failed write of one answer used to end the server.
+    Each listing that shows it now arrives (the name escaped), and the next call is
+    served."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / os.fsdecode(b"x\xffy.md")).write_text("hi\n")
+    (root / "ok.md").write_text("hi\n")
+    calls = [
+        ("list_directory", {"path": str(root)}),
+        ("search_files", {"path": str(root), "pattern": "*.md"}),
+        ("directory_tree", {"path": str(root)}),
+        ("search_file_contents", {"path": str(root), "pattern": "hi"}),
+        ("list_allowed_directories", {}),
+    ]
+    requests = [INIT, {"jsonrpc": "2.0", "method": "notifications/initialized"}] + [
+        {"jsonrpc": "2.0", "id": n, "method": "tools/call",
+         "params": {"name": tool, "arguments": arguments}}
+        for n, (tool, arguments) in enumerate(calls, start=2)
+    ]  # fmt: skip
+    proc = subprocess.run(
+        _serve(root, tmp_path / "logs"),
+        input=b"".join(json.dumps(r).encode() + b"\n" for r in requests),
+        capture_output=True,
+        env=_env(),
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    proc.stdout.decode("utf-8")  # valid UTF-8 throughout
+    replies = {r["id"]: r for r in map(json.loads, proc.stdout.splitlines())}
+    assert sorted(replies) == [1, *range(2, 2 + len(calls))]
+    odd = str(root / os.fsdecode(b"x\xffy.md"))
+    for n in range(2, 2 + len(calls) - 1):
+        result = replies[n]["result"]
+        assert not result.get("isError"), result
+        assert "x\udcffy.md" in json.dumps(result, ensure_ascii=False), result
+    matches = replies[3]["result"]["structuredContent"]["matches"]
+    assert {"path": odd, "type": "file"} in matches

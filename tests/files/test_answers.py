@@ -11,6 +11,8 @@ from typing import Any
 import jsonschema
 import pytest
 from fastmcp import Client
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mcp_fileserver.files import answers, models
 from tests.audit.helpers import SECRET, audit_settings
@@ -209,3 +211,84 @@ async def test_a_tree_as_deep_as_the_walk_allows_is_one_valid_answer(tmp_path: P
     assert tree[-1]["expanded"] is False and tree[-2]["expanded"] is True
     lines = _text(result).splitlines()
     assert lines[-1] == "  " * 255 + "d/"
+
+
+_AWKWARD = st.sampled_from(['"', " ", "/", "@", "\n", "\x00", "\x7f", "\x85", "\u2028", "\u2029",
+                            "é", "\u2027", "\u202a", "€", "\udc80", "a", "."])  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(_AWKWARD, max_size=6) | st.text(max_size=6), max_size=8))
+def test_names_of_a_page_are_each_name(texts: list[str]) -> None:
+    """The page-wide check (one byte scan for line breaks) decides as `name` does,
+    whatever the names hold: controls, U+0085, U+2028/9 and their UTF-8 neighbours,
+    quotes, spaces, markers, lone surrogates."""
+    assert answers.names(texts) == [answers.name(t) for t in texts]
+
+
+def test_a_page_of_search_matches_reads_one_line_per_match() -> None:
+    matches = [
+        {"path": "/r/a.py", "type": "file"},
+        {"path": "/r/pkg", "type": "directory"},
+        {"path": "/r/link", "type": "symlink"},
+        {"path": "/r/odd\u2028name", "type": "file"},
+        {"path": "/r/ends in space ", "type": "file"},
+    ]
+    text = answers.file_search({"matches": matches, "stopped_by": None})
+    assert text.split("\n") == [
+        "/r/a.py", "/r/pkg/", "/r/link@", '"/r/odd\u2028name"', '"/r/ends in space "',
+    ]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(
+                st.text(_AWKWARD, min_size=1, max_size=4).filter(lambda n: "/" not in n),
+                min_size=1,
+                max_size=4,
+            ),
+            st.sampled_from(["file", "directory", "symlink", "other"]),
+            st.integers(0, 10**12),
+        ),
+        max_size=8,
+    )
+)
+def test_a_tree_reads_one_indented_entry_per_line(
+    entries: list[tuple[list[str], str, int]],
+) -> None:
+    """The page-wide tree text is, line for line, each entry's indent and `_entry`."""
+    tree = [{"path": "/".join(parts), "type": kind, "size": size} for parts, kind, size in entries]
+    text = answers.directory_tree({"tree": tree, "stopped_by": None, "entries": len(tree)})
+    expected = [
+        "  " * (len(parts) - 1) + answers._entry(parts[-1], kind, size)  # type: ignore[arg-type]
+        for parts, kind, size in entries
+    ]
+    assert text == ("\n".join(expected) or "[empty directory]")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(_AWKWARD, max_size=4) | st.text(max_size=4),
+            st.sampled_from(["file", "directory", "symlink", "other"]),
+            st.integers(0, 10**12),
+        ),
+        max_size=8,
+    )
+)
+def test_a_listing_page_reads_one_entry_per_line(entries: list[tuple[str, str, int]]) -> None:
+    listing = models.DirectoryListing(
+        path="/r",
+        entries=[
+            models.DirectoryEntry(name=n, type=k, size=s, modified="2026-01-01T00:00:00Z")  # type: ignore[arg-type]
+            for n, k, s in entries
+        ],
+        offset=0,
+        total=len(entries),
+        next_offset=None,
+    )
+    expected = [answers._entry(n, k, s) for n, k, s in entries]  # type: ignore[arg-type]
+    assert answers.directory_listing(listing) == ("\n".join(expected) or "[empty directory]")
