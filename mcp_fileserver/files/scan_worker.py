@@ -232,7 +232,7 @@ def _walk_names(
 
     if task_id in stopped:
         stopped.discard(task_id)
-        reports: Iterator[tuple[Any, ...]] = iter([(True, False, [], 0, None, [])])
+        reports: Iterator[tuple[Any, ...]] = iter([(True, False, "", "", [], 0, None, [])])
     else:
         reports = subtree_names(fd, spec, task[1:], interrupted)
     for report in reports:

@@ -64,8 +64,11 @@ CHECK_S = 0.0005  # and looks for a STOP this often
 
 
 class NameMatch(NamedTuple):  # a tuple: made once per match, a frozen dataclass cost more
-    rel: tuple[str, ...]
+    path: str  # below the search's start, components joined by `/` (no name holds one)
     kind: Kind
+
+
+KIND_CODES: dict[str, Kind] = {k[0]: k for k in ("file", "directory", "symlink", "other")}
 
 
 class LineMatch(NamedTuple):
@@ -105,7 +108,7 @@ def search_names(
     test = _name_test(pattern)
     literal = _glob_literal(pattern)
     found: list[NameMatch] = []
-    last: tuple[str, ...] | None = None  # the last match
+    last: str | None = None  # the last match
     helper = None
     shareable = budget.clock is time.monotonic and budget.max_entries is None
     if worker is not None and shareable and worker.acquire(owed_at_most=QUEUED):
@@ -118,23 +121,27 @@ def search_names(
         ):  # fmt: skip
             shared = seg.shared
             if shared is not None:
-                for rel, kind, visited in shared.found:
-                    if len(found) >= max_results:
-                        assert last is not None
-                        budget.visited += visited - shared.visited  # as counted up to it
-                        return found, "max_results", Position(last)
-                    last = rel
-                    found.append(NameMatch(rel, kind))
+                paths, room = shared.paths, max_results - len(found)
+                found.extend(
+                    map(NameMatch, paths[:room], map(KIND_CODES.__getitem__, shared.kinds[:room]))
+                )
+                if paths:
+                    last = found[-1].path if found else None
+                if len(paths) > room:  # stopped at the match after the room left
+                    assert last is not None
+                    budget.visited += shared.counts[room] - shared.visited  # counted up to it
+                    return found, "max_results", Position(tuple(last.split("/")))
                 continue
             hits = _hits(seg, test, literal)
             if not hits:
                 continue
-            rel, names, entries = seg.rel, seg.names, seg.entries
+            names, entries = seg.names, seg.entries
+            lead = "/".join(seg.rel) + "/" if seg.rel else ""
             for i in hits:
                 if len(found) >= max_results:
                     assert last is not None
-                    return found, "max_results", Position(last)
-                last = (*rel, names[i])
+                    return found, "max_results", Position(tuple(last.split("/")))
+                last = lead + names[i]
                 found.append(NameMatch(last, kind_of_entry(entries[i])))
     finally:
         if helper is not None:
@@ -156,15 +163,12 @@ def _hits(seg: Segment, test: Callable[[list[str]], Iterator[object]], literal: 
 
 
 # A subtree walk's report to the server (walk_split.py): final, done, the matches since
-# the last report as (path, kind, entries counted up to it), the entries counted, the last
-# of them, and the directories entered since the last report.
+# the last report (their paths joined by NUL, which no name holds; their kinds' first
+# letters; the entries counted up to each), the entries counted, the last of them, and
+# the directories entered since the last report. Strings, not a tuple per match: the
+# server reads a page of matches in one piece.
 Report = tuple[
-    bool,
-    bool,
-    list[tuple[tuple[str, ...], Kind, int]],
-    int,
-    tuple[tuple[str, ...], str] | None,
-    list[tuple[int, int]],
+    bool, bool, str, str, list[int], int, tuple[tuple[str, ...], str] | None, list[tuple[int, int]]
 ]
 
 
@@ -201,7 +205,9 @@ def subtree_names(
     budget = Budget(timeout_s=deadline - clock(), max_depth=max_depth)
     entered = _EnteredDirs()
     sent = 1  # the subtree itself is entered first: the server counts it
-    found: list[tuple[tuple[str, ...], Kind, int]] = []
+    paths: list[str] = []
+    kinds: list[str] = []
+    counts: list[int] = []
     total = 0
     slice_end, check_at = clock() + REPORT_S, clock() + CHECK_S
     for seg in segments(
@@ -209,26 +215,39 @@ def subtree_names(
         rel=rel, bases_clear=bases_clear, seen=entered,
     ):  # fmt: skip
         hits = _hits(seg, test, literal)
-        for i in hits:
-            path = (*seg.rel, seg.names[i])
-            found.append((path, kind_of_entry(seg.entries[i]), budget.visited))
-            total += 1
-            if total > cap:  # the server stops in these: no need to go on
-                last = (seg.rel, path[-1])
-                yield True, False, found, budget.visited, last, entered.order[sent:]
-                return
+        if hits:
+            lead = "/".join(seg.rel) + "/"
+            names, entries = seg.names, seg.entries
+            for i in hits:
+                paths.append(lead + names[i])
+                kinds.append(kind_of_entry(entries[i])[0])
+                counts.append(budget.visited)
+                total += 1
+                if total > cap:  # the server stops in these: no need to go on
+                    last = (seg.rel, names[i])
+                    yield (
+                        True, False, "\0".join(paths), "".join(kinds), counts, budget.visited,
+                        last, entered.order[sent:],
+                    )  # fmt: skip
+                    return
         now = clock()
         if now >= check_at:  # told to stop: report where this ended, at once
             check_at = now + CHECK_S
             stop = interrupted()
             if stop or now >= slice_end:
-                yield stop, False, found, budget.visited, budget.last, entered.order[sent:]
+                yield (
+                    stop, False, "\0".join(paths), "".join(kinds), counts, budget.visited,
+                    budget.last, entered.order[sent:],
+                )  # fmt: skip
                 if stop:
                     return
-                found, sent = [], len(entered.order)
+                paths, kinds, counts, sent = [], [], [], len(entered.order)
                 slice_end = now + REPORT_S
     done = budget.stopped is None
-    yield True, done, found, budget.visited, budget.last, entered.order[sent:]
+    yield (
+        True, done, "\0".join(paths), "".join(kinds), counts, budget.visited, budget.last,
+        entered.order[sent:],
+    )  # fmt: skip
 
 
 def _name_test(pattern: str) -> Callable[[list[str]], Iterator[object]]:

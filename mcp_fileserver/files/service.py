@@ -344,7 +344,7 @@ class FileService:
             return {
                 "path": prefix,
                 "pattern": pattern,
-                "matches": [{"path": f"{prefix}/{'/'.join(m.rel)}", "type": m.kind} for m in found],
+                "matches": [{"path": f"{prefix}/{m.path}", "type": m.kind} for m in found],
                 "truncated": stopped is not None,
                 "stopped_by": stopped,
                 "next_cursor": self.cursors.encode(query, resume) if resume is not None else None,

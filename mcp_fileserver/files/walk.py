@@ -252,10 +252,13 @@ class Segment:
 
 class Shared(NamedTuple):
     """What another process found walking a subtree (or the first part of one) by the
-    same rules: name matches as (path, kind, entries counted up to it), the entries it
+    same rules: name matches (their paths below the walk's start joined by `/`, the
+    first letters of their kinds, the entries counted up to each), the entries it
     counted, the last of them, and whether it walked the whole subtree."""
 
-    found: list[tuple[tuple[str, ...], Kind, int]]
+    paths: list[str]
+    kinds: str
+    counts: list[int]
     visited: int
     last: tuple[tuple[str, ...], str] | None
     done: bool

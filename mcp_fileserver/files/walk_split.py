@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mcp_fileserver.files.confine import DIR_FLAGS
-from mcp_fileserver.files.walk import Budget, Frame, Kind, Shared
+from mcp_fileserver.files.walk import Budget, Frame, Shared
 
 if TYPE_CHECKING:
     from mcp_fileserver.files.scan_worker import ScanWorker
@@ -48,12 +48,17 @@ LONG_WALK = 20_000  # entries still to walk above which the largest subtrees are
 class _Subtree:
     """A subtree handed to the worker and what it has reported of it."""
 
-    __slots__ = ("abandoned", "done", "final", "found", "key", "keys", "last", "task", "visited")
+    __slots__ = (
+        "abandoned", "counts", "done", "final", "key", "keys", "kinds", "last", "paths", "task",
+        "visited",
+    )  # fmt: skip
 
     def __init__(self, task: int, key: tuple[int, int]) -> None:
         self.task = task
         self.key = key  # (st_dev, st_ino) of its directory
-        self.found: list[tuple[tuple[str, ...], Kind, int]] = []
+        self.paths: list[str] = []
+        self.kinds = ""
+        self.counts: list[int] = []
         self.visited = 0
         self.last: tuple[tuple[str, ...], str] | None = None
         self.keys: list[tuple[int, int]] = []  # directories the worker entered in it
@@ -113,13 +118,13 @@ class SplitWalk:
             sub.abandoned = True
             self._stop(sub)
         if sub.key in seen:  # entered before: a single walk skips it here
-            return Shared([], 0, None, True)
+            return Shared([], "", [], 0, None, True)
         if not seen.isdisjoint(sub.keys):
             return None  # it holds a directory entered before: walk it here
         seen.update(sub.keys)
         if sub.done:
             seen.add(sub.key)
-        return Shared(sub.found, sub.visited, sub.last, sub.done)
+        return Shared(sub.paths, sub.kinds, sub.counts, sub.visited, sub.last, sub.done)
 
     # -- the worker -------------------------------------------------------------------
 
@@ -182,12 +187,15 @@ class SplitWalk:
             self._lose()
 
     def _take(self, report: tuple[Any, ...]) -> None:
-        task, final, done, found, visited, last, keys = report
+        task, final, done, paths, kinds, counts, visited, last, keys = report
         sub = self.tasks.get(task)
         if sub is None:
             return
         if not sub.abandoned:
-            sub.found.extend(found)
+            if paths:
+                sub.paths.extend(paths.split("\0"))
+                sub.kinds += kinds
+                sub.counts.extend(counts)
             sub.visited = visited
             sub.last = last
             sub.keys.extend(keys)
