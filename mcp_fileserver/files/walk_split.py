@@ -2,14 +2,14 @@
 
 `search_names` walks in this process as always; between directories (`pump`) the worker
 is handed subtrees not yet walked, up to `QUEUED` at a time so it never waits for the
-next: the second left of an open directory (the walk does the first meanwhile), from
-the shallowest directory when the search looks long (nothing matched yet, or few matches
-for its result limit) and from the deepest otherwise, so a page that ends soon is
-helped near where it ends. The walk goes on; when it reaches a handed-over subtree
-(`reached`) it takes what the worker reported: all of it when the worker is done, else
-the part reported so far, and walks the rest itself (the worker stops that subtree and
-goes on with the next). So the walk never waits for the worker, and the answer is the
-one a single process gives:
+next. The walk and the worker take turns among the subdirectories of an open directory
+(`_second_left`), from the shallowest directory when the search looks long (nothing
+matched yet, or few matches for its result limit) and from the deepest otherwise, so a
+page that ends soon is helped near where it ends. The walk goes on; when it reaches a
+handed-over subtree (`reached`) it takes what the worker reported: all of it when the
+worker is done, else the part reported so far, and walks the rest itself (the worker
+stops that subtree and goes on with the next). So the walk never waits for the worker,
+and the answer is the one a single process gives:
 
 - the worker walks by the same code and rules (`search.subtree_names`), from a directory
   descriptor opened here beneath the confined start (`O_NOFOLLOW`), so it can reach
