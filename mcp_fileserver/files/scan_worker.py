@@ -341,16 +341,20 @@ class ScanWorker:
     def acquire(self, owed_at_most: int | None = None) -> bool:
         """Take the worker for one search, or False (busy or gone: search in-process).
 
-        What an earlier search left owed is read first, waiting for all of it; with
-        `owed_at_most`, only what has arrived is read, and the worker is taken if at most
-        that much is still owed (the caller drops it as it comes, `settle`): a worker
-        still finishing an earlier search's work (or short of CPU) is not waited for."""
+        What an earlier search left owed is read first, waiting for all of it. With
+        `owed_at_most`, the worker is taken if at most that much is owed (the caller takes
+        or drops it as it comes, `settle`), else after reading only what has arrived: a
+        worker still finishing an earlier search's work (or short of CPU) is not waited
+        for."""
         if not self.alive or not self._lock.acquire(blocking=False):
             return False
-        wait = owed_at_most is None
         try:
-            while self.owed and (wait or self.poll()):
-                self.settle(self.receive())
+            if owed_at_most is None:
+                while self.owed:
+                    self.settle(self.receive())
+            elif self.owed > owed_at_most:
+                while self.owed and self.poll():
+                    self.settle(self.receive())
         except (OSError, EOFError):
             self._lock.release()
             return False

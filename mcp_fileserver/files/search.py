@@ -50,7 +50,7 @@ from mcp_fileserver.files.walk import (
     open_file_in,
     segments,
 )
-from mcp_fileserver.files.walk_split import QUEUED, SplitWalk
+from mcp_fileserver.files.walk_split import QUEUED, Leftovers, SplitWalk
 
 SCAN_BLOCK = 1 << 20  # bytes read at once from a large file
 BATCH_FILES = 64  # files per batch (the worker's unit of work)
@@ -95,6 +95,8 @@ def search_names(
     max_results: int,
     after: Position | None = None,
     worker: ScanWorker | None = None,
+    leftovers: Leftovers | None = None,
+    query: str = "",
 ) -> tuple[list[NameMatch], str | None, Position | None]:
     """Entries whose name matches the glob `pattern`, at any depth, like `find -name`.
 
@@ -104,7 +106,8 @@ def search_names(
     joined names first, so most directories cost one substring search; only matches
     cost any Python. With a `worker` (free, and the budget on the real clock), subtrees
     ahead of this walk are walked there at the same time (walk_split.py); the answer is
-    the one a single process gives."""
+    the one a single process gives. `leftovers` keeps what it walked ahead of this page
+    for the next page of the same `query`."""
     test = _name_test(pattern)
     literal = _glob_literal(pattern)
     found: list[NameMatch] = []
@@ -113,7 +116,7 @@ def search_names(
     shareable = budget.clock is time.monotonic and budget.max_entries is None
     if worker is not None and shareable and worker.acquire(owed_at_most=QUEUED):
         spec = (pattern, deny, replace(filters, ignore_layers=()))
-        helper = SplitWalk(worker, spec, budget, max_results, found.__len__)
+        helper = SplitWalk(worker, spec, budget, max_results, found.__len__, leftovers, query)
     try:
         for seg in segments(
             start_fd, deny=deny, budget=budget, filters=filters,
@@ -162,13 +165,22 @@ def _hits(seg: Segment, test: Callable[[list[str]], Iterator[object]], literal: 
     return list(compress(range(len(names)), test(names)))
 
 
-# A subtree walk's report to the server (walk_split.py): final, done, the matches since
+# A subtree walk's report to the server (walk_split.py): final, done (None: stopped at the
+# match after `cap`, which the server stops at, so only the page it was for uses it), the
+# matches since
 # the last report (their paths joined by NUL, which no name holds; their kinds' first
 # letters; the entries counted up to each), the entries counted, the last of them, and
 # the directories entered since the last report. Strings, not a tuple per match: the
 # server reads a page of matches in one piece.
 Report = tuple[
-    bool, bool, str, str, list[int], int, tuple[tuple[str, ...], str] | None, list[tuple[int, int]]
+    bool,
+    bool | None,
+    str,
+    str,
+    list[int],
+    int,
+    tuple[tuple[str, ...], str] | None,
+    list[tuple[int, int]],
 ]
 
 
@@ -224,9 +236,9 @@ def subtree_names(
                 counts.append(budget.visited)
                 total += 1
                 if total > cap:  # the server stops in these: no need to go on
-                    last = (seg.rel, names[i])
+                    last = (seg.rel, names[i])  # the count is its whole segment's: done None
                     yield (
-                        True, False, "\0".join(paths), "".join(kinds), counts, budget.visited,
+                        True, None, "\0".join(paths), "".join(kinds), counts, budget.visited,
                         last, entered.order[sent:],
                     )  # fmt: skip
                     return

@@ -32,6 +32,7 @@ from mcp_fileserver.files.cursor import CursorCodec, Position, query_key
 from mcp_fileserver.files.denylist import DenyList
 from mcp_fileserver.files.scan_worker import ScanWorker
 from mcp_fileserver.files.secret_content import SecretContent
+from mcp_fileserver.files.walk_split import Leftovers
 
 Progress = Callable[[int], None]
 _KINDS = {stat.S_IFREG: "file", stat.S_IFDIR: "directory", stat.S_IFLNK: "symlink"}
@@ -59,6 +60,7 @@ class FileService:
         # A second process for content searches, forked when the server starts serving
         # (scan_worker.start_workers, after the sandbox); until then searches run here.
         self.scan_worker = ScanWorker(self.secret_content) if limits.search_worker else None
+        self.name_leftovers = Leftovers()  # what a name search's worker walked ahead
 
     @classmethod
     def from_settings(cls, settings: Settings, method: Method | None = None) -> FileService:
@@ -339,6 +341,8 @@ class FileService:
                 max_results=limit,
                 after=after,
                 worker=self.scan_worker,
+                leftovers=self.name_leftovers,
+                query=query,
             )
             prefix = d.path
             return {

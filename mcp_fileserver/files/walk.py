@@ -267,7 +267,10 @@ class Shared(NamedTuple):
 class Helper(Protocol):
     """A second process sharing one walk (walk_split.py): between directories `pump`
     hands it subtrees of open frames (recorded in `Frame.delegated`); `reached` gives back
-    what it found in one when the walk gets there: None walks it here."""
+    what it found in one when the walk gets there: None walks it here. `listed` sees
+    each frame as it opens (subtrees walked for an earlier page may be marked there)."""
+
+    def listed(self, frame: Frame) -> None: ...
 
     def pump(self, stack: list[Frame]) -> None: ...
 
@@ -417,6 +420,8 @@ def segments(
     seen.add((st.st_dev, st.st_ino))
     listed = _list_dir(start_fd, rel, deny, filters, filters.ignore_layers, bases_clear)
     stack = [Frame(start_fd, rel, listed, after or None, inclusive)]
+    if helper is not None:
+        helper.listed(stack[0])
     max_depth = budget.max_depth
     take = budget.take
     pending: list[Segment] = []  # ancestors of `after`, shown if an entry below them follows
@@ -481,6 +486,8 @@ def segments(
             listed = _list_dir(fd, rel, deny, filters, frame.layers, name not in frame.matched)
             if resume or True in listed[2]:
                 stack.append(Frame(fd, rel, listed, resume, inclusive))
+                if helper is not None:
+                    helper.listed(stack[-1])
                 continue
             try:  # no subdirectory (most directories): its entries at once, without a frame
                 entries, names = listed[0], listed[1]

@@ -30,6 +30,7 @@ from __future__ import annotations
 import bisect
 import os
 import pickle
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
 POLL_EVERY = 2  # directories between reads of the worker's reports while it is busy
 QUEUED = 2  # subtrees handed over at once: the worker starts the next without waiting
+LEFTOVER_S = 2.0  # how long the next page may take a subtree the worker walked ahead
 FIRST_AFTER = 256  # entries walked before a subtree is handed over while nothing matched
 LONG_WALK = 20_000  # entries still to walk above which the largest subtrees are handed over
 
@@ -49,13 +51,18 @@ class _Subtree:
     """A subtree handed to the worker and what it has reported of it."""
 
     __slots__ = (
-        "abandoned", "counts", "done", "final", "key", "keys", "kinds", "last", "paths", "task",
-        "visited",
+        "abandoned", "adopted", "capped", "counts", "done", "earlier", "final", "key", "keys",
+        "kinds", "last", "paths", "reached", "rel", "stopping", "task", "time", "visited",
     )  # fmt: skip
 
-    def __init__(self, task: int, key: tuple[int, int]) -> None:
+    def __init__(
+        self, task: int, key: tuple[int, int], rel: tuple[str, ...] = (), time: float = 0.0
+    ) -> None:
         self.task = task
         self.key = key  # (st_dev, st_ino) of its directory
+        self.rel = rel  # its path below the walk's start
+        self.time = time  # when it was handed over (time.monotonic)
+        self.reached = False  # the walk got there
         self.paths: list[str] = []
         self.kinds = ""
         self.counts: list[int] = []
@@ -64,10 +71,40 @@ class _Subtree:
         self.keys: list[tuple[int, int]] = []  # directories the worker entered in it
         self.final = False  # no more reports will come
         self.done = False  # walked whole
+        self.capped = False  # stopped past the result limit: for this page only
+        self.earlier = False  # handed over for an earlier page (`Leftovers`)
         self.abandoned = False  # reached before it was done: later reports are dropped
+        self.stopping = False  # STOP sent
+        self.adopted = False  # left by an earlier page, its final report counted as owed
 
 
 _UNOPENED = _Subtree(-1, (-1, -1))  # a subdirectory that could not be opened to hand over
+
+
+class Leftovers:
+    """Subtrees the worker walked (whole, or a first part of: its last report arrives
+    later) for one page of a search that the page never reached (it stopped at its
+    result limit first): the next page of the same query takes them as if just walked,
+    for `LEFTOVER_S` seconds after they were handed over, and only where the directory is
+    still the same one (device and inode). So the worker's walk ahead of a page is not
+    lost when the page ends; the price is that a change inside such a subtree in those
+    seconds may not show on the next page, as if the walk had passed there a little
+    earlier."""
+
+    def __init__(self) -> None:
+        self.query = ""
+        self.subtrees: dict[tuple[str, ...], _Subtree] = {}
+
+    def take(self, query: str, now: float) -> dict[tuple[str, ...], _Subtree]:
+        """The subtrees left for `query` (and forget them)."""
+        subtrees, self.subtrees = self.subtrees, {}
+        if query != self.query:
+            return {}
+        return {rel: sub for rel, sub in subtrees.items() if now - sub.time <= LEFTOVER_S}
+
+    def keep(self, query: str, subtrees: list[_Subtree]) -> None:
+        self.query = query
+        self.subtrees = {sub.rel: sub for sub in subtrees}
 
 
 class SplitWalk:
@@ -80,6 +117,8 @@ class SplitWalk:
         budget: Budget,
         max_results: int,
         found: Callable[[], int],
+        leftovers: Leftovers | None = None,
+        query: str = "",
     ) -> None:
         self.worker = worker
         self.spec = pickle.dumps(spec)  # pattern, deny-list, filters: once per search
@@ -90,8 +129,32 @@ class SplitWalk:
         self.tasks: dict[int, _Subtree] = {}
         self.countdown = 0
         self.lost = False
+        self.leftovers, self.query = leftovers, query
+        self.cached = leftovers.take(query, time.monotonic()) if leftovers else {}
+        for sub in self.cached.values():
+            sub.earlier = True
+            if not sub.final:  # its reports are still to come: take them, not drop them
+                sub.adopted = True
+                self.tasks[sub.task] = sub
 
     # -- walk.Helper ------------------------------------------------------------------
+
+    def listed(self, frame: Frame) -> None:
+        """Mark the subdirectories an earlier page's worker walked whole (`Leftovers`)."""
+        cached = self.cached
+        if not cached:
+            return
+        rel, names, entries = frame.rel, frame.names, frame.entries
+        for index in frame.dirs:
+            sub = cached.get((*rel, names[index]))
+            if sub is None:
+                continue
+            try:
+                st = entries[index].stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == sub.key:
+                frame.delegated[index] = sub
 
     def pump(self, stack: list[Frame]) -> None:
         """Read the worker's reports now and then; hand it a subtree when it is free."""
@@ -112,11 +175,15 @@ class SplitWalk:
         assert isinstance(sub, _Subtree)
         if sub is _UNOPENED:
             return None
+        sub.reached = True
         if not sub.final and not self.lost:
             self._read()
         if not sub.final:  # walk the rest here; the worker moves on
             sub.abandoned = True
             self._stop(sub)
+            self._settle(sub)
+        if sub.capped and sub.earlier:
+            return None  # its count was for the page it was walked for: walk it here
         if sub.key in seen:  # entered before: a single walk skips it here
             return Shared([], "", [], 0, None, True)
         if not seen.isdisjoint(sub.keys):
@@ -153,8 +220,8 @@ class SplitWalk:
             return
         try:
             st = os.fstat(fd)
-            sub = _Subtree(self.worker.new_task(), (st.st_dev, st.st_ino))
             rel = (*frame.rel, name)
+            sub = _Subtree(self.worker.new_task(), (st.st_dev, st.st_ino), rel, time.monotonic())
             cap = need
             task = (
                 sub.task, rel, frame.layers, name not in frame.matched, cap,
@@ -199,10 +266,23 @@ class SplitWalk:
             sub.visited = visited
             sub.last = last
             sub.keys.extend(keys)
-            sub.done = done
+            sub.done = done is True
+            sub.capped = done is None
         if final:
             sub.final = True
-            self.due.remove(sub)
+            if sub in self.due:
+                self.due.remove(sub)
+            self._settle(sub)
+
+    def _settle(self, sub: _Subtree) -> None:
+        """An earlier page's subtree is no longer owed to it: its final report has come,
+        or it was abandoned here (its final report is then dropped as owed)."""
+        if sub.adopted and sub.final:
+            sub.adopted = False
+            self.worker.owed -= 1
+        elif sub.adopted and sub.abandoned:
+            sub.adopted = False
+            del self.tasks[sub.task]
 
     def _send(self, send: Callable[[], None]) -> bool:
         try:
@@ -213,7 +293,8 @@ class SplitWalk:
         return True
 
     def _stop(self, sub: _Subtree) -> None:
-        if not self.lost:
+        if not self.lost and not sub.stopping:
+            sub.stopping = True
             self._send(lambda: self.worker.send_stop(sub.task))
 
     def _lose(self) -> None:
@@ -225,9 +306,18 @@ class SplitWalk:
         """Stop the walk in progress and give the worker back (its final report is read
         and dropped by the next search that takes it)."""
         for sub in self.due:
-            if not sub.abandoned:
-                self._stop(sub)
+            self._stop(sub)
         self.worker.release(0 if self.lost else len(self.due))  # with any still owed before
+        if self.leftovers is not None:
+            ahead = {id(s): s for s in (*self.tasks.values(), *self.cached.values())}
+            self.leftovers.keep(
+                self.query,
+                [
+                    s
+                    for s in ahead.values()
+                    if not (s.reached or s.abandoned or s.capped or self.lost)
+                ],
+            )
 
 
 def _second_left(frame: Frame) -> int:

@@ -270,3 +270,61 @@ def test_a_stalled_worker_is_never_waited_for(alone: FileService, shared: FileSe
     found = shared.search_file_contents(".", "x")  # waits for what it is owed
     assert worker.owed == 0 and not worker.dead and found.matches
     assert all_pages(shared, "*.md") == all_pages(alone, "*.md")
+
+
+def test_a_page_takes_what_the_worker_walked_ahead_of_the_last(
+    alone: FileService, shared: FileService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Subtrees the worker walked beyond where a page stopped serve the next page of the
+    same query (`Leftovers`), and the pages still equal one process's."""
+    reached = walk_split.SplitWalk.reached
+    reused = Counter[str]()
+
+    def counting(self: walk_split.SplitWalk, frame: Any, index: int, keys: Any) -> Any:
+        sub = frame.delegated.get(index)
+        got = reached(self, frame, index, keys)
+        if sub is not walk_split._UNOPENED and sub.earlier and got is not None:
+            reused["subtrees"] += 1
+        return got
+
+    monkeypatch.setattr(walk_split.SplitWalk, "reached", counting)
+    for _ in range(5):
+        assert all_pages(shared, "*", max_results=40) == all_pages(alone, "*", max_results=40)
+    assert reused["subtrees"] > 0
+
+
+def test_leftovers_are_not_taken_stale_or_for_another_directory(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A subtree walked ahead is not taken once `LEFTOVER_S` has passed, for another query,
+    or where its directory was replaced: the next page walks it and sees what is there."""
+    monkeypatch.setattr(walk_split, "FIRST_AFTER", 0)
+    root = tree.parent / "leftovers"
+    make_tree(root)
+    service = new_service(root)
+    assert service.scan_worker is not None
+    service.scan_worker.start()
+    try:
+        for _ in range(20):  # until a page leaves a whole subtree behind
+            first = service.search_files_data(".", "*", max_results=30)
+            left = [s for s in service.name_leftovers.subtrees.values() if s.done]
+            if left:
+                break
+        assert left and first["next_cursor"] is not None
+        sub = left[0]
+        where = root.joinpath(*sub.rel)
+        where.rename(root / "moved-away")  # replaced: a new directory, a new file
+        where.mkdir()
+        (where / "f1-new.py").write_text("x")
+        rest = service.search_files_data(".", "*", cursor=first["next_cursor"], max_results=10**6)
+        assert any(m["path"].endswith("/f1-new.py") for m in rest["matches"])
+        # Too old, or another query: nothing is taken.
+        now = walk_split.time.monotonic()
+        service.name_leftovers.keep("q", [sub])
+        assert service.name_leftovers.take("other", now) == {}
+        service.name_leftovers.keep("q", [sub])
+        assert service.name_leftovers.take("q", sub.time + walk_split.LEFTOVER_S + 1) == {}
+        service.name_leftovers.keep("q", [sub])
+        assert service.name_leftovers.take("q", sub.time) == {sub.rel: sub}
+    finally:
+        service.scan_worker.stop()
