@@ -303,11 +303,12 @@ class SplitWalk:
         self.due.clear()
 
     def close(self) -> None:
-        """Stop the walk in progress and give the worker back (its final report is read
-        and dropped by the next search that takes it)."""
+        """Stop the walk in progress, keep what it walked ahead for the next page, and
+        give the worker back (the next search that takes it reads the reports still due:
+        the next page of this query takes them, any other search drops them). The
+        leftovers are kept before the worker is given back: only its holder uses them."""
         for sub in self.due:
             self._stop(sub)
-        self.worker.release(0 if self.lost else len(self.due))  # with any still owed before
         if self.leftovers is not None:
             ahead = {id(s): s for s in (*self.tasks.values(), *self.cached.values())}
             self.leftovers.keep(
@@ -318,6 +319,7 @@ class SplitWalk:
                     if not (s.reached or s.abandoned or s.capped or self.lost)
                 ],
             )
+        self.worker.release(0 if self.lost else len(self.due))  # with any still owed before
 
 
 def _second_left(frame: Frame) -> int:
