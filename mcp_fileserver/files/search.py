@@ -111,7 +111,6 @@ def search_names(
     test = _name_test(pattern)
     literal = _glob_literal(pattern)
     found: list[NameMatch] = []
-    last: str | None = None  # the last match
     helper = None
     shareable = budget.clock is time.monotonic and budget.max_entries is None
     if worker is not None and shareable and worker.acquire(owed_at_most=QUEUED):
@@ -128,12 +127,9 @@ def search_names(
                 found.extend(
                     map(NameMatch, paths[:room], map(KIND_CODES.__getitem__, shared.kinds[:room]))
                 )
-                if paths:
-                    last = found[-1].path if found else None
                 if len(paths) > room:  # stopped at the match after the room left
-                    assert last is not None
                     budget.visited += shared.counts[room] - shared.visited  # counted up to it
-                    return found, "max_results", Position(tuple(last.split("/")))
+                    return found, "max_results", _after_last(found)
                 continue
             hits = _hits(seg, test, literal)
             if not hits:
@@ -142,10 +138,8 @@ def search_names(
             lead = "/".join(seg.rel) + "/" if seg.rel else ""
             for i in hits:
                 if len(found) >= max_results:
-                    assert last is not None
-                    return found, "max_results", Position(tuple(last.split("/")))
-                last = lead + names[i]
-                found.append(NameMatch(last, kind_of_entry(entries[i])))
+                    return found, "max_results", _after_last(found)
+                found.append(NameMatch(lead + names[i], kind_of_entry(entries[i])))
     finally:
         if helper is not None:
             helper.close()
@@ -155,6 +149,11 @@ def search_names(
             return found, budget.stopped, Position((*parent, name))
         return found, budget.stopped, after or Position(())
     return found, None, None
+
+
+def _after_last(found: list[NameMatch]) -> Position:
+    """Where the next page starts: after the last match (no name holds a `/`)."""
+    return Position(tuple(found[-1].path.split("/")))
 
 
 def _hits(seg: Segment, test: Callable[[list[str]], Iterator[object]], literal: str) -> list[int]:
@@ -167,11 +166,10 @@ def _hits(seg: Segment, test: Callable[[list[str]], Iterator[object]], literal: 
 
 # A subtree walk's report to the server (walk_split.py): final, done (None: stopped at the
 # match after `cap`, which the server stops at, so only the page it was for uses it), the
-# matches since
-# the last report (their paths joined by NUL, which no name holds; their kinds' first
-# letters; the entries counted up to each), the entries counted, the last of them, and
-# the directories entered since the last report. Strings, not a tuple per match: the
-# server reads a page of matches in one piece.
+# matches since the last report (their paths joined by NUL, which no name holds; their
+# kinds' first letters; the entries counted up to each), the entries counted, the last of
+# them, and the directories entered since the last report. Strings, not a tuple per
+# match: the server reads a page of matches in one piece.
 Report = tuple[
     bool,
     bool | None,
@@ -222,6 +220,12 @@ def subtree_names(
     counts: list[int] = []
     total = 0
     slice_end, check_at = clock() + REPORT_S, clock() + CHECK_S
+
+    def report(final: bool, done: bool | None, last: tuple[tuple[str, ...], str] | None) -> Report:
+        """What was found since the last report."""
+        found = "\0".join(paths), "".join(kinds), counts
+        return (final, done, *found, budget.visited, last, entered.order[sent:])
+
     for seg in segments(
         fd, deny=deny, budget=budget, filters=replace(filters, ignore_layers=layers),
         rel=rel, bases_clear=bases_clear, seen=entered,
@@ -236,30 +240,20 @@ def subtree_names(
                 counts.append(budget.visited)
                 total += 1
                 if total > cap:  # the server stops in these: no need to go on
-                    last = (seg.rel, names[i])  # the count is its whole segment's: done None
-                    yield (
-                        True, None, "\0".join(paths), "".join(kinds), counts, budget.visited,
-                        last, entered.order[sent:],
-                    )  # fmt: skip
+                    # Its count is its whole segment's, not up to this match: done None.
+                    yield report(True, None, (seg.rel, names[i]))
                     return
         now = clock()
         if now >= check_at:  # told to stop: report where this ended, at once
             check_at = now + CHECK_S
             stop = interrupted()
             if stop or now >= slice_end:
-                yield (
-                    stop, False, "\0".join(paths), "".join(kinds), counts, budget.visited,
-                    budget.last, entered.order[sent:],
-                )  # fmt: skip
+                yield report(stop, False, budget.last)
                 if stop:
                     return
                 paths, kinds, counts, sent = [], [], [], len(entered.order)
                 slice_end = now + REPORT_S
-    done = budget.stopped is None
-    yield (
-        True, done, "\0".join(paths), "".join(kinds), counts, budget.visited, budget.last,
-        entered.order[sent:],
-    )  # fmt: skip
+    yield report(True, budget.stopped is None, budget.last)
 
 
 def _name_test(pattern: str) -> Callable[[list[str]], Iterator[object]]:

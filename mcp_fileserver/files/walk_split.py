@@ -255,9 +255,7 @@ class SplitWalk:
 
     def _take(self, report: tuple[Any, ...]) -> None:
         task, final, done, paths, kinds, counts, visited, last, keys = report
-        sub = self.tasks.get(task)
-        if sub is None:
-            return
+        sub = self.tasks[task]  # `_read` passes on only this search's reports
         if not sub.abandoned:
             if paths:
                 sub.paths.extend(paths.split("\0"))
